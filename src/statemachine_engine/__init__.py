@@ -1,0 +1,7 @@
+"""statemachine-engine: event-driven state machines described in YAML."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

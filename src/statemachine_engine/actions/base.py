@@ -1,0 +1,71 @@
+"""BaseAction: what every action, built-in or custom, implements."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from statemachine_engine.core.runtime import Runtime
+
+_MISSING: Any = object()
+
+
+class BaseAction(ABC):
+    """An action runs on entering a state and returns an event name or None.
+
+    `config` holds the action's parameters from YAML (flat, `params:` merged in). The engine
+    sets `runtime` (store, clock, current job, outbox) before the first `execute`. Raising
+    is fine: the engine turns any exception into the `error` event.
+    """
+
+    #: Context keys this action may set, for the load-time placeholder check.
+    #: None means "cannot say" (disables that check for machines using the action).
+    provides: ClassVar[frozenset[str] | None] = None
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = dict(config)
+        self.logger = logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
+        self._runtime: Runtime | None = None
+
+    @property
+    def runtime(self) -> Runtime:
+        if self._runtime is None:
+            raise RuntimeError(f"{type(self).__name__} is not bound to a running machine")
+        return self._runtime
+
+    @runtime.setter
+    def runtime(self, value: Runtime) -> None:
+        self._runtime = value
+
+    @abstractmethod
+    async def execute(self, context: dict[str, Any]) -> str | None:
+        """Do the work; return the name of the event to fire, or None."""
+
+    def get_config_value(self, key: str, default: Any = None) -> Any:
+        """A raw parameter value (placeholders not rendered)."""
+        return self.config.get(key, default)
+
+    def get_description(self) -> str:
+        return str(self.config.get("description") or f"{type(self).__name__} action")
+
+    def get_machine_name(self, context: dict[str, Any]) -> str:
+        return str(context.get("machine_name", "unknown"))
+
+    def param(self, key: str, context: dict[str, Any], default: Any = _MISSING) -> Any:
+        """A parameter with its placeholders rendered (a whole-string placeholder keeps its
+        type). A missing parameter without a default raises ActionError."""
+        from statemachine_engine.core.interpolate import render_value
+        from statemachine_engine.errors import ActionError
+
+        if key not in self.config:
+            if default is _MISSING:
+                raise ActionError(f"{type(self).__name__}: parameter {key!r} is required")
+            return default
+        return render_value(self.config[key], context)
+
+    def event(self, key: str, default: str | None) -> str | None:
+        """The event name configured under `key` (e.g. `success`), or the default."""
+        value = self.config.get(key, default)
+        return None if value is None else str(value)

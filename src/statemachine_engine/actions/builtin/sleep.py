@@ -1,0 +1,18 @@
+"""`sleep`: wait on the machine's clock (virtual in tests)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from statemachine_engine.actions.base import BaseAction
+
+
+class SleepAction(BaseAction):
+    """Sleep `seconds` (or `duration`); returns `success` if configured."""
+
+    provides: ClassVar[frozenset[str] | None] = frozenset()
+
+    async def execute(self, context: dict[str, Any]) -> str | None:
+        seconds = float(self.param("seconds", context, self.config.get("duration", 1)))
+        await self.runtime.clock.sleep(seconds)
+        return self.event("success", None)

@@ -1,0 +1,283 @@
+"""Shared plumbing for the console scripts: one-line errors, JSON arguments, logging, tables."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+from statemachine_engine.errors import StateMachineError, UsageError
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+MAX_ERROR_CHARS = 1000
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class CliParser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors become a UsageError instead of a usage dump and exit."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]
+        raise UsageError(f"{command}: {message}" if command else message)
+
+
+def fail(message: str) -> NoReturn:
+    """Stop the command with a one-line error and exit code 2."""
+    raise UsageError(message)
+
+
+def one_line(text: str) -> str:
+    """Collapse a message to a single bounded line."""
+    flat = " ".join(text.split())
+    if len(flat) > MAX_ERROR_CHARS:
+        flat = flat[: MAX_ERROR_CHARS - 3] + "..."
+    return flat or "unknown error"
+
+
+def _report(prog: str, message: str) -> None:
+    print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
+
+
+def run_cli(
+    main_fn: Callable[[list[str]], int],
+    argv: Sequence[str] | None = None,
+    *,
+    prog: str = "statemachine-cli",
+) -> int:
+    """Run `main_fn(argv)` and turn failures into one stderr line and an exit code.
+
+    Bad input and every StateMachineError exit 2; an unexpected exception exits 1. The
+    traceback is printed only when `--debug` is among the arguments.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        return main_fn(args)
+    except StateMachineError as exc:
+        if debug:
+            traceback.print_exc()
+        _report(prog, str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _report(prog, "interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); silence the flush at interpreter exit.
+        with contextlib.suppress(Exception):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_INTERNAL
+    except Exception as exc:
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (rerun with --debug for a traceback)"
+        _report(prog, f"unexpected {type(exc).__name__}: {exc}{hint}")
+        return EXIT_INTERNAL
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_json_arg(text: str, what: str) -> Any:
+    """Parse a JSON command-line value; `@path` reads a file and `@-` reads stdin.
+
+    Any JSON value is accepted (object, list, string, number, true/false, null). Invalid
+    input raises UsageError with one line naming `what`.
+    """
+    if text.startswith("@"):
+        source = text[1:]
+        try:
+            if source == "-":
+                text = sys.stdin.read()
+            else:
+                with open(source, encoding="utf-8") as handle:
+                    text = handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            fail(f"cannot read {what} from {source or '(empty path)'}: {reason}")
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        fail(
+            f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f" (example: {what} '{{\"key\": \"value\"}}')"
+        )
+    except RecursionError:
+        fail(f"{what} is nested too deeply")
+    except ValueError as exc:
+        fail(f"{what} is not valid JSON: {exc}")
+
+
+def _type_error(expected: str, text: str) -> argparse.ArgumentTypeError:
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return argparse.ArgumentTypeError(f"expected {expected}, got {shown!r}")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise _type_error("a positive integer", text) from None
+    if value < 1:
+        raise _type_error("a positive integer", text)
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise _type_error("a non-negative integer", text) from None
+    if value < 0:
+        raise _type_error("a non-negative integer", text)
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise _type_error("a non-negative number", text) from None
+    if not math.isfinite(value) or value < 0:
+        raise _type_error("a non-negative number", text)
+    return value
+
+
+def non_empty(text: str) -> str:
+    """argparse type: a string that is not empty or blank."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def add_db_argument(parser: argparse.ArgumentParser, *, suppress_default: bool = False) -> None:
+    """`--db URL`; the value None means `default_url()` (STATEMACHINE_DB or ./data)."""
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        default=argparse.SUPPRESS if suppress_default else None,
+        help="database URL (default: $STATEMACHINE_DB or sqlite:///./data/statemachine.db)",
+    )
+
+
+def add_logging_arguments(
+    parser: argparse.ArgumentParser, *, suppress_default: bool = False
+) -> None:
+    """`--debug`, `--log-level LEVEL` and `--log-json`."""
+
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress_default else value
+
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default(False),
+        help="print a traceback when a command fails",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        default=default("WARNING"),
+        help="log level: DEBUG, INFO, WARNING (default), ERROR or CRITICAL",
+    )
+    parser.add_argument(
+        "--log-json",
+        action="store_true",
+        default=default(False),
+        help="write log records to stderr as one JSON object per line",
+    )
+
+
+_RECORD_ATTRS = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", None, None)) | {"message", "asctime", "taskName"}
+)
+
+
+class JsonLineFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and any `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+@contextlib.contextmanager
+def logging_configured(level: str, *, json_lines: bool = False) -> Iterator[None]:
+    """Send log records at `level` and above to stderr; undo it on exit (in-process runs)."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    if json_lines:
+        handler.setFormatter(JsonLineFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+def format_time(ts: float | None) -> str:
+    """Epoch seconds as local `YYYY-MM-DD HH:MM:SS`; '-' for none."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def cell(value: object) -> str:
+    """A table cell: '-' for None, compact JSON for containers, str() otherwise."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces, header first."""
+    texts = [[cell(v) for v in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in texts:
+        for i, text in enumerate(row):
+            widths[i] = max(widths[i], len(text))
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True))]
+    for row in texts:
+        lines.append("  ".join(t.ljust(w) for t, w in zip(row, widths, strict=True)))
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def print_json(value: object) -> None:
+    """Pretty JSON on stdout."""
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))

@@ -1,0 +1,99 @@
+"""`statemachine CONFIG --machine-name NAME`: run one machine as a long-lived process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from statemachine_engine.cli.common import (
+    CliParser,
+    add_db_argument,
+    add_logging_arguments,
+    fail,
+    logging_configured,
+    non_negative_float,
+    non_empty,
+    parse_json_arg,
+    run_cli,
+)
+
+PROG = "statemachine"
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog=PROG, description="Run one state machine defined in YAML.")
+    parser.add_argument("config", metavar="CONFIG", help="machine definition (YAML)")
+    parser.add_argument("--machine-name", type=non_empty, metavar="NAME",
+                        help="name of this machine (default: metadata.machine_name)")
+    add_db_argument(parser)
+    parser.add_argument("--actions-dir", action="append", default=[], metavar="DIR",
+                        help="directory of custom actions (repeatable; default: ./actions "
+                             "and <config dir>/actions)")
+    parser.add_argument("--initial-context", metavar="JSON",
+                        help="JSON object merged into the machine's context at start")
+    parser.add_argument("--safety-interval", type=non_negative_float, default=5.0,
+                        metavar="SECONDS",
+                        help="slow re-check while parked, covering missed wake-ups (default 5)")
+    parser.add_argument("--lease", type=non_negative_float, default=30.0, metavar="SECONDS",
+                        help="lease on a claimed job, renewed while the machine lives "
+                             "(default 30)")
+    add_logging_arguments(parser)
+    return parser
+
+
+def actions_dirs(given: list[str], config: Path) -> list[Path]:
+    """The directories custom actions are loaded from (only those that exist by default)."""
+    if given:
+        return [Path(d) for d in given]
+    candidates = [Path("actions"), config.parent / "actions"]
+    seen: list[Path] = []
+    for candidate in candidates:
+        if candidate.is_dir() and candidate.resolve() not in [s.resolve() for s in seen]:
+            seen.append(candidate)
+    return seen
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from statemachine_engine.config import load_definition
+    from statemachine_engine.core import ActionLoader, StateMachineEngine
+
+    config = Path(args.config)
+    initial: dict[str, Any] = {}
+    if args.initial_context:
+        value = parse_json_arg(args.initial_context, "--initial-context")
+        if not isinstance(value, dict):
+            fail("--initial-context must be a JSON object")
+        initial = value
+    loader = ActionLoader(actions_dirs(args.actions_dir, config))
+    definition = load_definition(config, loader, extra_context_keys=initial.keys())
+    name = args.machine_name or definition.metadata.get("machine_name")
+    if not name:
+        fail(f"{config}: no --machine-name given and no metadata.machine_name in the file")
+    with logging_configured("INFO" if args.log_level == "WARNING" else args.log_level,
+                            json_lines=args.log_json):
+        engine = StateMachineEngine(
+            definition, str(name), db_url=args.db, loader=loader, initial_context=initial,
+            safety_interval=args.safety_interval or 5.0, lease_seconds=args.lease or 30.0,
+        )
+        return asyncio.run(_serve(engine))
+
+
+async def _serve(engine: Any) -> int:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, engine.stop)
+    code: int = await engine.run()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog=PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The neutral machine model every YAML dialect normalises into; the engine only sees this."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+WILDCARD = "*"
+TIMEOUT_RE = re.compile(r"^timeout\((\d+(?:\.\d+)?)\)$")
+DEFAULT_IDLE_EVENTS = frozenset({"no_jobs", "no_events"})
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where something was written: file, 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action to run: its type, its parameters (flat, `params:` merged in) and where it is."""
+
+    type: str
+    params: Mapping[str, Any]
+    pos: Position
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """`source --event--> target`; source may be WILDCARD; timeout is set for `timeout(N)` events."""
+
+    source: str
+    target: str
+    event: str
+    pos: Position
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """A declared event; context_map copies incoming payload paths into lasting context keys."""
+
+    name: str
+    pos: Position
+    context_map: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MachineDefinition:
+    """A validated machine: states, events, transitions and the entry actions of each state.
+
+    `entry_actions[state]` is already in execution order: the `actions:` map entry first, then
+    the actions listed on transitions leaving that state, in file order.
+    """
+
+    name: str
+    initial_state: str
+    states: tuple[str, ...]
+    events: Mapping[str, EventSpec]
+    transitions: tuple[Transition, ...]
+    entry_actions: Mapping[str, tuple[ActionSpec, ...]]
+    source: str
+    digest: str
+    state_pos: Mapping[str, Position] = field(default_factory=dict)
+    groups: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    context_defaults: Mapping[str, Any] = field(default_factory=dict)
+    idle_events: frozenset[str] = DEFAULT_IDLE_EVENTS
+    template: bool = False
+    text: str = ""
+
+    def outgoing(self, state: str) -> tuple[Transition, ...]:
+        """Transitions that leave `state`: its own first, then wildcard ones, in file order."""
+        own = tuple(t for t in self.transitions if t.source == state)
+        wild = tuple(t for t in self.transitions if t.source == WILDCARD)
+        return own + wild
+
+    def is_final(self, state: str) -> bool:
+        """A state with no outgoing transitions of its own (wildcards aside) is final."""
+        return not any(t.source == state for t in self.transitions)
+
+    def timeouts(self, state: str) -> tuple[Transition, ...]:
+        """The `timeout(N)` transitions that apply in `state`."""
+        return tuple(t for t in self.outgoing(state) if t.timeout is not None)
+
+    @property
+    def job_types(self) -> frozenset[str]:
+        """Job types this machine claims (from its queue actions), used to filter wake-ups."""
+        found: set[str] = set()
+        for actions in self.entry_actions.values():
+            for spec in actions:
+                job_type = spec.params.get("job_type")
+                if spec.type in {"check_database_queue", "claim_job"} and isinstance(job_type, str):
+                    found.add(job_type)
+        return frozenset(found)
+
+
+class ActionCatalog(Protocol):
+    """What the loader needs to know about available action types."""
+
+    def names(self) -> frozenset[str]:
+        """Every action type name that can be resolved."""
+        ...
+
+    def provides(self, action_type: str) -> frozenset[str] | None:
+        """Context keys an action type may set, or None when it cannot say (custom actions)."""
+        ...

@@ -1,0 +1,201 @@
+"""Parsers for the simple top-level sections: states, events, groups, context, options, metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statemachine_engine.config.model import WILDCARD, EventSpec, Position
+from statemachine_engine.config.problems import Problems, did_you_mean
+from statemachine_engine.config.yamlsource import YamlList, YamlMap, YamlStr, comment_groups, plain
+
+EVENT_KEYS = ("context_map", "description")
+OPTION_KEYS = ("idle_events",)
+METADATA_EXTRAS = ("description", "version", "machine_name", "job_type", "config")
+
+
+def _names(value: YamlList, what: str, problems: Problems) -> list[YamlStr]:
+    """The list's items that are non-empty strings; other items are recorded as errors."""
+    names: list[YamlStr] = []
+    for index, item in enumerate(value):
+        if isinstance(item, YamlStr) and item:
+            names.append(item)
+        else:
+            problems.add(
+                value.where(index),
+                f"{what} must be a non-empty string, found {item!r}",
+                "quote names that look like numbers, true/false or null",
+            )
+    return names
+
+
+def _list(root: YamlMap, key: str, problems: Problems, hint: str) -> YamlList | None:
+    value = root.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, YamlList):
+        problems.add(root.where(key), f"`{key}:` must be a list", hint)
+        return None
+    return value
+
+
+def parse_states(root: YamlMap, problems: Problems) -> list[str] | None:
+    """Declared state names in order; None when `states:` is absent or unusable."""
+    value = _list(root, "states", problems, "write `states: [waiting, working]`")
+    if value is None:
+        return None
+    states: dict[str, Position] = {}
+    for name in _names(value, "a state name", problems):
+        if name == WILDCARD:
+            problems.add(name.pos, "'*' cannot be a state name", "'*' means any state in `from:`")
+        elif name in states:
+            first = states[name]
+            problems.add(name.pos, f"state '{name}' is declared twice (first on line {first.line})")
+        else:
+            states[str(name)] = name.pos
+    return list(states)
+
+
+def parse_events(root: YamlMap, problems: Problems) -> dict[str, EventSpec] | None:
+    """Declared events (a list of names or a map name -> options); None when not declared."""
+    value = root.get("events")
+    if value is None:
+        return None
+    events: dict[str, EventSpec] = {}
+    if isinstance(value, YamlList):
+        for name in _names(value, "an event name", problems):
+            if name in events:
+                problems.add(name.pos, f"event '{name}' is declared twice")
+            events[str(name)] = EventSpec(str(name), name.pos)
+        return events
+    if not isinstance(value, YamlMap):
+        problems.add(
+            root.where("events"),
+            "`events:` must be a list of names or a mapping",
+            "write `events: [new_job, done]`",
+        )
+        return None
+    for name, options in value.items():
+        pos = value.where_key(name)
+        if not isinstance(name, str) or not name:
+            problems.add(pos, f"event names must be non-empty strings, found {name!r}")
+            continue
+        events[name] = EventSpec(name, pos, _context_map(options, value.where(name), problems))
+    return events
+
+
+def _context_map(options: Any, where: Position, problems: Problems) -> dict[str, str]:
+    if options is None:
+        return {}
+    if not isinstance(options, YamlMap):
+        problems.add(where, "event options must be a mapping", "write `{context_map: {key: path}}`")
+        return {}
+    for key in options:
+        if key not in EVENT_KEYS:
+            problems.add(
+                options.where_key(key),
+                f"unknown event option {str(key)!r}",
+                did_you_mean(str(key), EVENT_KEYS),
+            )
+    mapping = options.get("context_map")
+    if mapping is None:
+        return {}
+    if not isinstance(mapping, YamlMap):
+        problems.add(options.where("context_map"), "`context_map:` must be a mapping")
+        return {}
+    result: dict[str, str] = {}
+    for key, path in mapping.items():
+        if not isinstance(key, str) or not isinstance(path, str) or not key or not path:
+            problems.add(
+                mapping.where_key(key),
+                "`context_map:` entries must be `context_key: payload.path` strings",
+            )
+            continue
+        result[key] = str(path)
+    return result
+
+
+def parse_groups(
+    root: YamlMap, text: str, states: list[str], problems: Problems
+) -> dict[str, tuple[str, ...]]:
+    """`groups: {Name: [state, ...]}`, or else the `# === NAME ===` comments in `states:`."""
+    value = root.get("groups")
+    if value is None:
+        listed = root.get("states")
+        if "groups" in root or not isinstance(listed, YamlList):
+            return {}
+        named = [item for item in listed if isinstance(item, YamlStr)]
+        return comment_groups(text, named, after_line=root.where_key("states").line)
+    if not isinstance(value, YamlMap):
+        problems.add(root.where("groups"), "`groups:` must map group names to lists of states")
+        return {}
+    groups: dict[str, tuple[str, ...]] = {}
+    owner: dict[str, str] = {}
+    for group, members in value.items():
+        if not isinstance(group, str) or not group:
+            problems.add(value.where_key(group), "group names must be non-empty strings")
+            continue
+        if not isinstance(members, YamlList):
+            problems.add(value.where(group), f"group '{group}' must be a list of states")
+            continue
+        names: list[str] = []
+        for name in _names(members, "a state name", problems):
+            if name not in states:
+                hint = did_you_mean(name, states)
+                problems.add(name.pos, f"group '{group}' lists undeclared state '{name}'", hint)
+            elif name in owner:
+                problems.add(name.pos, f"state '{name}' is already in group '{owner[name]}'")
+            else:
+                owner[str(name)] = group
+                names.append(str(name))
+        groups[group] = tuple(names)
+    return groups
+
+
+def parse_context(root: YamlMap, problems: Problems) -> dict[str, Any]:
+    """`context:` default values of context keys."""
+    value = root.get("context")
+    if value is None:
+        return {}
+    if not isinstance(value, YamlMap):
+        problems.add(root.where("context"), "`context:` must be a mapping of default values")
+        return {}
+    for key in value:
+        if not isinstance(key, str) or not key:
+            problems.add(value.where_key(key), f"context keys must be strings, found {key!r}")
+    result: dict[str, Any] = plain(value)
+    return result
+
+
+def parse_idle_events(root: YamlMap, problems: Problems) -> set[str]:
+    """`options: {idle_events: [...]}`: extra events that mean "nothing to do, park"."""
+    options = root.get("options")
+    if options is None:
+        return set()
+    if not isinstance(options, YamlMap):
+        problems.add(root.where("options"), "`options:` must be a mapping")
+        return set()
+    for key in options:
+        if key not in OPTION_KEYS:
+            problems.add(
+                options.where_key(key),
+                f"unknown option {str(key)!r}",
+                did_you_mean(str(key), OPTION_KEYS),
+            )
+    idle = _list(options, "idle_events", problems, "write `idle_events: [no_work]`")
+    if idle is None:
+        return set()
+    return {str(name) for name in _names(idle, "an event name", problems)}
+
+
+def parse_metadata(root: YamlMap, problems: Problems) -> dict[str, Any]:
+    """`metadata:` plus the top-level description/version/machine_name/job_type/config keys."""
+    value = root.get("metadata")
+    metadata: dict[str, Any] = {}
+    if isinstance(value, YamlMap):
+        metadata = plain(value)
+    elif value is not None:
+        problems.add(root.where("metadata"), "`metadata:` must be a mapping")
+    for key in METADATA_EXTRAS:
+        if key in root and key not in metadata:
+            metadata[key] = plain(root[key])
+    return metadata

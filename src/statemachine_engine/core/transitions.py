@@ -1,0 +1,34 @@
+"""The pure transition function: in state S, event E → which transition, if any."""
+
+from __future__ import annotations
+
+from statemachine_engine.config.model import MachineDefinition, Transition
+
+ERROR_EVENT = "error"
+
+
+def decide(definition: MachineDefinition, state: str, event: str) -> Transition | None:
+    """The transition `event` fires from `state`: the state's own first, then wildcards."""
+    for transition in definition.outgoing(state):
+        if transition.event == event:
+            return transition
+    return None
+
+
+def is_idle(definition: MachineDefinition, transition: Transition, state: str) -> bool:
+    """A self-transition on a "nothing to do" event (no_jobs, no_events, ...): the machine
+    parks until woken instead of re-running its actions at once."""
+    return transition.target == state and transition.event in definition.idle_events
+
+
+def next_timeout(
+    definition: MachineDefinition, state: str, entered_at: float
+) -> tuple[float, Transition] | None:
+    """The earliest `timeout(N)` transition of `state` and when it is due."""
+    best: tuple[float, Transition] | None = None
+    for transition in definition.timeouts(state):
+        assert transition.timeout is not None
+        due = entered_at + transition.timeout
+        if best is None or due < best[0]:
+            best = (due, transition)
+    return best

@@ -1,0 +1,28 @@
+"""Persistence: the store interface, its adapters and the model facades."""
+
+from __future__ import annotations
+
+from statemachine_engine.database.connect import default_url, open_store
+from statemachine_engine.database.models import (
+    Database,
+    JobModel,
+    MachineEventModel,
+    MachineStateModel,
+    RealtimeEventModel,
+)
+from statemachine_engine.database.records import Job, MachineEvent, MachineStatus
+from statemachine_engine.database.store import Store
+
+__all__ = [
+    "Database",
+    "Job",
+    "JobModel",
+    "MachineEvent",
+    "MachineEventModel",
+    "MachineStateModel",
+    "MachineStatus",
+    "RealtimeEventModel",
+    "Store",
+    "default_url",
+    "open_store",
+]

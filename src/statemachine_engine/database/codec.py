@@ -1,0 +1,34 @@
+"""JSON encoding of stored values, with the payload size limit enforced in one place."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from statemachine_engine.database.store import MAX_PAYLOAD_BYTES
+from statemachine_engine.errors import StoreError
+
+
+class PayloadTooLargeError(StoreError):
+    """A job's data or an event's payload exceeds MAX_PAYLOAD_BYTES."""
+
+
+def encode(value: Any, *, what: str = "payload") -> str:
+    """Compact JSON for a stored value; rejects values over the size limit."""
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"{what} is not JSON-serialisable: {exc}") from None
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(
+            f"{what} is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES} bytes"
+        )
+    return text
+
+
+def decode(text: str | None) -> Any:
+    """Inverse of encode; NULL columns decode to None."""
+    if text is None:
+        return None
+    return json.loads(text)

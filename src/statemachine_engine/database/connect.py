@@ -1,0 +1,49 @@
+"""Choosing a store by URL: `sqlite:///path` (the default) or `postgresql://...`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from statemachine_engine.clock import Clock
+from statemachine_engine.database.store import Store
+from statemachine_engine.errors import StoreError
+
+DEFAULT_URL = "sqlite:///./data/statemachine.db"
+ENV_VAR = "STATEMACHINE_DB"
+
+
+def default_url() -> str:
+    """`STATEMACHINE_DB` if set, else the embedded SQLite file under ./data."""
+    return os.environ.get(ENV_VAR) or DEFAULT_URL
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a `sqlite://` URL; `sqlite:///rel/x.db` is relative,
+    `sqlite:////abs/x.db` absolute; a bare path is accepted as is."""
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):] or ":memory:"
+    if url.startswith("sqlite://"):
+        raise StoreError(f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or "
+                         "sqlite:////absolute/path.db")
+    return url
+
+
+def open_store(
+    url: str | None = None,
+    *,
+    schema_dirs: Sequence[str | Path] = (),
+    clock: Clock | None = None,
+) -> Store:
+    """Open the store a URL names, applying pending migrations."""
+    url = url or default_url()
+    if url.startswith(("postgresql://", "postgres://")):
+        raise StoreError("the PostgreSQL backend is not available in this version; "
+                         "use a sqlite:/// URL")
+    if "://" in url and not url.startswith("sqlite:"):
+        scheme = url.split("://", 1)[0]
+        raise StoreError(f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db")
+    from statemachine_engine.database.sqlite import SQLiteStore
+
+    return SQLiteStore(sqlite_path(url), schema_dirs=schema_dirs, clock=clock, url=url)

@@ -1,0 +1,136 @@
+"""Opening a SQLite database safely: a fixed SQLite build, WAL, full sync, migrations."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from statemachine_engine.database.migrations import Migration
+from statemachine_engine.errors import StoreError
+
+MIN_SQLITE = (3, 51, 3)
+BUSY_TIMEOUT_MS = 30_000
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3])
+
+
+def check_sqlite_version() -> None:
+    """Refuse SQLite builds inside the documented WAL-reset race (3.7.0 to 3.51.2)."""
+    version = apsw.sqlite_lib_version()
+    if _version_tuple(version) < MIN_SQLITE:
+        raise StoreError(
+            f"SQLite {version} has a WAL-reset bug that can corrupt a shared database; "
+            f"install apsw with SQLite >= {'.'.join(map(str, MIN_SQLITE))}"
+        )
+
+
+def _dict_row(cursor: apsw.Cursor, row: Sequence[Any]) -> dict[str, Any]:
+    return {d[0]: value for d, value in zip(cursor.get_description(), row, strict=True)}
+
+
+def describe(exc: BaseException, path: str) -> StoreError:
+    """Turn a driver exception into one clear line naming the database."""
+    if isinstance(exc, apsw.ReadOnlyError):
+        return StoreError(f"database {path} is read-only")
+    if isinstance(exc, apsw.FullError):
+        return StoreError(f"database {path}: disk is full")
+    if isinstance(exc, apsw.BusyError):
+        return StoreError(f"database {path} is locked by another process for too long")
+    if isinstance(exc, apsw.CantOpenError):
+        return StoreError(f"cannot open database {path}")
+    if isinstance(exc, apsw.CorruptError | apsw.NotADBError):
+        return StoreError(f"database {path} is corrupt or not a database")
+    return StoreError(f"database {path}: {exc}")
+
+
+class Connection:
+    """One apsw connection with dict rows and explicit immediate write transactions."""
+
+    def __init__(self, path: str, migrations: Sequence[Migration]) -> None:
+        check_sqlite_version()
+        self.path = path
+        if path != ":memory:":
+            parent = Path(path).parent
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create database directory {parent}: {exc.strerror}"
+                ) from None
+        try:
+            self.db = apsw.Connection(path)
+            self.db.set_busy_timeout(BUSY_TIMEOUT_MS)
+            self.db.row_trace = _dict_row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=FULL")
+            self._migrate(migrations)
+        except apsw.Error as exc:
+            raise describe(exc, path) from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def rows(
+        self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
+    ) -> list[dict[str, Any]]:
+        bindings = args if isinstance(args, dict) else tuple(args)
+        try:
+            return list(self.db.execute(sql, bindings))
+        except apsw.Error as exc:
+            raise describe(exc, self.path) from None
+
+    def one(
+        self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
+    ) -> dict[str, Any] | None:
+        found = self.rows(sql, args)
+        return found[0] if found else None
+
+    def changes(self) -> int:
+        return int(self.db.changes())
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Connection]:
+        """An immediate write transaction: takes the write lock up front so the busy
+        timeout applies (a deferred read-then-write transaction fails at once)."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except apsw.Error as exc:
+            raise describe(exc, self.path) from None
+        try:
+            yield self
+        except BaseException:
+            with contextlib.suppress(apsw.Error):
+                self.db.execute("ROLLBACK")
+            raise
+        try:
+            self.db.execute("COMMIT")
+        except apsw.Error as exc:
+            with contextlib.suppress(apsw.Error):
+                self.db.execute("ROLLBACK")
+            raise describe(exc, self.path) from None
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
+        )
+        applied = {row["name"] for row in self.db.execute("SELECT name FROM schema_migrations")}
+        pending = [m for m in migrations if m.key not in applied]
+        if not pending:
+            return
+        with self.write():
+            applied = {row["name"] for row in self.rows("SELECT name FROM schema_migrations")}
+            for migration in pending:
+                if migration.key in applied:
+                    continue
+                self.db.execute(migration.sql)
+                self.db.execute(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                    (migration.key, time.time()),
+                )

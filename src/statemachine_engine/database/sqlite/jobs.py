@@ -1,0 +1,333 @@
+"""The job queue on SQLite: enqueue, claim under a lease, heartbeat, acknowledge, inspect."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from statemachine_engine.clock import Clock
+from statemachine_engine.database.codec import decode, encode
+from statemachine_engine.database.records import JOB_STATUSES, Job
+from statemachine_engine.database.sqlite.connection import Connection
+from statemachine_engine.database.sqlite.stream import insert_realtime, machine_of
+from statemachine_engine.database.store import (
+    DEFAULT_LEASE_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+)
+from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
+
+_RUNNABLE = (
+    "((status = 'pending' AND run_after <= :now)"
+    " OR (status = 'processing' AND lease_expires_at < :now AND attempts < max_attempts))"
+)
+_LEASE_LOST = "'lease of ' || lease_owner || ' expired on attempt ' || attempts"
+
+_CLAIM = (
+    "UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires_at = :expires,"
+    " attempts = attempts + 1, started_at = :now,"
+    f" error_message = CASE WHEN status = 'processing' THEN {_LEASE_LOST} ELSE error_message END,"
+    " errors = CASE WHEN status = 'processing'"
+    f" THEN json_insert(errors, '$[#]', {_LEASE_LOST}) ELSE errors END"
+    " WHERE rowid = (SELECT rowid FROM jobs WHERE {where}"
+    " ORDER BY priority, run_after, created_at, rowid LIMIT 1) RETURNING *"
+)
+
+_EXPIRE_EXHAUSTED = (
+    "UPDATE jobs SET status = 'failed', completed_at = :now, lease_owner = NULL,"
+    f" lease_expires_at = NULL, error_message = {_LEASE_LOST},"
+    f" errors = json_insert(errors, '$[#]', {_LEASE_LOST})"
+    " WHERE status = 'processing' AND lease_expires_at < :now AND attempts >= max_attempts"
+    " RETURNING job_id, job_type, error_message"
+)
+
+
+def job_from_row(row: dict[str, Any]) -> Job:
+    """A `jobs` row as a Job record."""
+    return Job(
+        job_id=row["job_id"],
+        job_type=row["job_type"],
+        machine_type=row["machine_type"],
+        data=decode(row["data"]),
+        status=row["status"],
+        priority=row["priority"],
+        attempts=row["attempts"],
+        max_attempts=row["max_attempts"],
+        lease_owner=row["lease_owner"],
+        lease_expires_at=row["lease_expires_at"],
+        run_after=row["run_after"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        result=decode(row["result"]),
+        error_message=row["error_message"],
+        errors=tuple(decode(row["errors"]) or ()),
+    )
+
+
+def complete_held(c: Connection, job_id: str, owner: str, result: Any, now: float) -> bool:
+    """Complete a job owner holds, inside the caller's transaction; False when fenced."""
+    c.rows(
+        "UPDATE jobs SET status = 'completed', completed_at = ?, result = ?,"
+        " lease_owner = NULL, lease_expires_at = NULL"
+        " WHERE job_id = ? AND lease_owner = ? AND status = 'processing'",
+        (now, encode(result, what=f"result of job {job_id}"), job_id, owner),
+    )
+    if c.changes() != 1:
+        return False
+    insert_realtime(c, machine_of(owner), "job", {"job_id": job_id, "status": "completed"}, now)
+    return True
+
+
+def fail_held(
+    c: Connection,
+    job_id: str,
+    owner: str,
+    error: str,
+    retry_delay: float | None,
+    now: float,
+) -> str | None:
+    """Fail the attempt owner holds, inside the caller's transaction; None when fenced."""
+    row = c.one(
+        "SELECT attempts, max_attempts, errors FROM jobs"
+        " WHERE job_id = ? AND lease_owner = ? AND status = 'processing'",
+        (job_id, owner),
+    )
+    if row is None:
+        return None
+    errors = [*(decode(row["errors"]) or ()), error]
+    final = retry_delay is None or row["attempts"] >= row["max_attempts"]
+    status = "failed" if final else "pending"
+    c.rows(
+        "UPDATE jobs SET status = ?, error_message = ?, errors = ?, lease_owner = NULL,"
+        " lease_expires_at = NULL, run_after = ?, completed_at = ? WHERE job_id = ?",
+        (
+            status,
+            error,
+            encode(errors, what=f"error history of job {job_id}"),
+            now + max(retry_delay or 0.0, 0.0),
+            now if final else None,
+            job_id,
+        ),
+    )
+    insert_realtime(
+        c, machine_of(owner), "job", {"job_id": job_id, "status": status, "error": error}, now
+    )
+    return status
+
+
+class JobQueue:
+    """The job methods of the Store contract."""
+
+    conn: Connection
+    clock: Clock
+
+    def add_job(
+        self,
+        job_type: str,
+        data: Any = None,
+        *,
+        job_id: str | None = None,
+        machine_type: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        run_after: float | None = None,
+        if_absent: bool = False,
+    ) -> Job:
+        if max_attempts < 1:
+            raise StoreError("max_attempts must be at least 1")
+        job_id = job_id or uuid.uuid4().hex[:12]
+        now = self.clock.now()
+        encoded = encode(data, what=f"data of job {job_id}")
+        with self.conn.write() as c:
+            existing = c.one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+            if existing is not None:
+                if if_absent:
+                    return job_from_row(existing)
+                raise DuplicateJobError(job_id)
+            # run_after is when the job became runnable, so claim order is first-come by
+            # availability and a delayed or retried job is not overtaken forever.
+            row = c.one(
+                "INSERT INTO jobs (job_id, job_type, machine_type, data, priority, max_attempts,"
+                " run_after, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (
+                    job_id,
+                    job_type,
+                    machine_type,
+                    encoded,
+                    priority,
+                    max_attempts,
+                    now if run_after is None else run_after,
+                    now,
+                ),
+            )
+            assert row is not None
+            insert_realtime(
+                c, None, "job", {"job_id": job_id, "job_type": job_type, "status": "pending"}, now
+            )
+        return job_from_row(row)
+
+    def claim_job(
+        self,
+        job_type: str | None,
+        owner: str,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        machine_type: str | None = None,
+        job_id: str | None = None,
+    ) -> Job | None:
+        now = self.clock.now()
+        where = [_RUNNABLE]
+        args: dict[str, Any] = {"now": now, "owner": owner, "expires": now + lease_seconds}
+        if job_id is not None:
+            where.append("job_id = :job_id")
+            args["job_id"] = job_id
+        if job_type is not None:
+            where.append("job_type = :job_type")
+            args["job_type"] = job_type
+        if machine_type is not None:
+            where.append("(machine_type IS NULL OR machine_type = :machine_type)")
+            args["machine_type"] = machine_type
+        with self.conn.write() as c:
+            self._expire_exhausted(c, now)
+            row = c.one(_CLAIM.format(where=" AND ".join(where)), args)
+            if row is None:
+                return None
+            insert_realtime(
+                c,
+                machine_of(owner),
+                "job",
+                {
+                    "job_id": row["job_id"],
+                    "job_type": row["job_type"],
+                    "status": "processing",
+                    "attempt": row["attempts"],
+                },
+                now,
+            )
+        return job_from_row(row)
+
+    def _expire_exhausted(self, c: Connection, now: float) -> None:
+        """A job whose last allowed attempt lost its lease is failed for good."""
+        for row in c.rows(_EXPIRE_EXHAUSTED, {"now": now}):
+            insert_realtime(
+                c,
+                None,
+                "job",
+                {"job_id": row["job_id"], "status": "failed", "error": row["error_message"]},
+                now,
+            )
+
+    def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        now = self.clock.now()
+        with self.conn.write() as c:
+            c.rows(
+                "UPDATE jobs SET lease_expires_at = ?"
+                " WHERE job_id = ? AND lease_owner = ? AND status = 'processing'",
+                (now + lease_seconds, job_id, owner),
+            )
+            return c.changes() == 1
+
+    def complete_job(self, job_id: str, owner: str, result: Any = None) -> bool:
+        with self.conn.write() as c:
+            return complete_held(c, job_id, owner, result, self.clock.now())
+
+    def fail_job(
+        self, job_id: str, owner: str, error: str, *, retry_delay: float | None = None
+    ) -> str | None:
+        with self.conn.write() as c:
+            return fail_held(c, job_id, owner, error, retry_delay, self.clock.now())
+
+    def release_job(self, job_id: str, owner: str) -> bool:
+        with self.conn.write() as c:
+            c.rows(
+                "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
+                " attempts = MAX(attempts - 1, 0)"
+                " WHERE job_id = ? AND lease_owner = ? AND status = 'processing'",
+                (job_id, owner),
+            )
+            released = c.changes() == 1
+            if released:
+                insert_realtime(
+                    c,
+                    machine_of(owner),
+                    "job",
+                    {"job_id": job_id, "status": "pending"},
+                    self.clock.now(),
+                )
+            return released
+
+    def release_jobs(self, owner_prefix: str) -> int:
+        with self.conn.write() as c:
+            c.rows(
+                "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
+                " attempts = MAX(attempts - 1, 0)"
+                " WHERE status = 'processing' AND substr(lease_owner, 1, ?) = ?",
+                (len(owner_prefix), owner_prefix),
+            )
+            return c.changes()
+
+    def get_job(self, job_id: str) -> Job | None:
+        row = self.conn.one("SELECT * FROM jobs WHERE job_id = ?", (job_id,))
+        return job_from_row(row) if row else None
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        job_type: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]:
+        rows = self.conn.rows(
+            "SELECT * FROM jobs WHERE (:status IS NULL OR status = :status)"
+            " AND (:job_type IS NULL OR job_type = :job_type)"
+            " ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset",
+            {"status": status, "job_type": job_type, "limit": limit, "offset": offset},
+        )
+        return [job_from_row(r) for r in rows]
+
+    def count_jobs(self, *, job_type: str | None = None) -> dict[str, int]:
+        counts = dict.fromkeys(JOB_STATUSES, 0)
+        rows = self.conn.rows(
+            "SELECT status, COUNT(*) AS n FROM jobs"
+            " WHERE (:job_type IS NULL OR job_type = :job_type) GROUP BY status",
+            {"job_type": job_type},
+        )
+        for row in rows:
+            counts[row["status"]] = row["n"]
+        return counts
+
+    def retry_job(self, job_id: str) -> Job:
+        now = self.clock.now()
+        with self.conn.write() as c:
+            row = c.one(
+                "UPDATE jobs SET status = 'pending', attempts = 0, run_after = ?,"
+                " lease_owner = NULL, lease_expires_at = NULL, completed_at = NULL"
+                " WHERE job_id = ? AND status IN ('failed', 'cancelled') RETURNING *",
+                (now, job_id),
+            )
+            if row is None:
+                raise _wrong_state(c, job_id, "retried", "failed or cancelled")
+            insert_realtime(c, None, "job", {"job_id": job_id, "status": "pending"}, now)
+        return job_from_row(row)
+
+    def cancel_job(self, job_id: str) -> Job:
+        now = self.clock.now()
+        with self.conn.write() as c:
+            row = c.one(
+                "UPDATE jobs SET status = 'cancelled', completed_at = ?"
+                " WHERE job_id = ? AND status = 'pending' RETURNING *",
+                (now, job_id),
+            )
+            if row is None:
+                raise _wrong_state(c, job_id, "cancelled", "pending")
+            insert_realtime(c, None, "job", {"job_id": job_id, "status": "cancelled"}, now)
+        return job_from_row(row)
+
+
+def _wrong_state(c: Connection, job_id: str, verb: str, allowed: str) -> StoreError:
+    row = c.one("SELECT status FROM jobs WHERE job_id = ?", (job_id,))
+    if row is None:
+        return NotFoundError(f"no job {job_id!r}")
+    return StoreError(f"job {job_id!r} is {row['status']}; only {allowed} jobs can be {verb}")

@@ -1,0 +1,154 @@
+"""The store port: one interface, implemented by the SQLite and PostgreSQL adapters."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from statemachine_engine.database.records import (
+    Job,
+    MachineEvent,
+    MachineStatus,
+    RealtimeEvent,
+    Step,
+    TransitionRecord,
+)
+
+DEFAULT_PRIORITY = 5
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_LEASE_SECONDS = 30.0
+MAX_PAYLOAD_BYTES = 1024 * 1024
+
+
+class Store(Protocol):
+    """Persistent jobs, events, machine state and history. Every method is one transaction."""
+
+    url: str
+
+    def close(self) -> None: ...
+
+    # jobs
+    def add_job(
+        self,
+        job_type: str,
+        data: Any = None,
+        *,
+        job_id: str | None = None,
+        machine_type: str | None = None,
+        priority: int = DEFAULT_PRIORITY,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        run_after: float | None = None,
+        if_absent: bool = False,
+    ) -> Job:
+        """Enqueue a job; raises DuplicateJobError for an existing id unless if_absent."""
+        ...
+
+    def claim_job(
+        self,
+        job_type: str | None,
+        owner: str,
+        *,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        machine_type: str | None = None,
+        job_id: str | None = None,
+    ) -> Job | None:
+        """Atomically claim the next runnable job (or the given one); None when there is none."""
+        ...
+
+    def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+        """Extend the lease; False when the lease was lost."""
+        ...
+
+    def complete_job(self, job_id: str, owner: str, result: Any = None) -> bool: ...
+
+    def fail_job(
+        self, job_id: str, owner: str, error: str, *, retry_delay: float | None = None
+    ) -> str | None:
+        """Fail this attempt: back to pending after retry_delay, or failed for good at max
+        attempts. Returns the new status, or None when the lease was lost."""
+        ...
+
+    def release_job(self, job_id: str, owner: str) -> bool:
+        """Give an unfinished job back to the queue without counting the attempt."""
+        ...
+
+    def release_jobs(self, owner_prefix: str) -> int:
+        """Release every job whose lease owner starts with owner_prefix (restart recovery)."""
+        ...
+
+    def get_job(self, job_id: str) -> Job | None: ...
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        job_type: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Job]: ...
+
+    def count_jobs(self, *, job_type: str | None = None) -> dict[str, int]: ...
+
+    def retry_job(self, job_id: str) -> Job: ...
+
+    def cancel_job(self, job_id: str) -> Job: ...
+
+    # events between machines
+    def send_event(
+        self,
+        target: str,
+        event_type: str,
+        payload: Any = None,
+        *,
+        source: str | None = None,
+        job_id: str | None = None,
+    ) -> MachineEvent: ...
+
+    def next_event(self, target: str) -> MachineEvent | None:
+        """The oldest pending event for target, without consuming it."""
+        ...
+
+    def mark_event(self, event_id: int, status: str) -> bool: ...
+
+    def list_events(
+        self, *, target: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[MachineEvent]: ...
+
+    def clear_events(self, target: str) -> int:
+        """Mark every pending event for target as processed; returns how many."""
+        ...
+
+    # machines
+    def register_machine(
+        self,
+        name: str,
+        state: str,
+        *,
+        pid: int,
+        hostname: str,
+        config_path: str,
+        definition_name: str,
+        definition_hash: str,
+        definition_text: str,
+        at: float,
+    ) -> MachineStatus: ...
+
+    def machine_stopped(self, name: str, status: str, at: float) -> None: ...
+
+    def get_machine(self, name: str) -> MachineStatus | None: ...
+
+    def list_machines(self) -> list[MachineStatus]: ...
+
+    def get_definition(self, digest: str) -> dict[str, Any] | None: ...
+
+    def history(self, *, machine: str | None = None, limit: int = 100) -> list[TransitionRecord]: ...
+
+    def commit_step(self, step: Step) -> bool:
+        """Commit a step (state, history, consumed event, job ack, outbox, realtime rows) in one
+        transaction. If the job ack is fenced (lease lost), commit the step without the ack
+        and without the outbox and return False."""
+        ...
+
+    # realtime stream
+    def add_realtime(self, machine: str | None, kind: str, payload: dict[str, Any]) -> None: ...
+
+    def realtime_since(self, after_id: int = 0, limit: int = 500) -> list[RealtimeEvent]: ...
