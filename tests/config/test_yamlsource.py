@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from statemachine_engine.config import yamlsource
 from statemachine_engine.config.model import Position
 from statemachine_engine.config.yamlsource import (
     MAX_BYTES,
@@ -102,7 +102,9 @@ def test_python_tags_are_rejected_and_nothing_runs(tmp_path: Path, tag: str) -> 
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("text", ["a: !foo bar\n", "a: !!set {x}\n", "a: !!binary aGk=\n", "!x [1]\n"])
+@pytest.mark.parametrize(
+    "text", ["a: !foo bar\n", "a: !!set {x}\n", "a: !!binary aGk=\n", "!x [1]\n"]
+)
 def test_non_standard_tags_are_rejected(text: str) -> None:
     assert "unsupported YAML tag" in error_of(text).message
 
@@ -177,7 +179,7 @@ def test_oversized_text_is_rejected_before_parsing(monkeypatch: pytest.MonkeyPat
     def fail(*args: object, **kwargs: object) -> None:
         raise AssertionError("parser must not run")
 
-    monkeypatch.setattr(yamlsource.yaml, "compose", fail)
+    monkeypatch.setattr(yaml, "compose", fail)
     error = error_of("a: " + "x" * MAX_BYTES + "\n")
     assert "MiB" in error.message
     error = error_of("a: " + "é" * (MAX_BYTES // 2) + "\n")

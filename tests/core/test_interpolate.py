@@ -191,9 +191,9 @@ TEMPLATES = [
     "printf %s '{x}'",
     'printf %s "{x}"',
     "printf %s $'{x}'",
-    "printf %s pre{x}post'{x}'\"{x}\" | tail -c +1",
+    "printf %s pre{x}post'{x}'\"{x}\"",
     'v="$(printf %s {x}; printf .)"; printf %s "${v%.}"',
-    "printf %s \"$(printf %s '{x}'; echo \")\" >/dev/null)\" >/dev/null; printf %s {x} # {x}",
+    'printf %s "$(printf %s \'{x}\'; echo ")" >/dev/null)" >/dev/null; printf %s {x} # {x}',
 ]
 
 
@@ -215,9 +215,9 @@ PAYLOADS = [
     "$(touch {m})",
     "`touch {m}`",
     "'; touch {m}; '",
-    "\"; touch {m}; \"",
+    '"; touch {m}; "',
     "\\'; touch {m} #",
-    "\\\"; touch {m} #",
+    '\\"; touch {m} #',
     "\ntouch {m}\n",
     "x' $(touch {m}) '",
     "\\'$(touch {m})\\'",
@@ -232,6 +232,9 @@ INJECT_TEMPLATES = [
     "echo \"$(echo '{x}')\" >/dev/null",
     "cat <(printf %s {x}) >/dev/null",
     "(echo a)#'\n echo {x} >/dev/null",
+    "echo $$'{x}' >/dev/null",
+    "echo $((echo a); (echo b))#'{x}' >/dev/null",
+    "echo \"$((echo ')'))\" {x} >/dev/null",
 ]
 
 
@@ -240,7 +243,9 @@ INJECT_TEMPLATES = [
 def test_injection_never_runs(tmp_path: Path, template: str, payload: str) -> None:
     marker = tmp_path / "pwned"
     x = payload.replace("{m}", str(marker))
-    subprocess.run(["bash", "-c", render_shell(template, {"x": x})], capture_output=True)
+    cmd = render_shell(template, {"x": x})
+    assert subprocess.run(["bash", "-n", "-c", cmd], capture_output=True).returncode == 0
+    subprocess.run(["bash", "-c", cmd], capture_output=True)
     assert not marker.exists()
 
 
@@ -258,6 +263,7 @@ def test_injection_never_runs(tmp_path: Path, template: str, payload: str) -> No
         "echo \\{x}",
         'echo "\\{x}"',
         "echo $(case a in a) echo {x};; esac)",
+        "echo $((true) )#\\{x}",
     ],
 )
 def test_unescapable_positions_are_refused(template: str) -> None:

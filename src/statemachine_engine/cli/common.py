@@ -8,13 +8,17 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from statemachine_engine.errors import StateMachineError, UsageError
+
+if TYPE_CHECKING:
+    from statemachine_engine.database.store import Store
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -112,7 +116,7 @@ def parse_json_arg(text: str, what: str) -> Any:
     except json.JSONDecodeError as exc:
         fail(
             f"{what} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            f" (example: {what} '{{\"key\": \"value\"}}')"
+            f' (example: {what} \'{{"key": "value"}}\')'
         )
     except RecursionError:
         fail(f"{what} is nested too deeply")
@@ -205,8 +209,51 @@ def add_logging_arguments(
     )
 
 
+def add_payload_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """`--payload JSON` with `--data JSON` as its alias (the released package's spelling)."""
+    group = parser.add_mutually_exclusive_group()
+    hint = "any JSON value; @FILE reads a file, @- stdin"
+    group.add_argument("--payload", metavar="JSON", help=f"{what} ({hint})")
+    group.add_argument("--data", metavar="JSON", help="same as --payload")
+
+
+def payload_from_args(args: argparse.Namespace) -> Any:
+    """The parsed `--payload`/`--data` value; None when neither was given."""
+    if args.payload is not None:
+        return parse_json_arg(args.payload, "--payload")
+    if args.data is not None:
+        return parse_json_arg(args.data, "--data")
+    return None
+
+
+def add_json_flag(parser: argparse.ArgumentParser) -> None:
+    """`--json`: machine-readable output."""
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def global_options_parent() -> CliParser:
+    """A parent parser repeating the global options on a subcommand, so they are accepted
+    after the command name too; unset values do not override the top-level defaults."""
+    parent = CliParser(add_help=False)
+    add_db_argument(parent, suppress_default=True)
+    add_logging_arguments(parent, suppress_default=True)
+    return parent
+
+
+@contextlib.contextmanager
+def opened_store(url: str | None) -> Iterator[Store]:
+    """Open the store `url` names (None: `default_url()`) and close it afterwards."""
+    from statemachine_engine.database.connect import default_url, open_store
+
+    store = open_store(url or default_url())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 _RECORD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", None, None)) | {"message", "asctime", "taskName"}
+    set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 )
 
 
@@ -281,3 +328,16 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 def print_json(value: object) -> None:
     """Pretty JSON on stdout."""
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def process_alive(pid: int | None, hostname: str | None) -> bool | None:
+    """Whether a process id is alive on this host; None when it is elsewhere or unknown."""
+    if not pid or pid <= 0 or (hostname and hostname != socket.gethostname()):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import signal
 import sys
@@ -15,8 +14,8 @@ from statemachine_engine.cli.common import (
     add_logging_arguments,
     fail,
     logging_configured,
-    non_negative_float,
     non_empty,
+    non_negative_float,
     parse_json_arg,
     run_cli,
 )
@@ -27,20 +26,40 @@ PROG = "statemachine"
 def build_parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Run one state machine defined in YAML.")
     parser.add_argument("config", metavar="CONFIG", help="machine definition (YAML)")
-    parser.add_argument("--machine-name", type=non_empty, metavar="NAME",
-                        help="name of this machine (default: metadata.machine_name)")
+    parser.add_argument(
+        "--machine-name",
+        type=non_empty,
+        metavar="NAME",
+        help="name of this machine (default: metadata.machine_name)",
+    )
     add_db_argument(parser)
-    parser.add_argument("--actions-dir", action="append", default=[], metavar="DIR",
-                        help="directory of custom actions (repeatable; default: ./actions "
-                             "and <config dir>/actions)")
-    parser.add_argument("--initial-context", metavar="JSON",
-                        help="JSON object merged into the machine's context at start")
-    parser.add_argument("--safety-interval", type=non_negative_float, default=5.0,
-                        metavar="SECONDS",
-                        help="slow re-check while parked, covering missed wake-ups (default 5)")
-    parser.add_argument("--lease", type=non_negative_float, default=30.0, metavar="SECONDS",
-                        help="lease on a claimed job, renewed while the machine lives "
-                             "(default 30)")
+    parser.add_argument(
+        "--actions-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory of custom actions (repeatable; default: ./actions "
+        "and <config dir>/actions)",
+    )
+    parser.add_argument(
+        "--initial-context",
+        metavar="JSON",
+        help="JSON object merged into the machine's context at start",
+    )
+    parser.add_argument(
+        "--safety-interval",
+        type=non_negative_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="slow re-check while parked, covering missed wake-ups (default 5)",
+    )
+    parser.add_argument(
+        "--lease",
+        type=non_negative_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="lease on a claimed job, renewed while the machine lives (default 30)",
+    )
     add_logging_arguments(parser)
     return parser
 
@@ -74,11 +93,17 @@ def _main(argv: list[str]) -> int:
     name = args.machine_name or definition.metadata.get("machine_name")
     if not name:
         fail(f"{config}: no --machine-name given and no metadata.machine_name in the file")
-    with logging_configured("INFO" if args.log_level == "WARNING" else args.log_level,
-                            json_lines=args.log_json):
+    with logging_configured(
+        "INFO" if args.log_level == "WARNING" else args.log_level, json_lines=args.log_json
+    ):
         engine = StateMachineEngine(
-            definition, str(name), db_url=args.db, loader=loader, initial_context=initial,
-            safety_interval=args.safety_interval or 5.0, lease_seconds=args.lease or 30.0,
+            definition,
+            str(name),
+            db_url=args.db,
+            loader=loader,
+            initial_context=initial,
+            safety_interval=args.safety_interval or 5.0,
+            lease_seconds=args.lease or 30.0,
         )
         return asyncio.run(_serve(engine))
 

@@ -129,6 +129,7 @@ class _Builder:
         self.problems = problems
         self.actions: list[ParsedAction] = []
         self.mentions: dict[str, Position] = {}
+        self.event_pos: dict[str, Position] = {}
 
     def build(self, digest: str, extra_context_keys: Collection[str]) -> MachineDefinition:
         root, problems = self.root, self.problems
@@ -176,7 +177,8 @@ class _Builder:
             events = {}
             for transition in transitions:
                 if transition.timeout is None and transition.event not in events:
-                    events[transition.event] = EventSpec(transition.event, transition.pos)
+                    pos = self.event_pos.get(transition.event, transition.pos)
+                    events[transition.event] = EventSpec(transition.event, pos)
         return MachineDefinition(
             name=name,
             initial_state=str(initial),
@@ -230,7 +232,11 @@ class _Builder:
     def template(self) -> bool:
         value = self.root.get("template", False)
         if not isinstance(value, bool):
-            self.problems.add(self.root.where("template"), "`template:` must be true or false")
+            self.problems.add(
+                self.root.where("template"),
+                "`template:` must be true or false",
+                "yes/no/on/off are plain strings in these files",
+            )
             return False
         return value
 
@@ -361,6 +367,7 @@ class _Builder:
             hint = did_you_mean(value, events) or "declare it under `events:`"
             self.problems.add(where, f"transition on undeclared event '{value}'", hint)
             return None, None
+        self.event_pos.setdefault(str(value), where)
         return str(value), None
 
     def state_actions(self, states: list[str]) -> dict[str, list[ActionSpec]]:

@@ -36,7 +36,7 @@ class ActionSpec:
 
 @dataclass(frozen=True)
 class Transition:
-    """`source --event--> target`; source may be WILDCARD; timeout is set for `timeout(N)` events."""
+    """`source --event--> target`; source may be WILDCARD; `timeout` is set for `timeout(N)`."""
 
     source: str
     target: str

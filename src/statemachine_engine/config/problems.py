@@ -8,6 +8,15 @@ from collections.abc import Iterable
 from statemachine_engine.config.model import Position
 from statemachine_engine.errors import ConfigError
 
+_LINE_BREAKS = str.maketrans(
+    {"\n": "\\n", "\r": "\\r", "\x85": "\\x85", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks escaped, so an error message stays on one line."""
+    return text.translate(_LINE_BREAKS)
+
 
 def close_matches(word: str, choices: Iterable[str], n: int = 1) -> list[str]:
     """Up to `n` entries of `choices` that look like a misspelling of `word`."""
@@ -27,7 +36,9 @@ class Problems:
         self.errors: list[ConfigError] = []
 
     def add(self, pos: Position, message: str, hint: str | None = None) -> None:
-        """Record an error at `pos`."""
+        """Record an error at `pos`; line breaks from user text are escaped to keep one line."""
+        message = one_line(message)
+        hint = None if hint is None else one_line(hint)
         self.errors.append(
             ConfigError(message, file=pos.file, line=pos.line, column=pos.column, hint=hint)
         )

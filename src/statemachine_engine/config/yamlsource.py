@@ -207,13 +207,12 @@ class _Converter:
             if is_alias:
                 self.alias_depth -= 1
 
-    def check_tag(self, node: Node, expected: str) -> None:
-        if node.tag != expected:
-            raise error_at(
-                self.pos(node),
-                f"unsupported YAML tag '{_show_tag(node.tag)}'",
-                "only plain strings, numbers, true/false, null, lists and mappings are allowed",
-            )
+    def tag_error(self, node: Node) -> ConfigError:
+        return error_at(
+            self.pos(node),
+            f"unsupported YAML tag '{_show_tag(node.tag)}'",
+            "only plain strings, numbers, true/false, null, lists and mappings are allowed",
+        )
 
     def scalar(self, node: Node) -> Any:
         value: str = node.value
@@ -232,11 +231,11 @@ class _Converter:
             raise error_at(self.pos(node), "'<<' merge key is only allowed as a mapping key")
         if tag in (BOOL_TAG, INT_TAG, FLOAT_TAG):
             raise error_at(self.pos(node), f"{value!r} is not a valid {_show_tag(tag)} value")
-        self.check_tag(node, STR_TAG)
-        raise AssertionError("unreachable: check_tag rejects every other tag")
+        raise self.tag_error(node)
 
     def sequence(self, node: SequenceNode, depth: int) -> YamlList:
-        self.check_tag(node, SEQ_TAG)
+        if node.tag != SEQ_TAG:
+            raise self.tag_error(node)
         result = YamlList(self.pos(node))
         for item in node.value:
             result.append(self.convert(item, depth + 1))
@@ -244,7 +243,8 @@ class _Converter:
         return result
 
     def mapping(self, node: MappingNode, depth: int) -> YamlMap:
-        self.check_tag(node, MAP_TAG)
+        if node.tag != MAP_TAG:
+            raise self.tag_error(node)
         result = YamlMap(self.pos(node))
         merged: list[YamlMap] = []
         for key_node, value_node in node.value:

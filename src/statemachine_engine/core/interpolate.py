@@ -31,11 +31,7 @@ _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
 _JOB_FIELDS = {"job_id": "id", "id": "id", "job_type": "job_type", "data": "data"}
 _WORD_START = frozenset(" \t\n;&|()<>")
 _DQ_SPECIAL = re.compile(r'([\\"$`])')
-_REFUSED = {
-    "bt": "backticks",
-    "param": "a ${...} expansion",
-    "arith": "an arithmetic expression",
-}
+_REFUSED = {"bt": "backticks", "param": "a ${...} expansion", "arith": "an arithmetic expression"}
 
 
 def _tokens(template: str) -> Iterator[tuple[str, bool]]:
@@ -212,13 +208,11 @@ class _ShellScanner:
                 self.stack.pop()
         elif char in "'\"":
             self.stack.append(_Frame("sq" if char == "'" else "dq"))
-        elif kind == "param":
-            return self._param(char, frame, i)
-        elif kind != "arith" and text.startswith("((", i):
+        elif kind in ("bare", "cmd") and text.startswith("((", i):
             self.stack.append(_Frame("arith"))
             return i + 2
-        elif kind == "arith" or (kind == "cmd" and char in "()"):
-            return self._paren(text, i, frame)
+        elif kind in ("param", "arith") or (kind == "cmd" and char in "()"):
+            return self._nest(text, i, frame)
         else:
             return self._bare(text, i)
         return i + 1
@@ -232,23 +226,15 @@ class _ShellScanner:
                 return i + len(opener)
         return i + 1
 
-    def _param(self, char: str, frame: _Frame, i: int) -> int:
-        if char == "{":
-            frame.depth += 1
-        elif char == "}":
-            frame.depth -= 1
-            if frame.depth < 0:
-                self.stack.pop()
-        return i + 1
-
-    def _paren(self, text: str, i: int, frame: _Frame) -> int:
-        """Count parentheses; the one closing $(...), <(...) or $((...)) ends a word char.
+    def _nest(self, text: str, i: int, frame: _Frame) -> int:
+        """Count brackets; the one closing $(...), ${...}, <(...) or $((...)) ends a word char.
 
         `((`/`$((` closed by a lone `)` was a subshell, `( (`/`$( (`, as bash reads it too.
         """
-        if text[i] == "(":
+        opener, closer = "{}" if frame.kind == "param" else "()"
+        if text[i] == opener:
             frame.depth += 1
-        elif text[i] == ")":
+        elif text[i] == closer:
             frame.depth -= 1
             if frame.depth >= 0:
                 return i + 1
@@ -303,14 +289,14 @@ class _ShellScanner:
         return shlex.quote(text)
 
 
-def _arg_bytes(key: str, text: str) -> int:
-    """Bytes the text takes as a process argument (lone surrogates as os.fsencode maps them)."""
+def _arg_bytes(text: str, what: str) -> int:
+    """Bytes the text takes as a process argument; lone surrogates map as in os.fsencode."""
     if "\x00" in text:
-        raise ActionError(f"placeholder {{{key}}} contains a NUL byte, which no command can receive")
+        raise ActionError(f"{what} contains a NUL byte, which no command can receive")
     try:
         return len(os.fsencode(text))
     except UnicodeEncodeError as exc:
-        raise ActionError(f"placeholder {{{key}}} holds text that cannot be encoded: {exc}") from exc
+        raise ActionError(f"{what} holds text that cannot be encoded: {exc}") from exc
 
 
 def render_shell(template: str, context: Mapping[str, Any], *, now: float | None = None) -> str:
@@ -328,7 +314,7 @@ def render_shell(template: str, context: Mapping[str, Any], *, now: float | None
             out.append(piece)
             continue
         text = to_text(resolve(piece, context, now=now))
-        size = _arg_bytes(piece, text)
+        size = _arg_bytes(text, f"placeholder {{{piece}}}")
         if size >= MAX_ARG_BYTES:
             raise ActionError(
                 f"placeholder {{{piece}}} is {size} bytes; values of "
@@ -338,7 +324,7 @@ def render_shell(template: str, context: Mapping[str, Any], *, now: float | None
         out.append(scanner.escape(piece, text))
         keys.append(piece)
     command = "".join(out)
-    size = _arg_bytes("command", command)
+    size = _arg_bytes(command, "the command")
     if size >= MAX_ARG_BYTES:
         names = ", ".join(f"{{{k}}}" for k in keys) or "no placeholders"
         raise ActionError(

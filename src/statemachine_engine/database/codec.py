@@ -17,9 +17,14 @@ def encode(value: Any, *, what: str = "payload") -> str:
     """Compact JSON for a stored value; rejects values over the size limit."""
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        try:
+            size = len(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            # Lone surrogates cannot be stored as UTF-8 text; \uXXXX escapes round-trip.
+            text = json.dumps(value, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+            size = len(text)
+    except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(f"{what} is not JSON-serialisable: {exc}") from None
-    size = len(text.encode("utf-8", "surrogatepass"))
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(
             f"{what} is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES} bytes"

@@ -23,10 +23,11 @@ def sqlite_path(url: str) -> str:
     """The file path of a `sqlite://` URL; `sqlite:///rel/x.db` is relative,
     `sqlite:////abs/x.db` absolute; a bare path is accepted as is."""
     if url.startswith("sqlite:///"):
-        return url[len("sqlite:///"):] or ":memory:"
-    if url.startswith("sqlite://"):
-        raise StoreError(f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or "
-                         "sqlite:////absolute/path.db")
+        return url.removeprefix("sqlite:///") or ":memory:"
+    if url.startswith("sqlite:"):
+        raise StoreError(
+            f"bad SQLite URL {url!r}: use sqlite:///relative/path.db or sqlite:////absolute/path.db"
+        )
     return url
 
 
@@ -39,8 +40,9 @@ def open_store(
     """Open the store a URL names, applying pending migrations."""
     url = url or default_url()
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError("the PostgreSQL backend is not available in this version; "
-                         "use a sqlite:/// URL")
+        raise StoreError(
+            "the PostgreSQL backend is not available in this version; use a sqlite:/// URL"
+        )
     if "://" in url and not url.startswith("sqlite:"):
         scheme = url.split("://", 1)[0]
         raise StoreError(f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db")

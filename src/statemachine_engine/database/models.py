@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,9 @@ class MachineStateModel:
     def list(self) -> list[dict[str, Any]]:
         return [m.to_dict() for m in self.store.list_machines()]
 
-    def history(self, machine_name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    def history(
+        self, machine_name: str | None = None, limit: int = 100
+    ) -> builtins.list[dict[str, Any]]:
         return [t.to_dict() for t in self.store.history(machine=machine_name, limit=limit)]
 
 

@@ -140,7 +140,9 @@ class Store(Protocol):
 
     def get_definition(self, digest: str) -> dict[str, Any] | None: ...
 
-    def history(self, *, machine: str | None = None, limit: int = 100) -> list[TransitionRecord]: ...
+    def history(
+        self, *, machine: str | None = None, limit: int = 100
+    ) -> list[TransitionRecord]: ...
 
     def commit_step(self, step: Step) -> bool:
         """Commit a step (state, history, consumed event, job ack, outbox, realtime rows) in one

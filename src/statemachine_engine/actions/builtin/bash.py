@@ -6,114 +6,247 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.errors import ActionError
 
 OUTPUT_CAP = 1024 * 1024
+"""Bytes of stdout and of stderr kept in the context; the rest is read and dropped."""
 TRUNCATED = "\n[output truncated]"
 SECRET_ENV = ("STATEMACHINE_UI_TOKEN", "STATEMACHINE_DB", "PGPASSWORD")
+"""Variables a command does not inherit unless the action lists them under `pass_env`."""
+READ_GRACE = 1.0
+"""Seconds to finish reading output after the process group is gone (a detached
+grandchild may still hold the pipes)."""
+DEFAULT_TIMEOUT = 30.0
 
 
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> str:
-    """Read a stream to its end (so the child never blocks on a full pipe), keeping `cap`."""
-    kept = bytearray()
-    truncated = False
-    while chunk := await stream.read(65536):
-        room = cap - len(kept)
-        if room > 0:
-            kept += chunk[:room]
-        if len(chunk) > max(room, 0):
-            truncated = True
-    text = kept.decode("utf-8", "replace")
-    return text + TRUNCATED if truncated else text
+class _Capture:
+    """Reads one stream to its end, so the child never blocks on a full pipe, keeping `cap`."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.kept = bytearray()
+        self.truncated = False
+
+    async def drain(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            room = self.cap - len(self.kept)
+            if room > 0:
+                self.kept += chunk[:room]
+            if len(chunk) > max(room, 0):
+                self.truncated = True
+
+    def text(self) -> str:
+        text = self.kept.decode("utf-8", "replace")
+        return text + TRUNCATED if self.truncated else text
 
 
-def _kill_group(proc: asyncio.subprocess.Process) -> None:
+class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Stream protocol that also reports when the process itself exits (asyncio's `wait()`
+    waits for the pipes too, which a background child can hold open forever)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self.exited: asyncio.Future[None] = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _check_env(name: str, value: str) -> None:
+    from statemachine_engine.core.interpolate import MAX_ARG_BYTES
+
+    if "\x00" in value:
+        raise ActionError(f"bash: environment variable {name} contains a NUL byte")
+    size = len(name) + 1 + len(os.fsencode(value))
+    if size >= MAX_ARG_BYTES:
+        raise ActionError(
+            f"bash: environment variable {name} is {size} bytes; values of {MAX_ARG_BYTES} "
+            "bytes or more cannot be passed, use the `stdin` parameter or a file"
+        )
 
 
 class BashAction(BaseAction):
-    """Run `command` with bash; exit 0 → `success` (default job_done), a code listed in
-    `error_mappings` → that event, else `error`; `timeout` (s, default 30) → `timeout_event`
-    (default: the error event). stdout, stderr and exit code land in the context."""
+    """Run `command` with bash in its own process group.
+
+    Exit 0 → `success` (default job_done); a code listed in `error_mappings` → that event;
+    else `error`. `timeout` (seconds, default 30, null for none) kills the whole group and
+    returns `timeout_event` (default: the error event); so does cancellation. stdout, stderr
+    (each capped at 1 MiB) and `exit_code` land in the context. `stdin` feeds a value to the
+    command (the way to pass big values), `env` adds variables, `cwd` sets the directory,
+    `pass_env` lists secret variables (e.g. STATEMACHINE_DB) the command may inherit.
+    Background processes still running when the command exits are killed with it.
+    """
 
     provides: ClassVar[frozenset[str] | None] = frozenset(
-        {"stdout", "stderr", "exit_code", "output", "last_error", "last_error_action",
-         "last_error_command", "last_error_exit_code"}
+        {
+            "stdout",
+            "stderr",
+            "exit_code",
+            "output",
+            "last_error",
+            "last_error_action",
+            "last_error_command",
+            "last_error_exit_code",
+        }
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        from statemachine_engine.core.interpolate import render_shell, render_text
+        from statemachine_engine.core.interpolate import render_shell
 
         template = self.get_config_value("command")
         if not isinstance(template, str) or not template.strip():
             raise ActionError("bash: parameter 'command' is required")
         command = render_shell(template, context)
-        stdin_text = self.config.get("stdin")
-        stdin = render_text(str(stdin_text), context).encode() if stdin_text is not None else None
-        timeout = float(self.config.get("timeout", 30))
-        proc = await asyncio.create_subprocess_exec(
-            "bash", "-c", command,
+        stdin = self._stdin(context)
+        timeout = self._timeout(context)
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _Protocol(loop),
+            "bash",
+            "-c",
+            command,
             stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=self._environment(context),
-            cwd=self.config.get("cwd"),
+            cwd=self._cwd(context),
             start_new_session=True,
         )
+        proc = asyncio.subprocess.Process(transport, protocol, loop)
         try:
-            stdout, stderr, code = await asyncio.wait_for(self._communicate(proc, stdin), timeout)
-        except TimeoutError:
-            _kill_group(proc)
-            await proc.wait()
-            context.update(last_error=f"command timed out after {timeout:g}s",
-                           last_error_action="bash", last_error_command=command)
+            timed_out, out, err = await self._run(proc, protocol, stdin, timeout)
+        finally:
+            _kill_group(proc.pid)
+            transport.close()
+        code = transport.get_returncode()
+        context.update(stdout=out, stderr=err, exit_code=code, output=out.strip())
+        if timed_out:
+            context.update(
+                last_error=f"command timed out after {timeout:g}s; its process group was killed",
+                last_error_action="bash",
+                last_error_command=command,
+                last_error_exit_code=code,
+            )
             return self.event("timeout_event", self.event("error", "error"))
-        except BaseException:
-            _kill_group(proc)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(proc.wait())
-            raise
-        context.update(stdout=stdout, stderr=stderr, exit_code=code, output=stdout.strip())
         if code == 0:
             return self.event("success", "job_done")
         context.update(
-            last_error=(stderr.strip() or f"command exited with code {code}")[-2000:],
-            last_error_action="bash", last_error_command=command, last_error_exit_code=code,
+            last_error=(err.strip() or f"command exited with code {code}")[-2000:],
+            last_error_action="bash",
+            last_error_command=command,
+            last_error_exit_code=code,
         )
         mappings = self.config.get("error_mappings") or {}
+        if not isinstance(mappings, Mapping):
+            raise ActionError("bash: 'error_mappings' must map exit codes to event names")
         mapped = mappings.get(code, mappings.get(str(code)))
         return str(mapped) if mapped is not None else self.event("error", "error")
 
-    async def _communicate(
-        self, proc: asyncio.subprocess.Process, stdin: bytes | None
-    ) -> tuple[str, str, int]:
+    async def _run(
+        self,
+        proc: asyncio.subprocess.Process,
+        protocol: _Protocol,
+        stdin: bytes | None,
+        timeout: float | None,
+    ) -> tuple[bool, str, str]:
+        """Feed stdin and read both pipes while waiting for the exit; kill the group at
+        the timeout, on cancellation and once the command has exited."""
         assert proc.stdout is not None and proc.stderr is not None
+        out, err = _Capture(OUTPUT_CAP), _Capture(OUTPUT_CAP)
+        tasks = [
+            asyncio.ensure_future(out.drain(proc.stdout)),
+            asyncio.ensure_future(err.drain(proc.stderr)),
+        ]
         if stdin is not None and proc.stdin is not None:
-            proc.stdin.write(stdin)
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                await proc.stdin.drain()
-            proc.stdin.close()
-        out, err = await asyncio.gather(
-            _read_capped(proc.stdout, OUTPUT_CAP), _read_capped(proc.stderr, OUTPUT_CAP)
-        )
-        code = await proc.wait()
-        return out, err, code
+            tasks.append(asyncio.ensure_future(_feed(proc.stdin, stdin)))
+        timed_out = False
+        try:
+            try:
+                await asyncio.wait_for(asyncio.shield(protocol.exited), timeout)
+            except TimeoutError:
+                timed_out = True
+            _kill_group(proc.pid)
+            await protocol.exited
+            await asyncio.wait(tasks, timeout=READ_GRACE)
+        except BaseException:
+            _kill_group(proc.pid)
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(asyncio.shield(protocol.exited), READ_GRACE)
+            raise
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return timed_out, out.text(), err.text()
+
+    def _stdin(self, context: dict[str, Any]) -> bytes | None:
+        from statemachine_engine.core.interpolate import to_text
+
+        if "stdin" not in self.config:
+            return None
+        text = to_text(self.param("stdin", context))
+        try:
+            return text.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError as exc:
+            raise ActionError(f"bash: 'stdin' holds text that cannot be encoded: {exc}") from None
+
+    def _timeout(self, context: dict[str, Any]) -> float | None:
+        value = self.param("timeout", context, DEFAULT_TIMEOUT)
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            raise ActionError(f"bash: 'timeout' must be a number of seconds, not {value!r}") from None
+        if seconds <= 0:
+            raise ActionError(f"bash: 'timeout' must be positive, not {value!r}")
+        return seconds
+
+    def _cwd(self, context: dict[str, Any]) -> str | None:
+        from statemachine_engine.core.interpolate import to_text
+
+        if self.config.get("cwd") is None:
+            return None
+        cwd = to_text(self.param("cwd", context))
+        if not os.path.isdir(cwd):
+            raise ActionError(f"bash: cwd {cwd!r} is not a directory")
+        return cwd
 
     def _environment(self, context: dict[str, Any]) -> dict[str, str]:
-        from statemachine_engine.core.interpolate import render_text
+        from statemachine_engine.core.interpolate import to_text
 
-        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-        extra = self.config.get("env") or {}
+        keep = {str(name) for name in self.config.get("pass_env") or ()}
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV or k in keep}
+        extra = self.param("env", context, None) or {}
+        if not isinstance(extra, Mapping):
+            raise ActionError("bash: 'env' must map variable names to values")
         for key, value in extra.items():
-            env[str(key)] = render_text(str(value), context)
+            env[str(key)] = to_text(value)
         env["STATEMACHINE_MACHINE"] = str(context.get("machine_name", ""))
         env["STATEMACHINE_STATE"] = str(context.get("current_state", ""))
         env["STATEMACHINE_STEP_KEY"] = str(context.get("step_key", ""))
         job = context.get("current_job")
-        if isinstance(job, dict):
+        if isinstance(job, Mapping):
             env["STATEMACHINE_JOB_ID"] = str(job.get("id", ""))
+        for key, value in env.items():
+            _check_env(key, value)
         return env
+
+
+async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """Write stdin while the pipes are read (writing first could deadlock on a full pipe)."""
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        writer.write(data)
+        await writer.drain()
+    writer.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -50,6 +51,30 @@ def describe(exc: BaseException, path: str) -> StoreError:
     return StoreError(f"database {path}: {exc}")
 
 
+def _prepare_directory(path: str) -> None:
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot create database directory {parent} for {path}: {exc.strerror}"
+        ) from None
+
+
+def _open_error(exc: apsw.Error, path: str) -> StoreError:
+    """Why a database file could not be opened, in the terms a user can act on."""
+    if path != ":memory:" and isinstance(exc, apsw.CantOpenError):
+        parent = Path(path).parent
+        if not Path(path).exists():
+            reason = "directory is not writable" if not os.access(parent, os.W_OK) else exc
+            return StoreError(f"cannot create database {path}: {reason}")
+        if Path(path).is_dir():
+            return StoreError(f"cannot open database {path}: it is a directory")
+        if not os.access(path, os.R_OK):
+            return StoreError(f"cannot open database {path}: permission denied")
+    return describe(exc, path)
+
+
 class Connection:
     """One apsw connection with dict rows and explicit immediate write transactions."""
 
@@ -57,38 +82,39 @@ class Connection:
         check_sqlite_version()
         self.path = path
         if path != ":memory:":
-            parent = Path(path).parent
-            try:
-                parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot create database directory {parent}: {exc.strerror}"
-                ) from None
+            _prepare_directory(path)
         try:
             self.db = apsw.Connection(path)
+        except apsw.Error as exc:
+            raise _open_error(exc, path) from None
+        try:
             self.db.set_busy_timeout(BUSY_TIMEOUT_MS)
             self.db.row_trace = _dict_row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            if path != ":memory:" and self.db.readonly("main"):
+                raise StoreError(f"database {path} is read-only")
+            row = self.one("PRAGMA journal_mode=WAL")
+            mode = row["journal_mode"] if row else None
+            if path != ":memory:" and str(mode).lower() != "wal":
+                raise StoreError(f"database {path} cannot use WAL journal mode (got {mode!r})")
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate(migrations)
-        except apsw.Error as exc:
-            raise describe(exc, path) from None
+        except BaseException as exc:
+            self.db.close()
+            if isinstance(exc, apsw.Error):
+                raise describe(exc, path) from None
+            raise
 
     def close(self) -> None:
         self.db.close()
 
-    def rows(
-        self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
-    ) -> list[dict[str, Any]]:
+    def rows(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         bindings = args if isinstance(args, dict) else tuple(args)
         try:
             return list(self.db.execute(sql, bindings))
         except apsw.Error as exc:
             raise describe(exc, self.path) from None
 
-    def one(
-        self, sql: str, args: Sequence[Any] | dict[str, Any] = ()
-    ) -> dict[str, Any] | None:
+    def one(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         found = self.rows(sql, args)
         return found[0] if found else None
 
@@ -129,7 +155,7 @@ class Connection:
             for migration in pending:
                 if migration.key in applied:
                     continue
-                self.db.execute(migration.sql)
+                self.db.execute(migration.sql).fetchall()
                 self.db.execute(
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                     (migration.key, time.time()),

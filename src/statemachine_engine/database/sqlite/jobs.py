@@ -17,26 +17,32 @@ from statemachine_engine.database.store import (
 )
 from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
 
-_RUNNABLE = (
-    "((status = 'pending' AND run_after <= :now)"
-    " OR (status = 'processing' AND lease_expires_at < :now AND attempts < max_attempts))"
-)
-_LEASE_LOST = "'lease of ' || lease_owner || ' expired on attempt ' || attempts"
-
 _CLAIM = (
     "UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires_at = :expires,"
     " attempts = attempts + 1, started_at = :now,"
-    f" error_message = CASE WHEN status = 'processing' THEN {_LEASE_LOST} ELSE error_message END,"
+    " error_message = CASE WHEN status = 'processing'"
+    "  THEN 'lease of ' || lease_owner || ' expired on attempt ' || attempts"
+    "  ELSE error_message END,"
     " errors = CASE WHEN status = 'processing'"
-    f" THEN json_insert(errors, '$[#]', {_LEASE_LOST}) ELSE errors END"
-    " WHERE rowid = (SELECT rowid FROM jobs WHERE {where}"
-    " ORDER BY priority, run_after, created_at, rowid LIMIT 1) RETURNING *"
+    "  THEN json_insert(errors, '$[#]',"
+    "   'lease of ' || lease_owner || ' expired on attempt ' || attempts)"
+    "  ELSE errors END"
+    " WHERE rowid = (SELECT rowid FROM jobs"
+    "  WHERE ((status = 'pending' AND run_after <= :now)"
+    "   OR (status = 'processing' AND lease_expires_at < :now AND attempts < max_attempts))"
+    "  AND (:job_id IS NULL OR job_id = :job_id)"
+    "  AND (:job_type IS NULL OR job_type = :job_type)"
+    "  AND (:machine_type IS NULL OR machine_type IS NULL OR machine_type = :machine_type)"
+    "  ORDER BY priority, run_after, created_at, rowid LIMIT 1)"
+    " RETURNING *"
 )
 
 _EXPIRE_EXHAUSTED = (
     "UPDATE jobs SET status = 'failed', completed_at = :now, lease_owner = NULL,"
-    f" lease_expires_at = NULL, error_message = {_LEASE_LOST},"
-    f" errors = json_insert(errors, '$[#]', {_LEASE_LOST})"
+    " lease_expires_at = NULL,"
+    " error_message = 'lease of ' || lease_owner || ' expired on attempt ' || attempts,"
+    " errors = json_insert(errors, '$[#]',"
+    "  'lease of ' || lease_owner || ' expired on attempt ' || attempts)"
     " WHERE status = 'processing' AND lease_expires_at < :now AND attempts >= max_attempts"
     " RETURNING job_id, job_type, error_message"
 )
@@ -177,20 +183,17 @@ class JobQueue:
         job_id: str | None = None,
     ) -> Job | None:
         now = self.clock.now()
-        where = [_RUNNABLE]
-        args: dict[str, Any] = {"now": now, "owner": owner, "expires": now + lease_seconds}
-        if job_id is not None:
-            where.append("job_id = :job_id")
-            args["job_id"] = job_id
-        if job_type is not None:
-            where.append("job_type = :job_type")
-            args["job_type"] = job_type
-        if machine_type is not None:
-            where.append("(machine_type IS NULL OR machine_type = :machine_type)")
-            args["machine_type"] = machine_type
+        args = {
+            "now": now,
+            "owner": owner,
+            "expires": now + lease_seconds,
+            "job_id": job_id,
+            "job_type": job_type,
+            "machine_type": machine_type,
+        }
         with self.conn.write() as c:
             self._expire_exhausted(c, now)
-            row = c.one(_CLAIM.format(where=" AND ".join(where)), args)
+            row = c.one(_CLAIM, args)
             if row is None:
                 return None
             insert_realtime(

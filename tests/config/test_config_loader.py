@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -202,7 +203,9 @@ def test_actions_map_runs_before_transition_actions() -> None:
 
 def test_flat_and_params_forms_are_equal() -> None:
     flat = parse(MINIMAL + "actions:\n  idle: [{type: bash, command: ls, timeout: 5}]\n")
-    nested = parse(MINIMAL + "actions:\n  idle: [{type: bash, params: {command: ls, timeout: 5}}]\n")
+    nested = parse(
+        MINIMAL + "actions:\n  idle: [{type: bash, params: {command: ls, timeout: 5}}]\n"
+    )
     mixed = parse(MINIMAL + "actions:\n  idle: [{type: bash, command: ls, params: {timeout: 5}}]\n")
     expected = {"command": "ls", "timeout": 5}
     for definition in (flat, nested, mixed):
@@ -210,7 +213,9 @@ def test_flat_and_params_forms_are_equal() -> None:
 
 
 def test_parameter_given_twice_is_an_error() -> None:
-    error = error_of(MINIMAL + "actions:\n  idle: [{type: bash, command: ls, params: {command: pwd}}]\n")
+    error = error_of(
+        MINIMAL + "actions:\n  idle: [{type: bash, command: ls, params: {command: pwd}}]\n"
+    )
     assert where(error) == (8, 45)
     assert "both beside `type:` and under `params:`" in error.message
 
@@ -232,7 +237,7 @@ def test_released_package_keys_stay_in_params() -> None:
               command: "false"
               timeout_event: too_slow
               error_mappings: {1: failed, 2: broken}
-        """
+        """,
     )
     queue, bash = definition.entry_actions["idle"]
     assert queue.params["run_policy"] == "repeat_per_tick" and queue.params["repeatable"] is True
@@ -286,7 +291,9 @@ def test_timeout_events() -> None:
     assert "timeout(2.5)" not in definition.events
 
 
-@pytest.mark.parametrize("event", ["timeout(x)", "timeout()", "timeout(-1)", "timeout(0)", "timeout (5)"])
+@pytest.mark.parametrize(
+    "event", ["timeout(x)", "timeout()", "timeout(-1)", "timeout(0)", "timeout (5)"]
+)
 def test_bad_timeouts(event: str) -> None:
     error = error_of(MINIMAL + f"  - {{from: busy, to: idle, event: '{event}'}}\n")
     assert where(error) == (7, 35)
@@ -305,6 +312,7 @@ def test_events_are_derived_from_transitions_when_not_declared() -> None:
         """
     )
     assert list(definition.events) == ["go"]
+    assert definition.events["go"].pos == Position("worker.yaml", 4, 29)
 
 
 def test_states_are_derived_when_not_declared() -> None:
@@ -362,9 +370,21 @@ def test_name_metadata_template_context_and_options() -> None:
     assert definition.source == "dir/my_machine.yaml"
 
 
+def test_template_must_be_a_boolean() -> None:
+    error = error_of(MINIMAL + "template: yes\n")
+    assert where(error) == (7, 11)
+    assert error.hint is not None and "plain strings" in error.hint
+
+
 def test_first_class_groups() -> None:
     definition = parse(MINIMAL + "groups:\n  Rest: [idle]\n  Work: [busy]\n")
     assert definition.groups == {"Rest": ("idle",), "Work": ("busy",)}
+
+
+def test_state_in_two_groups_is_an_error() -> None:
+    error = error_of(MINIMAL + "groups:\n  A: [idle]\n  B: [busy, idle]\n")
+    assert where(error) == (9, 13)
+    assert "already in group 'A'" in error.message
 
 
 def test_comment_groups_are_read_when_groups_are_absent() -> None:
@@ -503,7 +523,9 @@ def test_first_error_in_document_order_is_reported() -> None:
 
 
 def test_wildcard_transition_actions_are_rejected() -> None:
-    error = error_of(MINIMAL + "  - from: '*'\n    to: idle\n    event: go\n    actions: [{type: log}]\n")
+    error = error_of(
+        MINIMAL + "  - from: '*'\n    to: idle\n    event: go\n    actions: [{type: log}]\n"
+    )
     assert where(error) == (10, 5)
     assert error.hint is not None and "'*' is not a state" in error.hint
 
@@ -566,7 +588,9 @@ def test_placeholder_check_is_skipped_when_a_custom_action_cannot_say() -> None:
 
 
 def test_placeholders_in_nested_params_are_checked() -> None:
-    text = MINIMAL + "actions:\n  idle:\n    - type: send_event\n      payload: {a: [ok, '{nope}']}\n"
+    text = (
+        MINIMAL + "actions:\n  idle:\n    - type: send_event\n      payload: {a: [ok, '{nope}']}\n"
+    )
     error = error_of(text)
     assert where(error) == (10, 25)
 
@@ -609,25 +633,44 @@ def test_yaml_errors_surface_with_position(tmp_path: Path) -> None:
     assert where(error) == (2, 1)
 
 
+def assert_one_line(error: ConfigError) -> None:
+    assert error.file == "fuzz.yaml"
+    assert not any(ch in str(error) for ch in "\n\r\x85\u2028\u2029")
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=300))
 def test_random_text_raises_only_config_errors(text: str) -> None:
     try:
         parse_definition(text, "fuzz.yaml", CATALOG)
-    except ConfigError:
-        pass
+    except ConfigError as error:
+        assert_one_line(error)
 
 
-_names = st.sampled_from(["a", "b", "on", "off", "yes", "*", "1", "", "timeout(1)", "x y"])
+_names = st.sampled_from(
+    ["a", "b", "on", "off", "yes", "*", "1", "", "timeout(1)", "x y", "a\nb", "{x}", "bash"]
+)
 _yamlish = st.recursive(
     st.none() | st.booleans() | st.integers() | _names,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["from", "to", "event", "type", "actions", "states", "params", "command", "context_map"]
-        ),
-        inner,
-        max_size=4,
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "from",
+                    "to",
+                    "event",
+                    "type",
+                    "actions",
+                    "states",
+                    "params",
+                    "command",
+                    "context_map",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
     ),
     max_leaves=12,
 )
@@ -650,9 +693,7 @@ _yamlish = st.recursive(
     )
 )
 def test_random_structures_raise_only_config_errors(document: dict[str, Any]) -> None:
-    import json
-
     try:
         parse_definition(json.dumps(document), "fuzz.yaml", CATALOG)
-    except ConfigError:
-        pass
+    except ConfigError as error:
+        assert_one_line(error)

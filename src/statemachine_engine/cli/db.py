@@ -1,0 +1,423 @@
+"""`statemachine-cli` (also `statemachine-db`): jobs, events, machine status and history."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from statemachine_engine import __version__
+from statemachine_engine.cli.common import (
+    CliParser,
+    add_db_argument,
+    add_json_flag,
+    add_logging_arguments,
+    add_payload_arguments,
+    cell,
+    fail,
+    format_table,
+    format_time,
+    global_options_parent,
+    logging_configured,
+    non_empty,
+    non_negative_float,
+    non_negative_int,
+    opened_store,
+    payload_from_args,
+    positive_int,
+    print_json,
+    process_alive,
+    run_cli,
+)
+from statemachine_engine.database.records import (
+    JOB_STATUSES,
+    Job,
+    MachineStatus,
+    TransitionRecord,
+)
+from statemachine_engine.database.store import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, Store
+from statemachine_engine.errors import DuplicateJobError
+
+log = logging.getLogger(__name__)
+
+PROG_NAMES = ("statemachine-cli", "statemachine-db")
+_PAGE = 500
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _ring_job_types(job_types: Iterable[str]) -> None:
+    """Wake running machines about new work; the rows are committed, so failures only delay."""
+    try:
+        from statemachine_engine.transport import ring_all
+
+        for job_type in sorted(set(job_types)):
+            woken = ring_all({"kind": "job", "job_type": job_type})
+            log.info("doorbell rung job_type=%s machines=%d", job_type, woken)
+    except Exception as exc:
+        log.warning("could not ring doorbells: %s", exc)
+
+
+def cmd_add_job(args: argparse.Namespace) -> int:
+    """Enqueue one job; an existing id is an error unless --if-absent."""
+    data = payload_from_args(args)
+    run_after = time.time() + args.delay if args.delay else None
+    with opened_store(args.db) as store:
+        try:
+            job = store.add_job(
+                args.job_type,
+                data,
+                job_id=args.job_id,
+                machine_type=args.machine_type,
+                priority=args.priority,
+                max_attempts=args.max_attempts,
+                run_after=run_after,
+            )
+            created = True
+        except DuplicateJobError:
+            if not args.if_absent:
+                fail(
+                    f"job {args.job_id!r} already exists (use --if-absent to accept an "
+                    "existing job, or choose another id)"
+                )
+            existing = store.get_job(args.job_id)
+            if existing is None:
+                fail(f"job {args.job_id!r} existed a moment ago but is gone now; try again")
+            job, created = existing, False
+    if created:
+        _ring_job_types([job.job_type])
+    if args.json:
+        print_json({**job.to_dict(), "created": created})
+        return 0
+    print(job.job_id)
+    if not created:
+        print(f"job {job.job_id!r} already exists ({job.status}); left unchanged", file=sys.stderr)
+    return 0
+
+
+def _job_row(j: Job) -> tuple[object, ...]:
+    attempts = f"{j.attempts}/{j.max_attempts}"
+    return (j.job_id, j.job_type, j.status, j.priority, attempts, format_time(j.created_at))
+
+
+def cmd_list_jobs(args: argparse.Namespace) -> int:
+    """Jobs newest first, with a counts-by-status footer."""
+    with opened_store(args.db) as store:
+        jobs = store.list_jobs(
+            status=args.status, job_type=args.job_type, limit=args.limit, offset=args.offset
+        )
+        counts = store.count_jobs(job_type=args.job_type)
+    if args.json:
+        print_json([job.to_dict() for job in jobs])
+        return 0
+    headers = ("id", "type", "status", "priority", "attempts", "created")
+    print(format_table(headers, [_job_row(j) for j in jobs]) if jobs else "no jobs match")
+    of_type = f" of type {args.job_type!r}" if args.job_type else ""
+    by_status = ", ".join(f"{status} {n}" for status, n in counts.items())
+    print(f"{len(jobs)} shown; {sum(counts.values())} jobs{of_type}: {by_status}")
+    return 0
+
+
+_TIME_FIELDS = frozenset({"created_at", "started_at", "completed_at", "lease_expires_at"})
+
+
+def cmd_show_job(args: argparse.Namespace) -> int:
+    """Every field of one job."""
+    with opened_store(args.db) as store:
+        job = store.get_job(args.job_id)
+    if job is None:
+        fail(f"no job {args.job_id!r}")
+    fields = job.to_dict()
+    if args.json:
+        print_json(fields)
+        return 0
+    fields["run_after"] = job.run_after if job.run_after > job.created_at else None
+    width = max(len(key) for key in fields) + 2
+    for key, value in fields.items():
+        text = format_time(value) if key in _TIME_FIELDS or key == "run_after" else cell(value)
+        print(f"{key + ':':<{width}}{text}")
+    return 0
+
+
+def cmd_retry_job(args: argparse.Namespace) -> int:
+    """Put a failed or cancelled job back in the queue with its attempts reset."""
+    with opened_store(args.db) as store:
+        job = store.retry_job(args.job_id)
+    _ring_job_types([job.job_type])
+    print(f"job {job.job_id!r} is pending again (attempts reset to 0 of {job.max_attempts})")
+    return 0
+
+
+def cmd_cancel_job(args: argparse.Namespace) -> int:
+    """Cancel a pending job."""
+    with opened_store(args.db) as store:
+        job = store.cancel_job(args.job_id)
+    print(f"job {job.job_id!r} cancelled")
+    return 0
+
+
+def cmd_send_event(args: argparse.Namespace) -> int:
+    """Store an event for a machine, then ring its doorbell if it is running."""
+    from statemachine_engine.transport import ring
+    from statemachine_engine.transport.runtime_dir import validate_machine_name
+
+    validate_machine_name(args.target)
+    payload = payload_from_args(args)
+    with opened_store(args.db) as store:
+        event = store.send_event(
+            args.target, args.event_type, payload, source=args.source, job_id=args.job_id
+        )
+    try:
+        woken = ring(args.target, {"kind": "event"})
+    except Exception as exc:
+        log.warning("could not ring machine=%s: %s", args.target, exc)
+        woken = False
+    if args.json:
+        print_json({**event.to_dict(), "woken": woken})
+    elif woken:
+        print(f"event {event.id} ({args.event_type}) sent to {args.target!r}; machine woken")
+    else:
+        print(
+            f"event {event.id} ({args.event_type}) stored for {args.target!r}; it is not "
+            "running and will receive the event when it starts"
+        )
+    return 0
+
+
+def _alive(machine: MachineStatus) -> bool | None:
+    """Whether a machine marked running still has a process; None when we cannot tell."""
+    if machine.status != "running":
+        return None
+    return process_alive(machine.pid, machine.hostname)
+
+
+def _machine_row(m: MachineStatus, alive: bool | None) -> tuple[object, ...]:
+    status = "stale" if alive is False else m.status
+    since = format_time(m.state_entered_at)
+    return (m.machine_name, m.current_state, status, m.pid, since, m.current_job_id)
+
+
+def cmd_machine_status(args: argparse.Namespace) -> int:
+    """Where each machine is and whether its process runs."""
+    with opened_store(args.db) as store:
+        if args.name:
+            found = store.get_machine(args.name)
+            if found is None:
+                fail(f"no machine {args.name!r} has run against this database")
+            machines = [found]
+        else:
+            machines = store.list_machines()
+    alive = [_alive(m) for m in machines]
+    if args.json:
+        rows = [{**m.to_dict(), "alive": a} for m, a in zip(machines, alive, strict=True)]
+        print_json(rows[0] if args.name else rows)
+        return 0
+    if not machines:
+        print("no machines have run against this database yet")
+        return 0
+    table = [_machine_row(m, a) for m, a in zip(machines, alive, strict=True)]
+    print(format_table(("name", "state", "status", "pid", "since", "job"), table))
+    if False in alive:
+        print("stale: recorded as running, but its process is gone (killed or crashed)")
+    return 0
+
+
+def _transition_row(r: TransitionRecord) -> tuple[object, ...]:
+    when = format_time(r.created_at)
+    return (when, r.machine_name, r.step, r.from_state, r.to_state, r.event, r.job_id)
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    """The most recent transitions, oldest first."""
+    with opened_store(args.db) as store:
+        records = store.history(machine=args.machine, limit=args.limit)
+    records.reverse()
+    if args.json:
+        print_json([r.to_dict() for r in records])
+        return 0
+    if not records:
+        print("no transitions recorded")
+        return 0
+    rows = [_transition_row(r) for r in records]
+    print(format_table(("time", "machine", "step", "from", "to", "event", "job"), rows))
+    return 0
+
+
+def _processing_jobs(store: Store, job_type: str | None) -> list[Job]:
+    found: list[Job] = []
+    while True:
+        page = store.list_jobs(
+            status="processing", job_type=job_type, limit=_PAGE, offset=len(found)
+        )
+        found.extend(page)
+        if len(page) < _PAGE:
+            return found
+
+
+def cmd_reset_processing(args: argparse.Namespace) -> int:
+    """Return jobs stuck in processing to pending without counting the attempt."""
+    with opened_store(args.db) as store:
+        stuck = _processing_jobs(store, args.job_type)
+        released = [
+            job
+            for job in stuck
+            if job.lease_owner is not None and store.release_job(job.job_id, job.lease_owner)
+        ]
+    _ring_job_types(job.job_type for job in released)
+    of_type = f" of type {args.job_type!r}" if args.job_type else ""
+    print(f"released {len(released)} processing job(s){of_type} back to pending")
+    return 0
+
+
+_COMMON = global_options_parent()
+
+
+def _add_command(sub: Any, name: str, handler: Handler, help_text: str, *aliases: str) -> CliParser:
+    parser: CliParser = sub.add_parser(
+        name, help=help_text, description=help_text, aliases=list(aliases), parents=[_COMMON]
+    )
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def _add_type_filter(parser: CliParser) -> None:
+    parser.add_argument(
+        "--type", "--job-type", dest="job_type", type=non_empty, metavar="T", help="only type T"
+    )
+
+
+def _add_job_commands(sub: Any) -> None:
+    p = _add_command(sub, "add-job", cmd_add_job, "enqueue a job")
+    arg = p.add_argument
+    arg("job_id", nargs="?", type=non_empty, metavar="JOB_ID", help="job id (default: generated)")
+    arg(
+        "--type",
+        "--job-type",
+        dest="job_type",
+        required=True,
+        type=non_empty,
+        metavar="T",
+        help="job type: machines claim jobs by type",
+    )
+    arg("--machine-type", type=non_empty, metavar="M", help="only machines of type M claim it")
+    add_payload_arguments(p, "job data")
+    arg(
+        "--priority",
+        type=non_negative_int,
+        default=DEFAULT_PRIORITY,
+        metavar="N",
+        help="lower runs first; 1 is highest (default %(default)s)",
+    )
+    arg(
+        "--max-attempts",
+        type=positive_int,
+        default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
+        help="attempts before the job fails for good (default %(default)s)",
+    )
+    arg(
+        "--delay",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="do not run it before SECONDS from now",
+    )
+    arg(
+        "--if-absent",
+        action="store_true",
+        help="if a job with this id exists, leave it unchanged and exit 0",
+    )
+    add_json_flag(p)
+
+    p = _add_command(sub, "list-jobs", cmd_list_jobs, "list jobs, newest first", "list")
+    p.add_argument("--status", choices=JOB_STATUSES, help="only jobs in this status")
+    _add_type_filter(p)
+    p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="at most N (50)")
+    p.add_argument("--offset", type=non_negative_int, default=0, metavar="N", help="skip N")
+    add_json_flag(p)
+
+    p = _add_command(sub, "show-job", cmd_show_job, "show every field of a job")
+    p.add_argument("job_id", metavar="JOB_ID")
+    add_json_flag(p)
+
+    help_text = "requeue a failed or cancelled job with its attempts reset"
+    p = _add_command(sub, "retry-job", cmd_retry_job, help_text)
+    p.add_argument("job_id", metavar="JOB_ID")
+
+    p = _add_command(sub, "cancel-job", cmd_cancel_job, "cancel a pending job")
+    p.add_argument("job_id", metavar="JOB_ID")
+
+    help_text = "return jobs stuck in processing to pending (their workers must be dead)"
+    p = _add_command(sub, "reset-processing", cmd_reset_processing, help_text)
+    _add_type_filter(p)
+
+
+def _add_machine_commands(sub: Any) -> None:
+    help_text = "send an event to a machine (kept until it starts, if it is down)"
+    p = _add_command(sub, "send-event", cmd_send_event, help_text)
+    arg = p.add_argument
+    arg("--target", required=True, metavar="MACHINE", help="receiving machine")
+    arg(
+        "--type",
+        "--event-type",
+        dest="event_type",
+        required=True,
+        type=non_empty,
+        metavar="E",
+        help="event name, e.g. start or cancel",
+    )
+    add_payload_arguments(p, "event payload")
+    arg("--source", metavar="MACHINE", help="sender shown to the receiver")
+    arg("--job-id", metavar="JOB_ID", help="job the event is about")
+    add_json_flag(p)
+
+    help_text = "show machines: state, running or stopped, pid, current job"
+    p = _add_command(
+        sub, "machine-status", cmd_machine_status, help_text, "status", "machine-state"
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="only this machine")
+    add_json_flag(p)
+
+    help_text = "show recent state transitions, oldest first"
+    p = _add_command(sub, "history", cmd_history, help_text, "transition-history")
+    p.add_argument("--machine", metavar="NAME", help="only this machine")
+    p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="last N (50)")
+    add_json_flag(p)
+
+
+def build_parser(prog: str = PROG_NAMES[0]) -> CliParser:
+    """The argument parser; global options are accepted before or after the command."""
+    description = "Manage the job queue, send events to machines and inspect them."
+    parser = CliParser(prog=prog, description=description)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_db_argument(parser)
+    add_logging_arguments(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    _add_job_commands(sub)
+    _add_machine_commands(sub)
+    return parser
+
+
+def _main(argv: list[str], prog: str) -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        fail("missing command (add-job, list-jobs, send-event, ...; see --help for all)")
+    with logging_configured(args.log_level, json_lines=args.log_json):
+        handler: Handler = args.handler
+        return handler(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point; returns the exit code (2 for bad input)."""
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    prog = name if name in PROG_NAMES else PROG_NAMES[0]
+    return run_cli(lambda args: _main(args, prog), argv, prog=prog)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
