@@ -44,9 +44,21 @@ def start_worker(workdir: Path, url: str, name: str = "bench") -> subprocess.Pop
     config.write_text(WORKER)
     exe = Path(sys.executable).parent / "statemachine"
     return subprocess.Popen(
-        [str(exe), str(config), "--machine-name", name, "--db", url, "--log-level", "ERROR",
-         "--safety-interval", "60"],
-        cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(exe),
+            str(config),
+            "--machine-name",
+            name,
+            "--db",
+            url,
+            "--log-level",
+            "ERROR",
+            "--safety-interval",
+            "60",
+        ],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
@@ -80,13 +92,16 @@ def pickup_latency(workdir: Path, samples: int = 200) -> tuple[float, float]:
     for i in range(samples):
         job = store.add_job("bench", None, job_id=f"l{i}")
         ring_all({"kind": "job", "job_type": "bench"})
-        wait_until(lambda j=job.job_id: (g := store.get_job(j)) is not None
-                   and g.started_at is not None, 10)
+        wait_until(
+            lambda j=job.job_id: (g := store.get_job(j)) is not None and g.started_at is not None,
+            10,
+        )
         got = store.get_job(job.job_id)
         assert got is not None and got.started_at is not None
         latencies.append((got.started_at - got.created_at) * 1000)
-        wait_until(lambda j=job.job_id: (g := store.get_job(j)) is not None
-                   and g.status == "completed", 10)
+        wait_until(
+            lambda j=job.job_id: (g := store.get_job(j)) is not None and g.status == "completed", 10
+        )
     stop(proc)
     latencies.sort()
     return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from statemachine_engine.cli.common import JsonLineFormatter
+from statemachine_engine.cli.common import JsonLineFormatter, run_cli
 from statemachine_engine.cli.db import main
 from statemachine_engine.database.connect import open_store
 from statemachine_engine.database.records import Step
@@ -131,10 +131,8 @@ def test_add_job_prints_the_id_and_stores_the_job(env: Env) -> None:
 
 def test_add_job_generates_an_id_and_honours_options(env: Env) -> None:
     before = time.time()
-    result = env.run(
-        "add-job", "--type", "t", "--machine-type", "m", "--priority", "1",
-        "--max-attempts", "7", "--delay", "60", "--data", "[1, 2]", "--json",
-    )  # fmt: skip
+    flags = "--type t --machine-type m --priority 1 --max-attempts 7 --delay 60 --json"
+    result = env.run("add-job", *flags.split(), "--data", "[1, 2]")
     assert result.rc == 0, result.err
     job = json.loads(result.out)
     assert job["created"] is True
@@ -155,7 +153,9 @@ def test_add_job_generates_an_id_and_honours_options(env: Env) -> None:
         (("--data", '{"k": {"n": [true]}}'), {"k": {"n": [True]}}),
     ],
 )
-def test_add_job_payload_shapes_store_and_claim(env: Env, args: tuple[str, ...], expected: object) -> None:
+def test_add_job_payload_shapes_store_and_claim(
+    env: Env, args: tuple[str, ...], expected: object
+) -> None:
     assert env.run("add-job", "J", "--type", "t", *args).rc == 0
     store = env.store()
     try:
@@ -200,8 +200,7 @@ def test_add_job_duplicate_id_fails_and_if_absent_succeeds(env: Env) -> None:
     assert env.run("add-job", "J1", "--type", "t", "--payload", '{"v": 1}').rc == 0
     message = env.run("add-job", "J1", "--type", "t", "--payload", '{"v": 2}').one_error_line()
     assert message == (
-        "job 'J1' already exists (use --if-absent to accept an existing job, "
-        "or choose another id)"
+        "job 'J1' already exists (use --if-absent to accept an existing job, or choose another id)"
     )
     again = env.run("add-job", "J1", "--type", "t", "--payload", '{"v": 3}', "--if-absent")
     assert (again.rc, again.out) == (0, "J1\n")
@@ -280,9 +279,7 @@ def test_reset_processing_releases_stuck_jobs(env: Env) -> None:
         )
         assert store.get_job("B").status == "pending"  # type: ignore[union-attr]
         assert store.get_job("A").status == "processing"  # type: ignore[union-attr]
-        assert env.run("reset-processing").out == (
-            "released 1 processing job(s) back to pending\n"
-        )
+        assert env.run("reset-processing").out == ("released 1 processing job(s) back to pending\n")
         job = store.get_job("A")
         assert job is not None and (job.status, job.attempts) == ("pending", 0)
     finally:
@@ -293,10 +290,8 @@ def test_reset_processing_releases_stuck_jobs(env: Env) -> None:
 
 
 def test_send_event_to_a_machine_that_is_not_running(env: Env) -> None:
-    result = env.run(
-        "send-event", "--target", "worker", "--type", "go", "--payload", '{"n": 1}',
-        "--source", "cli", "--job-id", "J1",
-    )  # fmt: skip
+    flags = "--target worker --type go --source cli --job-id J1"
+    result = env.run("send-event", *flags.split(), "--payload", '{"n": 1}')
     assert result.rc == 0
     assert "not running and will receive the event when it starts" in result.out
     store = env.store()
@@ -329,10 +324,11 @@ def test_send_event_rejects_bad_input_before_storing(env: Env) -> None:
 
 
 def register(store: Store, name: str, pid: int) -> None:
+    definition = {"definition_name": "w", "definition_hash": f"h-{name}", "definition_text": "{}"}
+    host = socket.gethostname()
     store.register_machine(
-        name, "idle", pid=pid, hostname=socket.gethostname(), config_path="w.yaml",
-        definition_name="w", definition_hash=f"h-{name}", definition_text="{}", at=time.time(),
-    )  # fmt: skip
+        name, "idle", pid=pid, hostname=host, config_path="w.yaml", at=time.time(), **definition
+    )
 
 
 def dead_pid() -> int:
@@ -455,6 +451,41 @@ def test_json_formatter_keeps_extra_fields() -> None:
     assert (line["message"], line["machine"], line["level"]) == ("hello w", "w1", "info")
 
 
+def test_deeply_nested_json_is_one_line(env: Env) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    message = env.run("add-job", "--type", "t", "--payload", deep).one_error_line()
+    assert message == "--payload is nested too deeply"
+
+
+def test_unexpected_errors_exit_1_with_a_hint(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("statemachine_engine.database.sqlite.SQLiteStore.list_jobs", boom)
+    result = env.run("list-jobs")
+    assert result.rc == 1
+    assert result.err == (
+        PREFIX + "unexpected RuntimeError: disk on fire (rerun with --debug for a traceback)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("exc", "rc", "err"),
+    [
+        (KeyboardInterrupt(), 130, PREFIX + "interrupted\n"),
+        (BrokenPipeError(), 1, ""),
+    ],
+)
+def test_run_cli_interrupt_and_closed_pipe(
+    capsys: pytest.CaptureFixture[str], exc: BaseException, rc: int, err: str
+) -> None:
+    def main_fn(argv: list[str]) -> int:
+        raise exc
+
+    assert run_cli(main_fn, []) == rc
+    assert capsys.readouterr().err == err
+
+
 def test_version(env: Env) -> None:
     with pytest.raises(SystemExit) as exit_info:
         env.run("--version")
@@ -530,7 +561,8 @@ def test_concurrent_add_job_creates_one_row(env: Env) -> None:
     assert data == {"n": 1 if winner is first else 2}
 
 
-def test_concurrent_add_job_if_absent_on_a_fresh_database(env: Env) -> None:
+def test_concurrent_add_job_if_absent_both_succeed(env: Env) -> None:
+    assert env.run("list-jobs").rc == 0
     results = add_concurrently(env, "--if-absent")
     assert [r.rc for r in results] == [0, 0], [r.err for r in results]
     assert [r.out for r in results] == ["J1\n", "J1\n"]

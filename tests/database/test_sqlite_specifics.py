@@ -69,6 +69,30 @@ def shared_dir() -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+class _BusyThen:
+    """Stands in for an apsw connection whose WAL switch is busy a few times."""
+
+    def __init__(self, busy: int, mode: str) -> None:
+        self.busy, self.mode, self.calls = busy, mode, 0
+
+    def execute(self, sql: str) -> _BusyThen:
+        assert sql == "PRAGMA journal_mode=WAL"
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise apsw.BusyError("database is locked")
+        return self
+
+    def fetchall(self) -> list[dict[str, str]]:
+        return [{"journal_mode": self.mode}]
+
+
+def _connection_with(db: _BusyThen) -> connection.Connection:
+    conn = connection.Connection.__new__(connection.Connection)
+    conn.db = db  # type: ignore[assignment]
+    conn.path = "fake.db"
+    return conn
+
+
 def make_database(path: Path) -> None:
     store = SQLiteStore(str(path))
     store.add_job("render", job_id="J1")
@@ -143,6 +167,23 @@ class TestPragmas:
             assert fresh.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
         finally:
             fresh.close()
+
+    def test_wal_switch_retries_a_busy_database(self) -> None:
+        # Processes opening a fresh file together can get SQLITE_BUSY from the WAL switch
+        # without the busy handler running; the switch is retried (seen in the claim race).
+        db = _BusyThen(busy=3, mode="wal")
+        assert _connection_with(db)._enable_wal() == "wal"
+        assert db.calls == 4
+
+    def test_wal_switch_gives_up_after_the_busy_timeout(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(connection, "BUSY_TIMEOUT_MS", 50)
+        conn = _connection_with(_BusyThen(busy=10**9, mode="wal"))
+        started = time.monotonic()
+        with pytest.raises(apsw.BusyError):
+            conn._enable_wal()
+        assert 0.05 <= time.monotonic() - started < 5
 
     def test_write_waits_for_the_lock_instead_of_failing(self, tmp_path: Path) -> None:
         store = SQLiteStore(str(tmp_path / "x.db"))

@@ -676,7 +676,8 @@ class TestCommitStep:
             "go",
             1,
         )
-        assert (status.current_job_id, status.state_entered_at) == ("J1", clock.now())
+        # the step acknowledged J1, so the machine no longer holds a job
+        assert (status.current_job_id, status.state_entered_at) == (None, clock.now())
         [record] = store.history(machine="worker")
         assert (record.from_state, record.to_state, record.event, record.event_id) == (
             "idle",

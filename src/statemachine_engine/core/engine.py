@@ -16,9 +16,16 @@ from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Transition
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime
-from statemachine_engine.core.transitions import ERROR_EVENT, decide, is_idle, next_timeout
+from statemachine_engine.core.transitions import (
+    ERROR_EVENT,
+    claimed_job_types,
+    decide,
+    is_idle,
+    next_timeout,
+)
+from statemachine_engine.core.waiting import Conditions, Parking
 from statemachine_engine.database.connect import default_url, open_store
-from statemachine_engine.database.records import MachineEvent, Step
+from statemachine_engine.database.records import Job, MachineEvent, OutgoingEvent, Step
 from statemachine_engine.database.store import Store
 from statemachine_engine.errors import StateMachineError
 
@@ -55,7 +62,6 @@ class StateMachineEngine:
         self.db_url = db_url or (store.url if store is not None else default_url())
         self.store: Store = store or open_store(self.db_url, clock=self.clock)
         self.loader = loader or ActionLoader(actions_dirs)
-        self.safety_interval = safety_interval
         self.listen = listen
         self.state = definition.initial_state
         self.step = 0
@@ -79,38 +85,41 @@ class StateMachineEngine:
             state: [self._bind(self.loader.create(spec)) for spec in specs]
             for state, specs in definition.entry_actions.items()
         }
-        self._wake = asyncio.Event()
+        self._job_types = claimed_job_types(definition)
+        self._conditions = Conditions()
+        self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
         self._stopping = False
-        self._changed = asyncio.Condition()
-        self._current: asyncio.Task[str | None] | None = None
-        self._job_error = False
-        self._lease_lost = False
-        self._waiters = 0
+        self._current: asyncio.Future[str | None] | None = None
 
     def _bind(self, action: BaseAction) -> BaseAction:
         action.runtime = self.runtime
         return action
 
-    # control
+    @property
+    def parked(self) -> bool:
+        """True while the machine waits for a doorbell, a timer or the safety re-check."""
+        return self._parking.parked
 
     def wake(self) -> None:
         """Make a parked machine look again (a job, event or timer may be waiting)."""
-        self._wake.set()
+        self._parking.ring()
 
     def stop(self) -> None:
         """Stop after the current action; a running action is cancelled (bash children are
-        killed) and a held job goes back to the queue."""
+        killed) and a held job goes back to the queue without counting the attempt."""
+        if not self._stopping:
+            logger.info("[%s] stopping in state %s", self.machine_name, self.state)
         self._stopping = True
         if self._current is not None and not self._current.done():
             self._current.cancel()
-        self._wake.set()
+        self.wake()
 
     def on_doorbell(self, message: dict[str, Any]) -> None:
-        """Handle a control-socket message: wake for events and relevant jobs, stop on request."""
+        """Handle a control-socket message: wake for events and for jobs this machine can
+        claim, stop on request."""
         kind = message.get("kind")
         if kind == "job":
-            types = self.definition.job_types
-            if types and message.get("job_type") not in types:
+            if self._job_types is not None and message.get("job_type") not in self._job_types:
                 return
         elif kind == "control" and message.get("op") == "stop":
             self.stop()
@@ -118,200 +127,196 @@ class StateMachineEngine:
         self.wake()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait until `predicate()` holds after some step; for tests of machines in-process."""
-        if predicate():
-            return
-        self._waiters += 1
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(predicate)
-        finally:
-            self._waiters -= 1
+        """Wait until `predicate()` holds; it is checked after every step and park, so a
+        state passed through quickly is still seen. Raises TimeoutError naming the state."""
+        await self._conditions.wait(predicate, timeout, self.snapshot)
 
     async def wait_for_state(self, state: str, timeout: float = 5.0) -> None:
+        """Wait until the machine has entered `state`."""
         await self.wait_for(lambda: self.state == state, timeout)
 
-    # the loop
+    async def wait_parked(self, timeout: float = 5.0) -> None:
+        """Wait until the machine waits for a doorbell, a timer or the safety re-check."""
+        await self.wait_for(lambda: self.parked, timeout)
 
     async def run(self) -> int:
         """Run until a final state or stop(); returns the exit code."""
-        doorbell = await self._start_doorbell() if self.listen else None
-        heartbeat = asyncio.create_task(self._heartbeat())
-        status = "stopped"
+        doorbell = None
+        if self.listen:
+            from statemachine_engine.transport import Doorbell
+
+            doorbell = Doorbell(self.machine_name, self.on_doorbell)
+            await doorbell.start()
+        lease = asyncio.create_task(self.runtime.keep_lease(self._lease_lost))
+        status = "crashed"
         try:
             self._register()
             status = await self._loop()
             return 0
-        except StateMachineError:
-            status = "crashed"
+        except asyncio.CancelledError:
+            status = "stopped"
             raise
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
-            self._release_job()
+            lease.cancel()
+            await asyncio.wait({lease})
+            self.runtime.release_job(self.context)
             with contextlib.suppress(StateMachineError):
                 self.store.machine_stopped(self.machine_name, status, self.clock.now())
             if doorbell is not None:
                 doorbell.close()
-
-    async def _start_doorbell(self) -> Any:
-        from statemachine_engine.transport import Doorbell
-
-        doorbell = Doorbell(self.machine_name, self.on_doorbell)
-        await doorbell.start()
-        return doorbell
+            self._conditions.close(f"machine {self.machine_name} {status} in {self.state}")
 
     def _register(self) -> None:
-        released = self.store.release_jobs(self.runtime.owner.rsplit(":", 1)[0] + ":")
-        if released:
-            logger.info("[%s] released %d job(s) left by a previous run", self.machine_name,
-                        released)
+        self.runtime.recover_jobs()
+        previous = self.store.get_machine(self.machine_name)
         status = self.store.register_machine(
-            self.machine_name, self.state, pid=os.getpid(), hostname=socket.gethostname(),
-            config_path=self.definition.source, definition_name=self.definition.name,
-            definition_hash=self.definition.digest, definition_text=self.definition.text,
+            self.machine_name,
+            self.state,
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            config_path=self.definition.source,
+            definition_name=self.definition.name,
+            definition_hash=self.definition.digest,
+            definition_text=self.definition.text,
             at=self.clock.now(),
         )
-        self.step = status.step
+        # A restart skips one step number, so no step key of the previous run (whose last
+        # step may never have committed) is handed out again.
+        self.step = status.step + (1 if previous is not None else 0)
         logger.info("[%s] started in state %s", self.machine_name, self.state)
 
     async def _loop(self) -> str:
         entering, idle = True, False
         while not self._stopping:
             if entering:
-                self._wake.clear()
+                await asyncio.sleep(0)  # machines whose actions never await still yield
+                self._parking.clear()
                 if self.definition.is_final(self.state):
                     await self._run_actions()
-                    self._commit(None, None)
+                    if self._stopping:
+                        break
+                    self._flush()
                     logger.info("[%s] reached final state %s", self.machine_name, self.state)
                     return "finished"
-                if await self._dispatch_pending_event(only_handled=True):
+                if self._dispatch_event(at_entry=True):
                     continue
-                fired = await self._run_actions()
+                transition, idle = await self._run_actions()
                 if self._stopping:
                     break
-                entering, idle = False, False
-                if fired is not None:
-                    idle = is_idle(self.definition, fired, self.state)
-                    if not idle:
-                        self._take(fired)
-                        entering = True
-                        continue
+                if transition is not None and not idle:
+                    self._commit(transition.event, transition.target)
+                    continue
                 self._flush()
+                entering = False
                 continue
             if not idle:
-                self._wake.clear()
-            if await self._dispatch_pending_event(only_handled=False):
+                self._parking.clear()
+            if self._dispatch_event(at_entry=False):
                 entering = True
                 continue
             due = next_timeout(self.definition, self.state, self.entered_at)
             if due is not None and due[0] <= self.clock.now():
-                self._take(due[1])
+                self._commit(due[1].event, due[1].target)
                 entering = True
                 continue
-            await self._park(due[0] if due else None)
+            await self._parking.park(None if due is None else due[0])
             entering = idle
         return "stopped"
 
-    async def _park(self, timer_due: float | None) -> None:
-        """Wait for a doorbell, the timer or the safety interval, whichever comes first."""
-        delay = self.safety_interval
-        if timer_due is not None:
-            delay = min(delay, max(0.0, timer_due - self.clock.now()))
-        waiter = asyncio.ensure_future(self._wake.wait())
-        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
-        try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (waiter, sleeper):
-                task.cancel()
-
-    async def _dispatch_pending_event(self, *, only_handled: bool) -> bool:
-        """Handle the oldest event addressed to this machine. Returns True if it fired a
-        transition. An event with no transition here is left for later when only_handled,
-        else recorded as unhandled."""
-        event = self.store.next_event(self.machine_name)
-        if event is None:
-            return False
-        transition = decide(self.definition, self.state, event.event_type)
-        if transition is None:
-            if not only_handled:
-                self._unhandled(event)
-            return False
-        self.runtime.consume(event, self.context)
-        self._take(transition)
-        return True
+    def _dispatch_event(self, *, at_entry: bool) -> bool:
+        """Fire the oldest pending event addressed to this machine if it has a transition
+        here. At state entry anything else is left for later; once the actions have run
+        out, events without a transition are recorded as unhandled, in order."""
+        while (event := self.store.next_event(self.machine_name)) is not None:
+            transition = decide(self.definition, self.state, event.event_type)
+            if transition is not None:
+                self.runtime.consume(event, self.context)
+                self._commit(transition.event, transition.target)
+                return True
+            if at_entry:
+                return False
+            self._unhandled(event)
+        return False
 
     def _unhandled(self, event: MachineEvent) -> None:
-        logger.warning("[%s] event %s has no transition from %s; recorded as unhandled",
-                       self.machine_name, event.event_type, self.state)
-        self.store.commit_step(Step(
-            machine_name=self.machine_name, at=self.clock.now(), step=self.step,
-            from_state=self.state, to_state=None, event=event.event_type,
-            consumed_event_id=event.id, consumed_event_status="unhandled",
-            realtime=[("unhandled_event", {"machine_name": self.machine_name,
-                                           "state": self.state, "event": event.event_type,
-                                           "event_id": event.id})],
-        ))
+        logger.warning(
+            "[%s] event %s has no transition from %s; recorded as unhandled",
+            self.machine_name,
+            event.event_type,
+            self.state,
+        )
+        self.runtime.unhandled(event, self.state)
+        self._commit(None, None)
 
-    async def _run_actions(self) -> Transition | None:
+    async def _run_actions(self) -> tuple[Transition | None, bool]:
         """Run the entry actions of the current state; the first returned event with a
-        transition wins. An error with no transition stops the list."""
+        transition wins, an error with no transition ends the list. Also says whether the
+        state is idle: an idle self-transition fired, or nothing fired and an action said
+        there was nothing to do (an idle event without a transition also parks)."""
         self.context["current_state"] = self.state
         self.context["step_key"] = f"{self.machine_name}:{self.step}"
+        idle = False
         for action in self.actions.get(self.state, ()):
             event = await self._execute(action)
-            if event is None or self._stopping:
-                if self._stopping:
-                    return None
+            if self._stopping:
+                return None, False
+            if event is None:
                 continue
             if event == ERROR_EVENT:
                 self._on_error()
             transition = decide(self.definition, self.state, event)
             if transition is not None:
-                return transition
+                return transition, is_idle(self.definition, transition, self.state)
             if event == ERROR_EVENT:
-                return None
-            logger.debug("[%s] %s returned %s: no transition from %s", self.machine_name,
-                         type(action).__name__, event, self.state)
-        return None
+                return None, False
+            idle = idle or event in self.definition.idle_events
+            logger.debug(
+                "[%s] %s returned %s: no transition from %s",
+                self.machine_name,
+                type(action).__name__,
+                event,
+                self.state,
+            )
+        return None, idle
 
     async def _execute(self, action: BaseAction) -> str | None:
+        """Run one action; an exception (or a cancellation that is not a stop) becomes the
+        `error` event with the message in `last_error`."""
+        name = type(action).__name__
         self._current = asyncio.ensure_future(action.execute(self.context))
         try:
             result = await self._current
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
             if self._stopping:
                 return None
-            if self._lease_lost:
-                self._lease_lost = False
-                self.context["last_error"] = "lease lost; the job was given to another worker"
-                self.context["last_error_action"] = type(action).__name__
-                return ERROR_EVENT
-            raise
+            if self.runtime.lease_lost:
+                return self._failed(name, "lease lost: the job was given to another worker")
+            return self._failed(name, "action was cancelled")
         except Exception as exc:
-            message = str(exc) or type(exc).__name__
-            logger.error("[%s] action %s failed in %s: %s", self.machine_name,
-                         type(action).__name__, self.state, message)
-            self.context["last_error"] = message
-            self.context["last_error_action"] = type(action).__name__
-            return ERROR_EVENT
+            return self._failed(name, str(exc) or type(exc).__name__)
         finally:
             self._current = None
         return None if result is None else str(result)
 
+    def _failed(self, action_name: str, message: str) -> str:
+        logger.error(
+            "[%s] action %s failed in %s: %s", self.machine_name, action_name, self.state, message
+        )
+        self.context["last_error"] = message
+        self.context["last_error_action"] = action_name
+        return ERROR_EVENT
+
     def _on_error(self) -> None:
         """An error fails the attempt of the held job (unless an action already decided)."""
         error = str(self.context.get("last_error") or "error")
-        self.runtime.realtime.append(("error", {"machine_name": self.machine_name,
-                                                "state": self.state, "error": error}))
+        self.runtime.realtime.append(
+            ("error", {"machine_name": self.machine_name, "state": self.state, "error": error})
+        )
         if self.runtime.job is not None and self.runtime.job_ack is None:
             self.runtime.fail_job(error)
-            self._job_error = True
-
-    def _take(self, transition: Transition) -> None:
-        self._commit(transition.event, transition.target)
 
     def _flush(self) -> None:
         """Commit what the actions left (events to send, job ack) without a state change."""
@@ -320,102 +325,79 @@ class StateMachineEngine:
             self._commit(None, None)
 
     def _commit(self, event: str | None, target: str | None) -> None:
+        """One step, one transaction: state change, consumed event, job ack and outbox."""
         runtime = self.runtime
-        if (runtime.job is not None and runtime.job_ack is None and not self._job_error
-                and target is not None and target == runtime.job_state):
-            runtime.complete_job(self.context.get("result"))
+        if target is not None:
+            runtime.complete_on_return(target, self.context)
+        job = runtime.job
+        lost = runtime.lease_lost
         ack, outbox, consumed, realtime = runtime.take_pending()
+        if lost and ack is None and outbox:
+            outbox = []  # the store fences only an ack; without one the engine drops them
         now = self.clock.now()
         previous = self.state
         if target is not None:
             self.step += 1
-        step = Step(
-            machine_name=self.machine_name, at=now, step=self.step, from_state=previous,
-            to_state=target, event=event,
-            consumed_event_id=consumed.id if consumed else None,
-            consumed_event_status="processed" if target is not None else "unhandled",
-            job_id=runtime.job.job_id if runtime.job else None,
-            job_ack=ack, outbox=outbox, realtime=realtime,
+        committed = self.store.commit_step(
+            Step(
+                machine_name=self.machine_name,
+                at=now,
+                step=self.step,
+                from_state=previous,
+                to_state=target,
+                event=event,
+                consumed_event_id=consumed.id if consumed else None,
+                consumed_event_status="processed" if target is not None else "unhandled",
+                job_id=job.job_id if job else None,
+                job_ack=ack,
+                outbox=outbox,
+                realtime=realtime,
+            )
         )
-        if not self.store.commit_step(step):
-            logger.warning("[%s] lease lost on job %s; its result is discarded",
-                           self.machine_name, ack.job_id if ack else "?")
-            self._drop_job()
-        elif ack is not None:
-            self._drop_job()
+        if (not committed or lost) and job is not None:
+            logger.warning(
+                "[%s] lease lost on job %s; its result and events are discarded",
+                self.machine_name,
+                job.job_id,
+            )
+        if ack is not None or lost:
+            runtime.drop_job(self.context)
+        if committed and ack is not None and ack.retry_delay is not None:
+            self._parking.retry_due(now + ack.retry_delay)
         if target is not None:
             self.state = target
-            if target != previous or event not in self.definition.idle_events:
-                self.entered_at = now
+            self.entered_at = now
             self.context["current_state"] = target
             logger.info("[%s] %s --%s--> %s", self.machine_name, previous, event, target)
-        self._ring(outbox)
-        self._notify()
+        if committed:
+            self._ring(outbox)
+        self._conditions.notify()
 
-    def _drop_job(self) -> None:
-        self.runtime.job = None
-        self.runtime.job_state = None
-        self._job_error = False
-        for key in ("current_job", "job_id", "job_type", "data"):
-            self.context.pop(key, None)
-
-    def _ring(self, outbox: Iterable[Any]) -> None:
-        targets = {out.target_machine for out in outbox}
-        if not targets:
-            return
+    def _ring(self, outbox: Iterable[OutgoingEvent]) -> None:
+        """Wake the targets of committed events; a lost doorbell only delays delivery."""
         from statemachine_engine.transport import ring
 
-        for target in targets:
+        for target in {out.target_machine for out in outbox}:
             if target == self.machine_name:
                 self.wake()
-            else:
+                continue
+            with contextlib.suppress(StateMachineError, ValueError):
                 ring(target, {"kind": "event"})
 
-    def _notify(self) -> None:
-        if not self._waiters:
-            return
-
-        async def notify() -> None:
-            async with self._changed:
-                self._changed.notify_all()
-
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().create_task(notify())
-
-    def _release_job(self) -> None:
-        job = self.runtime.job
-        if job is None:
-            return
-        with contextlib.suppress(StateMachineError):
-            if self.store.release_job(job.job_id, self.runtime.owner):
-                logger.info("[%s] released job %s back to the queue", self.machine_name,
-                            job.job_id)
-        self._drop_job()
-
-    async def _heartbeat(self) -> None:
-        """Renew the lease of the held job; on loss, cancel the running action."""
-        period = max(self.runtime.lease_seconds / 3, 0.05)
-        while True:
-            await self.clock.sleep(period)
-            job = self.runtime.job
-            if job is None:
-                continue
-            try:
-                alive = self.store.heartbeat(job.job_id, self.runtime.owner,
-                                             self.runtime.lease_seconds)
-            except StateMachineError as exc:
-                logger.warning("[%s] heartbeat failed: %s", self.machine_name, exc)
-                continue
-            if not alive and self.runtime.job is job:
-                logger.warning("[%s] lease lost on job %s; stopping its action",
-                               self.machine_name, job.job_id)
-                self._drop_job()
-                if self._current is not None:
-                    self._lease_lost = True
-                    self._current.cancel()
+    def _lease_lost(self, job: Job) -> None:
+        logger.warning(
+            "[%s] lease lost on job %s; stopping its action", self.machine_name, job.job_id
+        )
+        if self._current is not None and not self._current.done():
+            self._current.cancel()
 
     def snapshot(self) -> dict[str, Any]:
         """Where the machine is, for logs and tests."""
-        return {"machine_name": self.machine_name, "state": self.state, "step": self.step,
-                "since": iso(self.entered_at),
-                "job_id": self.runtime.job.job_id if self.runtime.job else None}
+        return {
+            "machine_name": self.machine_name,
+            "state": self.state,
+            "step": self.step,
+            "since": iso(self.entered_at),
+            "parked": self.parked,
+            "job_id": self.runtime.job.job_id if self.runtime.job else None,
+        }

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
 import logging
 import re
 import sys
+import traceback
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from statemachine_engine.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "statemachine_engine.actions"
-_TYPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+_TYPE_NAME = re.compile(r"[a-z][a-z0-9_]{0,99}")
 
 
 def class_name(action_type: str) -> str:
@@ -32,32 +34,57 @@ class ActionLoader:
     """Resolves `type:` names to BaseAction classes; imports nothing outside the built-ins,
     the configured directories (`<type>_action.py`) and the entry-point group."""
 
-    def __init__(self, actions_dirs: Iterable[str | Path] = ()) -> None:
+    def __init__(
+        self,
+        actions_dirs: Iterable[str | Path] = (),
+        *,
+        entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
+    ) -> None:
+        """`entry_points` replaces the installed `statemachine_engine.actions` group (tests,
+        embedding); by default the group is read from the installed distributions."""
         self.actions_dirs = tuple(Path(d).resolve() for d in actions_dirs)
         self._classes: dict[str, type[BaseAction]] = {}
-        self._entry_points = {
-            ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
-        }
+        self._failures: dict[str, ConfigError] = {}
+        if entry_points is None:
+            entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        self._entry_points = {ep.name: ep for ep in entry_points}
 
     def names(self) -> frozenset[str]:
+        """Every type name that may resolve: built-ins, entry points, `<type>_action.py`."""
         found = set(BUILTINS) | set(self._entry_points)
         for directory in self.actions_dirs:
             if directory.is_dir():
                 found.update(p.name[: -len("_action.py")] for p in directory.glob("*_action.py"))
-        return frozenset(n for n in found if _TYPE_NAME.match(n))
+        return frozenset(n for n in found if _TYPE_NAME.fullmatch(n))
 
     def provides(self, action_type: str) -> frozenset[str] | None:
-        return self.resolve(action_type).provides
+        """Context keys the action may set; a module that fails to load is a ConfigError."""
+        try:
+            return self.resolve(action_type).provides
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(str(exc)) from None
 
     def resolve(self, action_type: str) -> type[BaseAction]:
-        """The class for a type name; raises LookupError when it cannot be found."""
+        """The class for a type name. Raises LookupError for an invalid or unknown name or a
+        class that is not a BaseAction, ConfigError (naming the file and line) for a
+        module that fails to import."""
         if action_type in self._classes:
             return self._classes[action_type]
-        if not _TYPE_NAME.match(action_type):
-            raise LookupError(f"invalid action type name {action_type!r}")
-        cls = self._find(action_type)
+        if not isinstance(action_type, str) or not _TYPE_NAME.fullmatch(action_type):
+            raise LookupError(f"invalid action type name {str(action_type)[:100]!r}")
+        if action_type in self._failures:
+            raise self._failures[action_type]
+        try:
+            cls = self._find(action_type)
+        except ConfigError as exc:
+            self._failures[action_type] = exc
+            raise
         if not (isinstance(cls, type) and issubclass(cls, BaseAction)):
-            raise LookupError(f"action {action_type!r} does not resolve to a BaseAction subclass")
+            raise LookupError(
+                f"action {action_type!r} resolves to {cls!r}, which is not a BaseAction subclass"
+            )
         self._classes[action_type] = cls
         return cls
 
@@ -69,13 +96,22 @@ class ActionLoader:
         for directory in self.actions_dirs:
             path = directory / f"{action_type}_action.py"
             if path.is_file():
-                return getattr(self._import_file(path), class_name(action_type), None)
+                name = class_name(action_type)
+                module = self._import_file(path)
+                if not hasattr(module, name):
+                    raise LookupError(f"{path} defines no class {name}")
+                return getattr(module, name)
         if action_type in self._entry_points:
-            return self._entry_points[action_type].load()
+            entry_point = self._entry_points[action_type]
+            try:
+                return entry_point.load()
+            except (Exception, SystemExit) as exc:
+                raise _load_error(f"entry point {entry_point.value!r}", exc, None) from None
         raise LookupError(f"unknown action type {action_type!r}")
 
     def _import_file(self, path: Path) -> Any:
-        module_name = f"statemachine_engine_user_actions.{path.stem}_{abs(hash(path)):x}"
+        digest = hashlib.sha256(str(path).encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        module_name = f"statemachine_engine_user_actions.{path.stem}_{digest}"
         if module_name in sys.modules:
             return sys.modules[module_name]
         spec = importlib.util.spec_from_file_location(module_name, path)
@@ -85,9 +121,9 @@ class ActionLoader:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception:
+        except (Exception, SystemExit) as exc:
             del sys.modules[module_name]
-            raise
+            raise _load_error(str(path), exc, path) from None
         return module
 
     def create(self, spec: ActionSpec) -> BaseAction:
@@ -101,5 +137,26 @@ class ActionLoader:
         except Exception as exc:
             raise ConfigError(
                 f"cannot load action {spec.type!r}: {exc}",
-                file=spec.pos.file, line=spec.pos.line, column=spec.pos.column,
+                file=spec.pos.file,
+                line=spec.pos.line,
+                column=spec.pos.column,
             ) from None
+
+
+def _load_error(what: str, exc: BaseException, path: Path | None) -> ConfigError:
+    """A ConfigError for a module that raised on import, at the line that raised."""
+    line: int | None = None
+    column: int | None = None
+    if isinstance(exc, SyntaxError) and exc.filename == str(path):
+        line, column = exc.lineno, exc.offset
+    elif path is not None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = frames[-1].lineno if frames else None
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return ConfigError(
+        f"importing {what if path is None else 'the action module'} failed: {detail}",
+        file=None if path is None else str(path),
+        line=line,
+        column=column,
+        hint="fix the module; it must import without errors",
+    )

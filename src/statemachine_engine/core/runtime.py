@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +13,14 @@ from statemachine_engine.clock import Clock
 from statemachine_engine.config.model import MachineDefinition
 from statemachine_engine.database.records import Job, JobAck, MachineEvent, OutgoingEvent
 from statemachine_engine.database.store import Store
+from statemachine_engine.errors import StateMachineError
 
 logger = logging.getLogger(__name__)
+
+
+Pending = tuple[
+    JobAck | None, list[OutgoingEvent], MachineEvent | None, list[tuple[str, dict[str, Any]]]
+]
 
 
 @dataclass
@@ -36,6 +44,7 @@ class Runtime:
     job: Job | None = None
     job_state: str | None = None
     job_ack: JobAck | None = None
+    lease_lost: bool = False
     outbox: list[OutgoingEvent] = field(default_factory=list)
     consumed_event: MachineEvent | None = None
     realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -45,11 +54,18 @@ class Runtime:
         self.job = job
         self.job_state = state
         self.job_ack = None
-        view = job.as_context()
-        context["current_job"] = view
+        self.lease_lost = False
+        context["current_job"] = job.as_context()
         context["job_id"] = job.job_id
         context["job_type"] = job.job_type
         context["data"] = job.data
+
+    def drop_job(self, context: dict[str, Any]) -> None:
+        """Forget the current job (acknowledged, released or lost). Its context keys stay
+        until the next claim, so an error state can still name the job that failed."""
+        self.job = None
+        self.job_state = None
+        self.lease_lost = False
 
     def complete_job(self, result: Any = None) -> bool:
         """Mark the current job completed when the step commits; False if there is none."""
@@ -58,17 +74,53 @@ class Runtime:
         self.job_ack = JobAck(self.job.job_id, self.owner, "completed", result=result)
         return True
 
+    def complete_on_return(self, target: str, context: dict[str, Any]) -> None:
+        """A transition back to the state that claimed the job completes it, unless the
+        step already decided (an error failed it, or an action acknowledged it)."""
+        if self.job is not None and self.job_ack is None and target == self.job_state:
+            self.complete_job(context.get("result"))
+
     def fail_job(self, error: str, *, retry: bool = True) -> bool:
-        """Fail this attempt of the current job when the step commits (retry with backoff)."""
+        """Fail this attempt of the current job when the step commits; it is retried after
+        `backoff_base * 2**(attempts-1)` seconds until its attempts run out."""
         if self.job is None:
             return False
-        delay = self.backoff_base * (2 ** max(self.job.attempts - 1, 0)) if retry else None
-        self.job_ack = JobAck(self.job.job_id, self.owner, "failed", error=error,
-                              retry_delay=delay)
+        delay = self.retry_delay(self.job.attempts) if retry else None
+        self.job_ack = JobAck(self.job.job_id, self.owner, "failed", error=error, retry_delay=delay)
         return True
 
-    def send(self, target: str, event_type: str, payload: Any = None,
-             job_id: str | None = None) -> None:
+    def retry_delay(self, attempts: int) -> float:
+        """Backoff before the next attempt after `attempts` failed ones."""
+        return self.backoff_base * 2.0 ** max(attempts - 1, 0)
+
+    def release_job(self, context: dict[str, Any]) -> None:
+        """Give the held job back to the queue without counting the attempt (on stop)."""
+        job = self.job
+        if job is None:
+            return
+        with contextlib.suppress(StateMachineError):
+            if self.store.release_job(job.job_id, self.owner):
+                logger.info("[%s] released job %s to the queue", self.machine_name, job.job_id)
+        self.drop_job(context)
+
+    def recover_jobs(self) -> None:
+        """Jobs still held by an earlier run of this machine on this host: that run died
+        mid-job (a clean stop releases), so the attempt counts and is retried with backoff;
+        a job that kills its worker must not be retried forever."""
+        prefix = self.owner.rsplit(":", 1)[0] + ":"
+        for job in self.store.list_jobs(status="processing", limit=1000):
+            owner = job.lease_owner or ""
+            if owner.startswith(prefix):
+                error = f"worker {owner} died while running the job"
+                delay = self.retry_delay(job.attempts)
+                status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
+                logger.warning(
+                    "[%s] %s: job %s is %s", self.machine_name, error, job.job_id, status
+                )
+
+    def send(
+        self, target: str, event_type: str, payload: Any = None, job_id: str | None = None
+    ) -> None:
         """Queue an event for another machine; written in the same transaction as the step."""
         self.outbox.append(OutgoingEvent(target, event_type, payload, job_id))
 
@@ -85,17 +137,46 @@ class Runtime:
                 try:
                     context[key] = resolve(path, context)
                 except PlaceholderError:
-                    logger.warning("%s: event %s has no %s for context key %s",
-                                   self.machine_name, event.event_type, path, key)
+                    logger.warning(
+                        "[%s] event %s has no %s for context key %s",
+                        self.machine_name,
+                        event.event_type,
+                        path,
+                        key,
+                    )
+
+    def unhandled(self, event: MachineEvent, state: str) -> None:
+        """Record `event` as having no transition from `state` when the step commits."""
+        self.consumed_event = event
+        detail = {"machine_name": self.machine_name, "state": state, "event": event.event_type}
+        self.realtime.append(("unhandled_event", {**detail, "event_id": event.id}))
 
     def activity(self, message: str, level: str = "info") -> None:
         """A line for the UI's activity feed, committed with the step."""
-        self.realtime.append(("activity", {"machine_name": self.machine_name,
-                                           "message": message, "level": level}))
+        self.realtime.append(
+            ("activity", {"machine_name": self.machine_name, "message": message, "level": level})
+        )
 
-    def take_pending(self) -> tuple[JobAck | None, list[OutgoingEvent], MachineEvent | None,
-                                    list[tuple[str, dict[str, Any]]]]:
+    def take_pending(self) -> Pending:
         """Hand the step's intentions to the engine and start a fresh step."""
         pending = (self.job_ack, self.outbox, self.consumed_event, self.realtime)
         self.job_ack, self.outbox, self.consumed_event, self.realtime = None, [], None, []
         return pending
+
+    async def keep_lease(self, on_lost: Callable[[Job], None]) -> None:
+        """Renew the lease of the held job every third of its length; when another worker
+        has taken it, set `lease_lost` (the next commit is fenced) and call `on_lost`."""
+        period = max(self.lease_seconds / 3, 0.05)
+        while True:
+            await self.clock.sleep(period)
+            job = self.job
+            if job is None or self.lease_lost:
+                continue
+            try:
+                alive = self.store.heartbeat(job.job_id, self.owner, self.lease_seconds)
+            except StateMachineError as exc:
+                logger.warning("[%s] heartbeat failed: %s", self.machine_name, exc)
+                continue
+            if not alive and self.job is job:
+                self.lease_lost = True
+                on_lost(job)

@@ -8,7 +8,8 @@ ERROR_EVENT = "error"
 
 
 def decide(definition: MachineDefinition, state: str, event: str) -> Transition | None:
-    """The transition `event` fires from `state`: the state's own first, then wildcards."""
+    """The transition `event` fires from `state`: the state's own first, then wildcards,
+    each in file order; None when there is none."""
     for transition in definition.outgoing(state):
         if transition.event == event:
             return transition
@@ -24,7 +25,7 @@ def is_idle(definition: MachineDefinition, transition: Transition, state: str) -
 def next_timeout(
     definition: MachineDefinition, state: str, entered_at: float
 ) -> tuple[float, Transition] | None:
-    """The earliest `timeout(N)` transition of `state` and when it is due."""
+    """The earliest `timeout(N)` transition of `state` and when it is due (ties: file order)."""
     best: tuple[float, Transition] | None = None
     for transition in definition.timeouts(state):
         assert transition.timeout is not None
@@ -32,3 +33,19 @@ def next_timeout(
         if best is None or due < best[0]:
             best = (due, transition)
     return best
+
+
+def claimed_job_types(definition: MachineDefinition) -> frozenset[str] | None:
+    """The job types the machine's queue checks can claim, or None when that cannot be
+    narrowed (a check without a type, a type from a placeholder, or no check at all)."""
+    default = definition.metadata.get("job_type")
+    found: set[str] = set()
+    for specs in definition.entry_actions.values():
+        for spec in specs:
+            if spec.type != "check_database_queue":
+                continue
+            job_type = spec.params.get("job_type", default)
+            if not isinstance(job_type, str) or "{" in job_type:
+                return None
+            found.add(job_type)
+    return frozenset(found) or None

@@ -81,6 +81,8 @@ class MachineEventModel:
         return self.store.send_event(target, event_type, payload, source=source).id
 
     def pending(self, target: str, limit: int = 100) -> list[dict[str, Any]]:
+        """Pending events for target, oldest first; with more than `limit` pending, the
+        newest `limit` of them (the store lists events newest first)."""
         events = self.store.list_events(target=target, status="pending", limit=limit)
         return [e.to_dict() for e in reversed(events)]
 

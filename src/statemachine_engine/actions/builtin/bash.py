@@ -111,18 +111,21 @@ class BashAction(BaseAction):
         stdin = self._stdin(context)
         timeout = self._timeout(context)
         loop = asyncio.get_running_loop()
-        transport, protocol = await loop.subprocess_exec(
-            lambda: _Protocol(loop),
-            "bash",
-            "-c",
-            command,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=self._environment(context),
-            cwd=self._cwd(context),
-            start_new_session=True,
+        spawn = asyncio.ensure_future(
+            loop.subprocess_exec(
+                lambda: _Protocol(loop),
+                "bash",
+                "-c",
+                command,
+                stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self._environment(context),
+                cwd=self._cwd(context),
+                start_new_session=True,
+            )
         )
+        transport, protocol = await _started(spawn)
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         try:
             timed_out, out, err = await self._run(proc, protocol, stdin, timeout)
@@ -181,7 +184,7 @@ class BashAction(BaseAction):
             await asyncio.wait(tasks, timeout=READ_GRACE)
         except BaseException:
             _kill_group(proc.pid)
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(protocol.exited), READ_GRACE)
             raise
         finally:
@@ -208,7 +211,9 @@ class BashAction(BaseAction):
         try:
             seconds = float(value)
         except (TypeError, ValueError):
-            raise ActionError(f"bash: 'timeout' must be a number of seconds, not {value!r}") from None
+            raise ActionError(
+                f"bash: 'timeout' must be a number of seconds, not {value!r}"
+            ) from None
         if seconds <= 0:
             raise ActionError(f"bash: 'timeout' must be positive, not {value!r}")
         return seconds
@@ -242,6 +247,27 @@ class BashAction(BaseAction):
         for key, value in env.items():
             _check_env(key, value)
         return env
+
+
+async def _started(
+    spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, _Protocol]],
+) -> tuple[asyncio.SubprocessTransport, _Protocol]:
+    """Await the spawn; cancelled meanwhile, kill the new process group before re-raising
+    (asyncio would otherwise wait for the pipes, which a child may hold open for good)."""
+    try:
+        return await asyncio.shield(spawn)
+    except asyncio.CancelledError:
+        spawn.add_done_callback(_kill_spawned)
+        await asyncio.wait({spawn}, timeout=READ_GRACE)
+        raise
+
+
+def _kill_spawned(spawn: asyncio.Future[tuple[asyncio.SubprocessTransport, _Protocol]]) -> None:
+    if spawn.cancelled() or spawn.exception() is not None:
+        return
+    transport, _ = spawn.result()
+    _kill_group(transport.get_pid())
+    transport.close()
 
 
 async def _feed(writer: asyncio.StreamWriter, data: bytes) -> None:

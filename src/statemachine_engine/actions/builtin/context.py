@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction
@@ -9,17 +10,21 @@ from statemachine_engine.errors import ActionError
 
 
 class SetContextAction(BaseAction):
-    """Set `key` to `value`, or every entry of `values`; returns `success` if configured."""
+    """Set `key` to `value`, or every entry of `values` (also spelled `context`); values keep
+    their types (`value: "{data.count}"` stays an int). Returns `success` if configured."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        if "values" in self.config:
-            values = self.param("values", context)
-            if not isinstance(values, dict):
-                raise ActionError("set_context: 'values' must be a mapping")
+        mapping_key = next((k for k in ("values", "context") if k in self.config), None)
+        if mapping_key is not None:
+            values = self.param(mapping_key, context)
+            if not isinstance(values, Mapping):
+                raise ActionError(f"set_context: '{mapping_key}' must be a mapping")
             context.update({str(k): v for k, v in values.items()})
-        else:
+        elif "key" in self.config:
             key = self.param("key", context)
             context[str(key)] = self.param("value", context, None)
+        else:
+            raise ActionError("set_context: give `key` and `value`, or a `values` mapping")
         return self.event("success", None)

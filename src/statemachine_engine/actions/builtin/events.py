@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction
-from statemachine_engine.errors import ActionError
+from statemachine_engine.errors import ActionError, StateMachineError
 
 
 class CheckEventsAction(BaseAction):
@@ -35,21 +35,31 @@ class ClearEventsAction(BaseAction):
 
 
 class SendEventAction(BaseAction):
-    """Send `event_type` with `payload` to `target_machine`, durably, with this step.
-
-    The payload keeps types: `payload: "{event_data.payload}"` forwards a dict.
-    """
+    """Send `event_type` (or `event`) with `payload` to `target_machine` (or `target`),
+    durably, with this step. The payload keeps types: `payload: "{event_data.payload}"`
+    forwards a dict. `job_id` defaults to the current job's."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        target = self.param("target_machine", context, self.config.get("target"))
-        event_type = self.param("event_type", context, self.config.get("event"))
+        from statemachine_engine.transport.runtime_dir import validate_machine_name
+
+        target = self._either("target_machine", "target", context)
+        event_type = self._either("event_type", "event", context)
         if not target or not event_type:
             raise ActionError("send_event: 'target_machine' and 'event_type' are required")
+        try:
+            validate_machine_name(str(target))
+        except StateMachineError as exc:
+            raise ActionError(f"send_event: {exc}") from None
         payload = self.param("payload", context, None)
         job = context.get("current_job")
         job_id = self.param("job_id", context, job.get("id") if isinstance(job, dict) else None)
-        self.runtime.send(str(target), str(event_type), payload,
-                          None if job_id is None else str(job_id))
+        self.runtime.send(
+            str(target), str(event_type), payload, None if job_id is None else str(job_id)
+        )
         return self.event("success", None)
+
+    def _either(self, key: str, alias: str, context: dict[str, Any]) -> Any:
+        """A parameter given under its name or its released-package alias, rendered."""
+        return self.param(key if key in self.config else alias, context, None)

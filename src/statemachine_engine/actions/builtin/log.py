@@ -7,8 +7,14 @@ from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "success": logging.INFO,
-           "warning": logging.WARNING, "warn": logging.WARNING, "error": logging.ERROR}
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "success": logging.INFO,
+    "warning": logging.WARNING,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
 
 
 class LogAction(BaseAction):

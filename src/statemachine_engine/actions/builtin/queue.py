@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.database.records import Job
+from statemachine_engine.errors import ActionError
 
 _JOB_KEYS = frozenset({"current_job", "job_id", "job_type", "data"})
 
@@ -17,8 +18,12 @@ class _ClaimAction(BaseAction):
         if job is None:
             return self.event("empty", "no_jobs")
         self.runtime.hold_job(job, str(context.get("current_state", "")), context)
-        self.logger.info("[%s] claimed job %s (attempt %d)", context.get("machine_name"),
-                         job.job_id, job.attempts)
+        self.logger.info(
+            "[%s] claimed job %s (attempt %d)",
+            context.get("machine_name"),
+            job.job_id,
+            job.attempts,
+        )
         return self.event("success", "new_job")
 
 
@@ -46,13 +51,21 @@ class CheckDatabaseQueueAction(_ClaimAction):
 
 class ClaimJobAction(_ClaimAction):
     """Claim the job `job_id` → `success` (new_job), or `already_claimed` when it is not
-    runnable."""
+    runnable. Claiming while another job is held is an error (its lease would leak)."""
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
         job_id = str(self.param("job_id", context))
-        job = runtime.store.claim_job(None, runtime.owner, lease_seconds=runtime.lease_seconds,
-                                      job_id=job_id)
+        if runtime.job is not None:
+            if runtime.job.job_id == job_id:
+                return self.event("success", "new_job")
+            raise ActionError(
+                f"claim_job: already holding job {runtime.job.job_id!r}; "
+                "complete or fail it before claiming another"
+            )
+        job = runtime.store.claim_job(
+            None, runtime.owner, lease_seconds=runtime.lease_seconds, job_id=job_id
+        )
         if job is None:
             return self.event("already_claimed", "already_claimed")
         return self._took(job, context)
@@ -78,7 +91,9 @@ class FailJobAction(BaseAction):
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         message = self.param("message", context, None) or context.get("last_error") or "failed"
-        retry = bool(self.config.get("retry", True))
-        if not self.runtime.fail_job(str(message), retry=retry):
+        retry = self.config.get("retry", True)
+        if isinstance(retry, str):
+            retry = retry.strip().lower() not in ("false", "no", "off", "0")
+        if not self.runtime.fail_job(str(message), retry=bool(retry)):
             self.logger.warning("[%s] fail_job: no current job", context.get("machine_name"))
         return self.event("success", None)

@@ -92,9 +92,8 @@ class Connection:
             self.db.row_trace = _dict_row
             if path != ":memory:" and self.db.readonly("main"):
                 raise StoreError(f"database {path} is read-only")
-            row = self.one("PRAGMA journal_mode=WAL")
-            mode = row["journal_mode"] if row else None
-            if path != ":memory:" and str(mode).lower() != "wal":
+            mode = self._enable_wal()
+            if path != ":memory:" and mode != "wal":
                 raise StoreError(f"database {path} cannot use WAL journal mode (got {mode!r})")
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate(migrations)
@@ -142,17 +141,36 @@ class Connection:
                 self.db.execute("ROLLBACK")
             raise describe(exc, self.path) from None
 
+    def _enable_wal(self) -> str:
+        """Switch to WAL. Several processes opening a fresh file at once can get SQLITE_BUSY
+        here without the busy handler being consulted, so retry until the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        delay = 0.001
+        while True:
+            try:
+                rows: list[Any] = self.db.execute("PRAGMA journal_mode=WAL").fetchall()
+            except apsw.BusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+                continue
+            return str(rows[0]["journal_mode"]).lower() if rows else ""
+
     def _migrate(self, migrations: Sequence[Migration]) -> None:
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"
-        )
-        applied = {row["name"] for row in self.db.execute("SELECT name FROM schema_migrations")}
-        pending = [m for m in migrations if m.key not in applied]
-        if not pending:
+        try:
+            applied = {r["name"] for r in self.db.execute("SELECT name FROM schema_migrations")}
+        except apsw.SQLError:
+            applied = set()  # a fresh database: no schema_migrations table yet
+        if all(m.key in applied for m in migrations):
             return
         with self.write():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations"
+                " (name TEXT PRIMARY KEY, applied_at REAL)"
+            )
             applied = {row["name"] for row in self.rows("SELECT name FROM schema_migrations")}
-            for migration in pending:
+            for migration in migrations:
                 if migration.key in applied:
                     continue
                 self.db.execute(migration.sql).fetchall()

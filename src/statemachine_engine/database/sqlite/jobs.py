@@ -17,6 +17,8 @@ from statemachine_engine.database.store import (
 )
 from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
 
+# Taking over an expired lease records it as that attempt's error, so a job whose workers keep
+# dying shows one history entry per attempt.
 _CLAIM = (
     "UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires_at = :expires,"
     " attempts = attempts + 1, started_at = :now,"

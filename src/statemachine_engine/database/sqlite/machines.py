@@ -285,7 +285,7 @@ def _record_transition(c: Connection, step: Step) -> None:
             "event": step.event,
             "step": step.step,
             "at": step.at,
-            "job_id": step.job_id,
+            "job_id": step.job_id if step.job_ack is None else None,
             "changed": step.from_state != step.to_state,
             "machine": step.machine_name,
         },
