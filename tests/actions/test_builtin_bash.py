@@ -91,7 +91,7 @@ async def test_background_child_left_behind_is_killed_at_exit(
     action = make_action(f"type: bash\ncommand: 'sleep 100 & echo $! > {pid_file}; echo started'")
     started = time.monotonic()
     assert await action.execute(context) == "job_done"
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20
     assert context["stdout"] == "started\n"
     await until(lambda: not alive(int(pid_file.read_text())))
 
@@ -100,7 +100,7 @@ async def test_endless_output_is_killed_at_timeout_and_capped(make_action, conte
     action = make_action("type: bash\ncommand: 'yes'\ntimeout: 2")
     started = time.monotonic()
     assert await action.execute(context) == "error"
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 20
     assert context["stdout"].endswith(TRUNCATED)
     assert len(context["stdout"]) == OUTPUT_CAP + len(TRUNCATED)
 
@@ -144,7 +144,7 @@ async def test_cancellation_while_starting_kills_the_process_group(
     started = time.monotonic()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 10
     shell, child = (int(p) for p in pid_file.read_text().split())
     await until(lambda: not alive(shell) and not alive(child))
 

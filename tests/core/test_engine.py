@@ -329,8 +329,8 @@ async def test_idle_worker_parks_and_takes_a_later_job_at_once_after_wake(
     job = store.add_job("task", {"n": 1})
     woken = time.monotonic()
     m.engine.wake()
-    await until(lambda: job_of(store, job.job_id).status != "pending", timeout=1)
-    assert time.monotonic() - woken < 0.1
+    await until(lambda: job_of(store, job.job_id).status != "pending", timeout=5)
+    assert time.monotonic() - woken < 2  # the safety re-check is an hour away
     await until(lambda: job_of(store, job.job_id).status == "completed")
     await m.engine.wait_parked()
     await quiet()
@@ -428,7 +428,7 @@ async def test_timeout_fires_on_the_virtual_clock_and_idle_rechecks_keep_it(
     assert m.engine.state == "waiting" and m.engine.parked
     clock.advance(1)
     assert await asyncio.wait_for(m.task, 5) == 0
-    assert time.monotonic() - began < 1
+    assert time.monotonic() - began < 5  # an hour of virtual time
     assert history(store, "timer") == [("waiting", "expired", "timeout(3600)")]
     status = store.get_machine("timer")
     assert status is not None and status.status == "finished"
@@ -618,7 +618,7 @@ async def test_stop_during_a_long_bash_kills_it_and_releases_the_job(
 
     stopping = time.monotonic()
     assert await m.stop(timeout=2) == 0
-    assert time.monotonic() - stopping < 2
+    assert time.monotonic() - stopping < 5  # the bash child sleeps 60 s
     await until(lambda: not any(alive(pid) for pid in pids), timeout=2)
     released = store.get_job(job.job_id)
     assert released is not None
