@@ -4,9 +4,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench clean chromium pg
 
-install: $(STAMP)
+UI_DIR := src/statemachine_engine/monitoring
+MERMAID := $(UI_DIR)/static/vendor/mermaid.min.js
+
+install: $(STAMP) $(MERMAID) chromium $(TOOL_NODE)
+
+# Front-end dependencies come from the npm registry at build time and ship inside the wheel.
+$(MERMAID): $(UI_DIR)/frontend/package.json $(UI_DIR)/frontend/package-lock.json
+	mkdir -p build/ui $(@D)
+	cp $(UI_DIR)/frontend/package.json $(UI_DIR)/frontend/package-lock.json build/ui/
+	cd build/ui && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	cp build/ui/node_modules/mermaid/dist/mermaid.min.js $@
+
+# Test-only: the real Mermaid parser and Ajv check diagrams and the JSON Schema (tests/tools).
+TOOL_NODE := tests/tools/node/node_modules/.installed
+$(TOOL_NODE): tests/tools/node/package.json tests/tools/node/package-lock.json
+	cd tests/tools/node && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	touch $@
+
+# The browser tests drive Debian's chromium through Playwright; no browser download.
+chromium:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+	  else sudo apt-get update && sudo apt-get install -y chromium; fi; }
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,8 +46,13 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-unit: install
-	$(VENV)/bin/pytest --cov --cov-report=term:skip-covered -q
+# The PostgreSQL suite always runs for real: STATEMACHINE_TEST_PG if set, else a local server
+# on 127.0.0.1:5432, started (or installed) by the script when none answers.
+pg:
+	@scripts/pg_test_server.sh >/dev/null
+
+unit: install pg
+	STATEMACHINE_TEST_PG="$$(scripts/pg_test_server.sh)" $(VENV)/bin/pytest --cov --cov-report=term:skip-covered -q
 
 test: lint typecheck unit
 

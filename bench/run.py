@@ -1,151 +1,428 @@
-"""Benchmarks of the engine on this machine (run by `make bench`, never by `make test`).
+"""Side-by-side benchmarks: this checkout against the released statemachine-engine 1.0.91.
 
-Measures single-worker throughput with a trivial action, enqueue-to-pickup latency of a
-parked worker, and the raw SQLite commit rate with the same durability settings as the
-physical limit. Results are printed as a table and written to bench/results/latest.json.
+Run by `make bench` (never by `make test`). It creates or reuses bench/.venv-released with
+the released package from PyPI, measures the physical limits of this machine, then runs every
+scenario against both engines, alternating (ours, released, released, ours, ...), and prints
+one table: our median, the released median, the ratio, the physical limit and how close we
+are to it. Results go to bench/results/<timestamp>.json and bench/results/latest.json.
+docs/performance.md explains the method.
+
+    python bench/run.py [--quick] [--rounds N] [--only SCENARIO,...] [--engines ours,released]
 """
 
 from __future__ import annotations
 
+import argparse
+import atexit
+import contextlib
 import json
 import os
-import signal
+import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import apsw
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from statemachine_engine.database import open_store
-from statemachine_engine.transport import ring_all
+import limits
+import scenarios
+from engines import RELEASED_VERSION, Engine, Ours, Released
+from procstat import loadavg
 
-WORKER = """
-name: bench worker
-initial_state: waiting
-states: [waiting, processing]
-transitions:
-  - {from: waiting, to: processing, event: new_job}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: processing, to: waiting, event: job_done}
-actions:
-  waiting:
-    - {type: check_database_queue, job_type: bench}
-  processing:
-    - {type: log, message: "job {job_id}", level: debug, success: job_done}
-"""
+BENCH = Path(__file__).resolve().parent
+RELEASED_VENV = BENCH / ".venv-released"
+RESULTS = BENCH / "results"
+OUR_BIN = Path(sys.executable).parent
+ROUNDS_BUDGET_S = 300
 
 
-def start_worker(workdir: Path, url: str, name: str = "bench") -> subprocess.Popen[bytes]:
-    config = workdir / "worker.yaml"
-    config.write_text(WORKER)
-    exe = Path(sys.executable).parent / "statemachine"
-    return subprocess.Popen(
+@dataclass(frozen=True)
+class Metric:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    scenario: str
+
+
+METRICS = [
+    Metric("jobs_per_s_log", "1 worker, log action", "jobs/s", True, "throughput_log"),
+    Metric("jobs_per_s_bash", "1 worker, bash action", "jobs/s", True, "throughput_bash"),
+    Metric("pickup_p50_ms", "enqueue→pickup p50", "ms", False, "pickup"),
+    Metric("pickup_p99_ms", "enqueue→pickup p99", "ms", False, "pickup"),
+    Metric("event_p50_ms", "machine→machine event p50", "ms", False, "event"),
+    Metric("event_p99_ms", "machine→machine event p99", "ms", False, "event"),
+    Metric("idle_cpu_pct", "idle CPU, 1 waiting machine", "% core", False, "idle"),
+    Metric("rss_mb", "RSS, 1 machine", "MiB", False, "idle"),
+    Metric("startup_ms", "start-up to first state", "ms", False, "idle"),
+]
+for _n in (50, 200):
+    METRICS += [
+        Metric(f"fleet{_n}_rss_mb", f"{_n} machines: total RSS", "MiB", False, f"fleet{_n}"),
+        Metric(
+            f"fleet{_n}_idle_cpu_pct", f"{_n} machines: idle CPU", "% core", False, f"fleet{_n}"
+        ),
+        Metric(
+            f"fleet{_n}_fanout_p50_ms", f"{_n} machines: fan-out p50", "ms", False, f"fleet{_n}"
+        ),
+        Metric(
+            f"fleet{_n}_fanout_p99_ms", f"{_n} machines: fan-out p99", "ms", False, f"fleet{_n}"
+        ),
+        Metric(f"fleet{_n}_start_s", f"{_n} machines: start all", "s", False, f"fleet{_n}"),
+    ]
+
+SCENARIOS = ["throughput_log", "throughput_bash", "pickup", "event", "idle", "fleet50", "fleet200"]
+
+# Counts per engine: the released package ticks every 50 ms (500 ms when idle), so it gets
+# fewer jobs and samples to keep the whole run under 10 minutes. (quick, full)
+COUNTS: dict[str, dict[str, tuple[int | float, int | float]]] = {
+    "ours": {
+        "jobs_log": (200, 1000),
+        "jobs_bash": (50, 300),
+        "pickup": (30, 150),
+        "event": (30, 150),
+        "idle_window": (2.0, 6.0),
+        "fleet_window": (2.0, 6.0),
+        "fanout_rounds": (1, 3),
+    },
+    "released": {
+        "jobs_log": (10, 50),
+        "jobs_bash": (10, 30),
+        "pickup": (10, 30),
+        "event": (10, 30),
+        "idle_window": (2.0, 6.0),
+        "fleet_window": (2.0, 6.0),
+        "fanout_rounds": (1, 3),
+    },
+}
+
+NOTES = {
+    "released": [
+        "its main loop sleeps 50 ms after every state's actions (500 ms in a state named "
+        "`waiting` after 5 s without activity): every latency is quantised by that tick",
+        "no wake-up on enqueue: a waiting worker finds jobs on its next poll",
+        "its events go by datagram only (no durable row for a machine that is down)",
+        "its `log` action returns no event and completes no job: the shared files add "
+        "`complete_job`, and `repeatable: true` on the queue check (else it never re-polls)",
+    ],
+}
+
+
+# -- released venv --------------------------------------------------------------------------
+
+
+def released_bin() -> Path:
+    """Create or reuse bench/.venv-released with statemachine-engine==1.0.91; its bin dir."""
+    bindir = RELEASED_VENV / "bin"
+    probe = [
+        str(bindir / "python"),
+        "-c",
+        "import importlib.metadata as m; print(m.version('statemachine-engine'))",
+    ]
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        out = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+        if out.strip() == RELEASED_VERSION and (bindir / "statemachine").exists():
+            return bindir
+    print(f"installing statemachine-engine=={RELEASED_VERSION} into {RELEASED_VENV} ...")
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", "--clear", str(RELEASED_VENV)], check=True)
+    subprocess.run(
         [
-            str(exe),
-            str(config),
-            "--machine-name",
-            name,
-            "--db",
-            url,
-            "--log-level",
-            "ERROR",
-            "--safety-interval",
-            "60",
+            str(bindir / "python"),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"statemachine-engine=={RELEASED_VERSION}",
         ],
-        cwd=workdir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        check=True,
     )
+    out = subprocess.run(probe, capture_output=True, text=True, check=True).stdout
+    if out.strip() != RELEASED_VERSION:
+        raise SystemExit(f"bench: released venv has version {out.strip()!r}")
+    return bindir
 
 
-def wait_until(predicate: Any, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark condition not reached")
-        time.sleep(0.005)
+# -- running ----------------------------------------------------------------------------------
 
 
-def throughput(workdir: Path, jobs: int = 2000) -> float:
-    url = f"sqlite:///{workdir}/tp.db"
-    store = open_store(url)
-    for i in range(jobs):
-        store.add_job("bench", {"i": i}, job_id=f"j{i}")
-    proc = start_worker(workdir, url)
-    start = time.monotonic()
-    wait_until(lambda: store.count_jobs()["completed"] == jobs, 300)
-    elapsed = time.monotonic() - start
-    stop(proc)
-    return jobs / elapsed
+def run_one(
+    scenario: str, engine_name: str, quick: bool, rel_bin: Path | None, runtime_dir: str
+) -> dict[str, Any]:
+    q = 0 if quick else 1
+    c = {k: v[q] for k, v in COUNTS[engine_name].items()}
+    timeout = 120.0
+    with tempfile.TemporaryDirectory(prefix=f"smb-{engine_name[:3]}-", dir="/tmp") as tmp:
+        workdir = Path(tmp)
+        engine: Engine
+        if engine_name == "ours":
+            engine = Ours(workdir, OUR_BIN)
+        else:
+            assert rel_bin is not None
+            engine = Released(workdir, rel_bin)
+        try:
+            if scenario == "throughput_log":
+                res = scenarios.throughput(engine, "worker_log.yaml", int(c["jobs_log"]), timeout)
+                return {"jobs_per_s_log": res["jobs_per_s"]}
+            if scenario == "throughput_bash":
+                res = scenarios.throughput(engine, "worker_bash.yaml", int(c["jobs_bash"]), timeout)
+                return {"jobs_per_s_bash": res["jobs_per_s"]}
+            if scenario == "pickup":
+                return scenarios.pickup_latency(engine, int(c["pickup"]), 30)
+            if scenario == "event":
+                return scenarios.event_latency(engine, int(c["event"]), 30)
+            if scenario == "idle":
+                return scenarios.idle_machine(engine, float(c["idle_window"]))
+            if scenario.startswith("fleet"):
+                n = int(scenario[5:])
+                return scenarios.fleet(
+                    engine,
+                    n,
+                    float(c["fleet_window"]),
+                    int(c["fanout_rounds"]),
+                    batch=10,
+                    timeout=timeout,
+                )
+            raise ValueError(scenario)
+        finally:
+            engine.close()
 
 
-def pickup_latency(workdir: Path, samples: int = 200) -> tuple[float, float]:
-    url = f"sqlite:///{workdir}/lat.db"
-    store = open_store(url)
-    proc = start_worker(workdir, url, "latency")
-    wait_until(lambda: (m := store.get_machine("latency")) is not None and m.pid == proc.pid, 30)
-    latencies = []
-    for i in range(samples):
-        job = store.add_job("bench", None, job_id=f"l{i}")
-        ring_all({"kind": "job", "job_type": "bench"})
-        wait_until(
-            lambda j=job.job_id: (g := store.get_job(j)) is not None and g.started_at is not None,
-            10,
+def fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"
+
+
+def physical_limits(lim: dict[str, Any]) -> dict[str, tuple[float | None, str]]:
+    """The limit for each metric, with how it was derived."""
+    commit = lim["commits_per_s"]
+    c50, c99 = lim["commit_p50_ms"], lim["commit_p99_ms"]
+    d50, d99 = lim["one_way_p50_ms"], lim["one_way_p99_ms"]
+    out: dict[str, tuple[float | None, str]] = {
+        "jobs_per_s_log": (commit, "raw commits/s (one durable commit per job)"),
+        "jobs_per_s_bash": (
+            min(commit, lim["bash_per_s"]),
+            "min(raw commits/s, bash spawns/s)",
+        ),
+        "pickup_p50_ms": (d50 + c50, "datagram one-way + one commit (p50)"),
+        "pickup_p99_ms": (d99 + c99, "datagram one-way + one commit (p99)"),
+        "event_p50_ms": (d50 + c50, "datagram one-way + one commit (p50)"),
+        "event_p99_ms": (d99 + c99, "datagram one-way + one commit (p99)"),
+        "idle_cpu_pct": (0.0, "a blocked process uses none"),
+        "rss_mb": (lim["python_rss_mb"], "idle Python interpreter"),
+        "startup_ms": (lim["python_startup_p50_ms"], "`python -c pass`"),
+    }
+    for n in (50, 200):
+        out[f"fleet{n}_rss_mb"] = (n * lim["python_rss_mb"], f"{n} x idle interpreter")
+        out[f"fleet{n}_idle_cpu_pct"] = (0.0, "none")
+        out[f"fleet{n}_fanout_p50_ms"] = (n / 2 * c50, f"{n}/2 serialised commits")
+        out[f"fleet{n}_fanout_p99_ms"] = (n * c50, f"{n} serialised commits")
+        out[f"fleet{n}_start_s"] = (
+            n * lim["python_startup_p50_ms"] / 1000 / (os.cpu_count() or 1),
+            f"{n} interpreter starts over all cores",
         )
-        got = store.get_job(job.job_id)
-        assert got is not None and got.started_at is not None
-        latencies.append((got.started_at - got.created_at) * 1000)
-        wait_until(
-            lambda j=job.job_id: (g := store.get_job(j)) is not None and g.status == "completed", 10
-        )
-    stop(proc)
-    latencies.sort()
-    return statistics.median(latencies), latencies[int(len(latencies) * 0.99) - 1]
+    return out
 
 
-def raw_commits(workdir: Path, n: int = 3000) -> float:
-    db = apsw.Connection(str(workdir / "raw.db"))
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
-    start = time.monotonic()
-    for i in range(n):
-        db.execute("BEGIN IMMEDIATE")
-        db.execute("INSERT INTO t (v) VALUES (?)", (str(i),))
-        db.execute("COMMIT")
-    return n / (time.monotonic() - start)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=10)
+def reach(ours: float | None, limit: float | None, higher: bool) -> float | None:
+    """Fraction of the physical limit reached (1.0 = at the limit)."""
+    if ours is None or limit is None or ours <= 0 or limit <= 0:
+        return None
+    return ours / limit if higher else limit / ours
 
 
 def main() -> int:
-    os.environ.setdefault("STATEMACHINE_RUNTIME_DIR", tempfile.mkdtemp(prefix="smb"))
-    results: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        workdir = Path(tmp)
-        results["raw_sqlite_commits_per_s"] = raw_commits(workdir)
-        results["jobs_per_s_one_worker_log"] = throughput(workdir)
-        p50, p99 = pickup_latency(workdir)
-        results["pickup_latency_p50_ms"] = p50
-        results["pickup_latency_p99_ms"] = p99
-    # One job takes about three commits (claim, enter processing, complete on return).
-    results["ratio_to_raw_commit_limit"] = (
-        results["jobs_per_s_one_worker_log"] * 3 / results["raw_sqlite_commits_per_s"]
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key.ljust(width)}  {value:10.2f}")
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(results, indent=2))
-    return 0
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny counts: proves the harness works"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=None, help="rounds per engine (default 3, quick 1)"
+    )
+    parser.add_argument("--only", default="", help=f"comma-separated scenarios of {SCENARIOS}")
+    parser.add_argument("--engines", default="ours,released", help="ours,released")
+    args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 3)
+    chosen = [s for s in SCENARIOS if not args.only or s in args.only.split(",")]
+    engines = [e for e in ("ours", "released") if e in args.engines.split(",")]
+
+    t_begin = time.perf_counter()
+    runtime_dir = tempfile.mkdtemp(prefix="smbr", dir="/tmp")
+    atexit.register(shutil.rmtree, runtime_dir, ignore_errors=True)
+    os.environ["STATEMACHINE_RUNTIME_DIR"] = runtime_dir
+    rel_bin = released_bin() if "released" in engines else None
+    load_before = loadavg()
+
+    print("measuring physical limits ...", flush=True)
+    lim_before = limits.measure(args.quick)
+
+    samples: dict[str, dict[str, list[float]]] = {}
+    errors: dict[str, dict[str, list[str]]] = {}
+    for scenario in chosen:
+        t0 = time.perf_counter()
+        # One round of the fleets (each is many machines and several fan-outs); past the
+        # time budget, the remaining scenarios get one round so `make bench` stays < 10 min.
+        n_rounds = 1 if scenario.startswith("fleet") else rounds
+        if time.perf_counter() - t_begin > ROUNDS_BUDGET_S:
+            n_rounds = 1
+        for r in range(n_rounds):
+            order = engines if r % 2 == 0 else list(reversed(engines))
+            for eng in order:
+                try:
+                    res = run_one(scenario, eng, args.quick, rel_bin, runtime_dir)
+                except Exception as exc:
+                    msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+                    errors.setdefault(scenario, {}).setdefault(eng, []).append(msg)
+                    if os.environ.get("BENCH_DEBUG"):
+                        traceback.print_exc()
+                    continue
+                for key, value in res.items():
+                    samples.setdefault(key, {}).setdefault(eng, []).append(float(value))
+        print(f"  {scenario:<16} {time.perf_counter() - t0:6.1f} s", flush=True)
+
+    print("measuring physical limits again ...", flush=True)
+    lim_after = limits.measure(args.quick)
+    lim = limits.best_of(lim_before, lim_after)
+
+    limit_for = physical_limits(lim)
+    rows = []
+    results: dict[str, Any] = {}
+    for m in METRICS:
+        if m.scenario not in chosen:
+            continue
+        med = {e: statistics.median(v) for e, v in samples.get(m.key, {}).items() if v}
+        ours, rel = med.get("ours"), med.get("released")
+        ratio = ours / rel if ours is not None and rel else None
+        limit, how = limit_for.get(m.key, (None, ""))
+        err = errors.get(m.scenario, {})
+        results[m.key] = {
+            "label": m.label,
+            "unit": m.unit,
+            "higher_is_better": m.higher_is_better,
+            "ours": ours,
+            "released": rel,
+            "ours_samples": samples.get(m.key, {}).get("ours", []),
+            "released_samples": samples.get(m.key, {}).get("released", []),
+            "ratio_ours_over_released": ratio,
+            "limit": limit,
+            "limit_basis": how,
+            "reach": reach(ours, limit, m.higher_is_better),
+            "errors": err,
+        }
+        if m.scenario.startswith("fleet"):
+            results[m.key]["unobserved"] = samples.get(f"{m.scenario}_unobserved", {})
+        rel_cell = fmt(rel) if rel is not None else ("cannot" if "released" in err else "-")
+        ours_cell = fmt(ours) if ours is not None else ("FAILED" if "ours" in err else "-")
+        rows.append(
+            [
+                m.label,
+                m.unit + (" ↑" if m.higher_is_better else " ↓"),
+                ours_cell,
+                rel_cell,
+                fmt(ratio) + ("x" if ratio is not None else ""),
+                fmt(limit),
+                fmt(results[m.key]["reach"]),
+            ]
+        )
+
+    header = ["scenario", "unit", "ours", "released", "ours/rel", "limit", "reach"]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            h.ljust(w) if i < 2 else h.rjust(w)
+            for i, (h, w) in enumerate(zip(header, widths, strict=True))
+        )
+    ]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append(
+            "  ".join(
+                c.ljust(w) if i < 2 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            )
+        )
+    print()
+    print(
+        f"statemachine-engine benchmarks ({'quick' if args.quick else 'full'}, "
+        f"{rounds} round(s), medians)"
+    )
+    print("\n".join(lines))
+    print(
+        "↑ higher is better, ↓ lower is better; reach = fraction of the physical limit (1 = at it)"
+    )
+    for key, by_engine in samples.items():
+        if key.endswith("_unobserved"):
+            for eng, values in by_engine.items():
+                if any(values):
+                    print(
+                        f"! {key[: -len('_unobserved')]} / {eng}: {int(sum(values))} machine "
+                        "transition(s) never reported (left out of the fan-out figures)"
+                    )
+    for scenario, by_engine in errors.items():
+        for eng, msgs in by_engine.items():
+            print(f"! {scenario} / {eng}: {len(msgs)} failed round(s): {msgs[0]}")
+    print(
+        f"limits: {fmt(lim['commits_per_s'])} raw commits/s (WAL, synchronous=FULL, p50 "
+        f"{fmt(lim['commit_p50_ms'])} ms), datagram RTT p50 {fmt(lim['rtt_p50_ms'])} ms, "
+        f"bash -c true {fmt(lim['bash_p50_ms'])} ms, python -c pass "
+        f"{fmt(lim['python_startup_p50_ms'])} ms, idle python {fmt(lim['python_rss_mb'])} MiB"
+    )
+    elapsed = time.perf_counter() - t_begin
+    load_after = loadavg()
+    print(
+        f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}; "
+        f"took {elapsed:.0f} s"
+    )
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = {
+        "timestamp": stamp,
+        "quick": args.quick,
+        "rounds": rounds,
+        "scenarios": chosen,
+        "engines": engines,
+        "released_version": RELEASED_VERSION,
+        "host": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
+        "counts": {
+            e: {k: v[0 if args.quick else 1] for k, v in COUNTS[e].items()} for e in engines
+        },
+        "limits": lim,
+        "limits_before": lim_before,
+        "limits_after": lim_after,
+        "results": results,
+        "notes": NOTES,
+        "elapsed_s": elapsed,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    (RESULTS / f"{stamp}.json").write_text(text)
+    (RESULTS / "latest.json").write_text(text)
+    print(f"wrote {RESULTS / (stamp + '.json')}")
+    return 1 if any("ours" in e for e in errors.values()) else 0
 
 
 if __name__ == "__main__":

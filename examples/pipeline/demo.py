@@ -134,9 +134,18 @@ def machine_services(layout: Layout, db_url: str) -> list[Service]:
 
 
 def monitor_services(layout: Layout, db_url: str) -> list[Service]:
-    """Processes that watch the machines rather than run them (none yet); one with a `url`
-    is listed in the summary."""
-    return []
+    """Processes that watch the machines rather than run them: the monitoring UI on
+    127.0.0.1:3001, or on a free port when 3001 is taken."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", 3001))
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = [tool("statemachine-ui"), "--db", db_url, "--port", str(port)]
+    return [Service("statemachine-ui", argv, machine=False, url=f"http://127.0.0.1:{port}/")]
 
 
 def start(services: Sequence[Service], layout: Layout, env: dict[str, str]) -> None:
@@ -412,6 +421,8 @@ def demo(jobs: int, timeout: float, base: Path) -> int:
             services,
             f"the machines did not start within {limit:g} s",
         )
+        for service in (s for s in services if s.url):
+            print(f"Watch it live: {service.url} ({service.name})")
         print(f"Enqueuing {jobs} '{JOB_TYPE}' jobs with statemachine-cli add-job ...")
         futures = enqueue(db_url, env, jobs)
         seconds = run_pipeline(store, layout, services, futures, jobs, started + timeout, timeout)

@@ -1182,8 +1182,7 @@ async def test_a_store_failure_ends_the_run_as_crashed(
     m.engine.wake()
     with pytest.raises(RuntimeError, match="crashed"):
         await m.engine.wait_for_state("never")
-    with pytest.raises(StoreError, match="full"):
-        await asyncio.wait_for(m.task, 5)
+    assert await asyncio.wait_for(m.task, 5) == 1, "a database failure while running exits 1"
     status = store.get_machine("worker")
     assert status is not None and status.status == "crashed"
     assert [j.status for j in store.list_jobs()] == ["pending"], "the held job is released"

@@ -169,6 +169,23 @@ def non_empty(text: str) -> str:
     return text
 
 
+def point_in_time(text: str) -> float:
+    """argparse type: epoch seconds, or an ISO 8601 time (UTC unless it names a zone)."""
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(text.strip())
+        except ValueError:
+            raise _type_error("an ISO 8601 time or epoch seconds", text) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        value = parsed.timestamp()
+    if not math.isfinite(value) or value < 0:
+        raise _type_error("an ISO 8601 time or epoch seconds", text)
+    return value
+
+
 def add_db_argument(parser: argparse.ArgumentParser, *, suppress_default: bool = False) -> None:
     """`--db URL`; the value None means `default_url()` (STATEMACHINE_DB or ./data)."""
     parser.add_argument(
@@ -180,9 +197,9 @@ def add_db_argument(parser: argparse.ArgumentParser, *, suppress_default: bool =
 
 
 def add_logging_arguments(
-    parser: argparse.ArgumentParser, *, suppress_default: bool = False
+    parser: argparse.ArgumentParser, *, suppress_default: bool = False, level: str = "WARNING"
 ) -> None:
-    """`--debug`, `--log-level LEVEL` and `--log-json`."""
+    """`--debug`, `--log-level LEVEL` (default `level`) and `--log-json`."""
 
     def default(value: object) -> object:
         return argparse.SUPPRESS if suppress_default else value
@@ -198,8 +215,8 @@ def add_logging_arguments(
         type=str.upper,
         choices=LOG_LEVELS,
         metavar="LEVEL",
-        default=default("WARNING"),
-        help="log level: DEBUG, INFO, WARNING (default), ERROR or CRITICAL",
+        default=default(level),
+        help=f"log level: DEBUG, INFO, WARNING, ERROR or CRITICAL (default {level})",
     )
     parser.add_argument(
         "--log-json",

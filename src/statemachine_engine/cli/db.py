@@ -28,6 +28,7 @@ from statemachine_engine.cli.common import (
     non_negative_int,
     opened_store,
     payload_from_args,
+    point_in_time,
     positive_int,
     print_json,
     process_alive,
@@ -66,6 +67,10 @@ def cmd_add_job(args: argparse.Namespace) -> int:
     """Enqueue one job; an existing id is an error unless --if-absent."""
     data = payload_from_args(args)
     run_after = time.time() + args.delay if args.delay else None
+    if args.run_after is not None:
+        if args.delay:
+            fail("give either --delay or --run-after, not both")
+        run_after = args.run_after
     with opened_store(args.db) as store:
         try:
             job = store.add_job(
@@ -162,6 +167,7 @@ def cmd_cancel_job(args: argparse.Namespace) -> int:
 
 def cmd_send_event(args: argparse.Namespace) -> int:
     """Store an event for a machine, then ring its doorbell if it is running."""
+    from statemachine_engine.database.wakeups import ListeningStore
     from statemachine_engine.transport import ring
     from statemachine_engine.transport.runtime_dir import validate_machine_name
 
@@ -171,6 +177,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
         event = store.send_event(
             args.target, args.event_type, payload, source=args.source, job_id=args.job_id
         )
+        notified = isinstance(store, ListeningStore)  # NOTIFY reached machines on any host
     try:
         woken = ring(args.target, {"kind": "event"})
     except Exception as exc:
@@ -180,6 +187,11 @@ def cmd_send_event(args: argparse.Namespace) -> int:
         print_json({**event.to_dict(), "woken": woken})
     elif woken:
         print(f"event {event.id} ({args.event_type}) sent to {args.target!r}; machine woken")
+    elif notified:
+        print(
+            f"event {event.id} ({args.event_type}) sent to {args.target!r}; notified on every"
+            " host, and if it is not running it receives the event when it starts"
+        )
     else:
         print(
             f"event {event.id} ({args.event_type}) stored for {args.target!r}; it is not "
@@ -325,6 +337,12 @@ def _add_job_commands(sub: Any) -> None:
         default=0.0,
         metavar="SECONDS",
         help="do not run it before SECONDS from now",
+    )
+    arg(
+        "--run-after",
+        type=point_in_time,
+        metavar="TIME",
+        help="do not run it before TIME (ISO 8601, e.g. 2026-01-31T08:00:00Z, or epoch seconds)",
     )
     arg(
         "--if-absent",

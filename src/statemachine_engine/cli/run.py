@@ -24,7 +24,11 @@ PROG = "statemachine"
 
 
 def build_parser() -> CliParser:
-    parser = CliParser(prog=PROG, description="Run one state machine defined in YAML.")
+    parser = CliParser(
+        prog=PROG,
+        description="Run one state machine defined in YAML "
+        "(`statemachine up SYSTEM.yaml` runs a whole system).",
+    )
     parser.add_argument("config", metavar="CONFIG", help="machine definition (YAML)")
     parser.add_argument(
         "--machine-name",
@@ -60,7 +64,27 @@ def build_parser() -> CliParser:
         metavar="SECONDS",
         help="lease on a claimed job, renewed while the machine lives (default 30)",
     )
-    add_logging_arguments(parser)
+    parser.add_argument(
+        "--heartbeat",
+        type=non_negative_float,
+        metavar="SECONDS",
+        help="how often a held job's lease is renewed (default: a third of the lease)",
+    )
+    parser.add_argument(
+        "--backoff-base",
+        type=non_negative_float,
+        default=1.0,
+        metavar="SECONDS",
+        help="retry delay after a failed attempt: base * 2^(attempt-1) (default 1)",
+    )
+    parser.add_argument(
+        "--jitter",
+        type=non_negative_float,
+        default=0.1,
+        metavar="FRACTION",
+        help="spread each retry delay by a random factor in [1-j, 1+j] (default 0.1)",
+    )
+    add_logging_arguments(parser, level="INFO")
     return parser
 
 
@@ -93,9 +117,12 @@ def _main(argv: list[str]) -> int:
     name = args.machine_name or definition.metadata.get("machine_name")
     if not name:
         fail(f"{config}: no --machine-name given and no metadata.machine_name in the file")
-    with logging_configured(
-        "INFO" if args.log_level == "WARNING" else args.log_level, json_lines=args.log_json
-    ):
+    if args.jitter >= 1:
+        fail(f"--jitter must be a fraction below 1, got {args.jitter:g}")
+    lease = args.lease or 30.0
+    if args.heartbeat is not None and not 0 < args.heartbeat < lease:
+        fail(f"--heartbeat must be above 0 and shorter than the lease ({lease:g} s)")
+    with logging_configured(args.log_level, json_lines=args.log_json):
         engine = StateMachineEngine(
             definition,
             str(name),
@@ -103,7 +130,10 @@ def _main(argv: list[str]) -> int:
             loader=loader,
             initial_context=initial,
             safety_interval=args.safety_interval or 5.0,
-            lease_seconds=args.lease or 30.0,
+            lease_seconds=lease,
+            heartbeat=args.heartbeat,
+            backoff_base=args.backoff_base,
+            jitter=args.jitter,
         )
         return asyncio.run(_serve(engine))
 
@@ -117,7 +147,12 @@ async def _serve(engine: Any) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(_main, argv, prog=PROG)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["up"]:
+        from statemachine_engine.cli.up import main as up_main
+
+        return up_main(args[1:])
+    return run_cli(_main, args, prog=PROG)
 
 
 if __name__ == "__main__":

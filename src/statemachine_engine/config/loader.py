@@ -28,6 +28,7 @@ from statemachine_engine.config.sections import (
     parse_events,
     parse_groups,
     parse_idle_events,
+    parse_job_options,
     parse_metadata,
     parse_states,
 )
@@ -105,6 +106,31 @@ def parse_definition(
     return _build(text, source, digest, catalog, extra_context_keys)
 
 
+def collect_errors(
+    path: str | os.PathLike[str],
+    catalog: ActionCatalog,
+    *,
+    extra_context_keys: Collection[str] = (),
+) -> tuple[MachineDefinition | None, list[ConfigError]]:
+    """Load `path` like `load_definition`, but return every error found (in file order)
+    instead of raising the first; used by the validator."""
+    try:
+        return load_definition(path, catalog, extra_context_keys=extra_context_keys), []
+    except ConfigError as first:
+        source = os.fspath(path)
+        problems = Problems()
+        try:
+            text = Path(source).read_text("utf-8")
+            root = read_yaml(text, source)
+            _Builder(root, text, source, catalog, problems).build("", extra_context_keys)
+        except (ConfigError, OSError, UnicodeDecodeError):
+            pass
+        errors = sorted(problems.errors, key=lambda e: (e.line or 0, e.column or 0))
+        if str(first) not in {str(e) for e in errors}:
+            errors.insert(0, first)
+        return None, errors
+
+
 def _build(
     text: str,
     source: str,
@@ -162,6 +188,7 @@ class _Builder:
         groups = parse_groups(root, self.text, states, problems)
         idle_events = parse_idle_events(root, problems) | DEFAULT_IDLE_EVENTS
         idle_events |= self.empty_events()
+        job_options = parse_job_options(root, problems)
         template = self.template()
         metadata = parse_metadata(root, problems)
 
@@ -193,6 +220,7 @@ class _Builder:
             metadata=metadata,
             context_defaults=context_defaults,
             idle_events=frozenset(idle_events),
+            job_options=job_options,
             template=template,
             text=self.text,
         )

@@ -55,6 +55,18 @@ class EventSpec:
 
 
 @dataclass(frozen=True)
+class JobOptions:
+    """Queue settings for one job type (`options: {jobs: {<type>: {...}}}`); None means the
+    machine's default (command-line flags)."""
+
+    lease: float | None = None
+    heartbeat: float | None = None
+    max_attempts: int | None = None
+    backoff: float | None = None
+    jitter: float | None = None
+
+
+@dataclass(frozen=True)
 class MachineDefinition:
     """A validated machine: states, events, transitions and the entry actions of each state.
 
@@ -75,6 +87,7 @@ class MachineDefinition:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     context_defaults: Mapping[str, Any] = field(default_factory=dict)
     idle_events: frozenset[str] = DEFAULT_IDLE_EVENTS
+    job_options: Mapping[str, JobOptions] = field(default_factory=dict)
     template: bool = False
     text: str = ""
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from statemachine_engine.config.model import WILDCARD, EventSpec, Position
+from statemachine_engine.config.model import WILDCARD, EventSpec, JobOptions, Position
 from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, YamlStr, comment_groups, plain
 
 EVENT_KEYS = ("context_map", "description")
-OPTION_KEYS = ("idle_events",)
+OPTION_KEYS = ("idle_events", "jobs")
+JOB_OPTION_KEYS = ("lease", "heartbeat", "max_attempts", "backoff", "jitter")
 METADATA_EXTRAS = ("description", "version", "machine_name", "job_type", "config")
 
 
@@ -185,6 +187,53 @@ def parse_idle_events(root: YamlMap, problems: Problems) -> set[str]:
     if idle is None:
         return set()
     return {str(name) for name in _names(idle, "an event name", problems)}
+
+
+def parse_job_options(root: YamlMap, problems: Problems) -> dict[str, JobOptions]:
+    """`options: {jobs: {<job_type>: {lease, heartbeat, max_attempts, backoff, jitter}}}`."""
+    options = root.get("options")
+    jobs = options.get("jobs") if isinstance(options, YamlMap) else None
+    if jobs is None:
+        return {}
+    assert isinstance(options, YamlMap)
+    example = "write `jobs: {render: {lease: 60, max_attempts: 5, backoff: 2, jitter: 0.2}}`"
+    if not isinstance(jobs, YamlMap):
+        problems.add(options.where("jobs"), "`jobs:` must map job types to settings", example)
+        return {}
+    result: dict[str, JobOptions] = {}
+    for job_type, settings in jobs.items():
+        if not isinstance(job_type, str) or not job_type:
+            problems.add(jobs.where_key(job_type), f"job types must be strings, found {job_type!r}")
+            continue
+        if not isinstance(settings, YamlMap):
+            where = jobs.where(job_type)
+            problems.add(where, f"settings of job type '{job_type}' must be a mapping")
+            continue
+        values: dict[str, Any] = {}
+        for key, value in settings.items():
+            where = settings.where(key)
+            if key not in JOB_OPTION_KEYS:
+                hint = did_you_mean(str(key), JOB_OPTION_KEYS)
+                problems.add(settings.where_key(key), f"unknown job option {str(key)!r}", hint)
+            elif isinstance(value, bool) or not isinstance(value, int | float):
+                problems.add(where, f"`{key}:` must be a number, found {value!r}")
+            elif key == "max_attempts" and (not isinstance(value, int) or value < 1):
+                problems.add(where, f"`max_attempts:` must be an integer >= 1, found {value!r}")
+            elif key == "jitter" and not 0 <= value < 1:
+                problems.add(where, f"`jitter:` must be a fraction in [0, 1), found {value!r}")
+            elif not math.isfinite(value) or value < 0 or (key == "lease" and value == 0):
+                problems.add(where, f"`{key}:` must be a positive number of seconds, got {value!r}")
+            else:
+                values[key] = value
+        lease, heartbeat = values.get("lease"), values.get("heartbeat")
+        if lease is not None and heartbeat is not None and heartbeat >= lease:
+            problems.add(
+                settings.where("heartbeat"),
+                f"`heartbeat:` ({heartbeat}) must be shorter than `lease:` ({lease})",
+                "renew a lease a few times before it expires, e.g. heartbeat = lease / 3",
+            )
+        result[job_type] = JobOptions(**values)
+    return result
 
 
 def parse_metadata(root: YamlMap, problems: Problems) -> dict[str, Any]:

@@ -27,7 +27,8 @@ from statemachine_engine.core.waiting import Conditions, Parking
 from statemachine_engine.database.connect import default_url, open_store
 from statemachine_engine.database.records import Job, MachineEvent, OutgoingEvent, Step
 from statemachine_engine.database.store import Store
-from statemachine_engine.errors import StateMachineError
+from statemachine_engine.database.wakeups import listen_for_wakeups
+from statemachine_engine.errors import StateMachineError, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ class StateMachineEngine:
         safety_interval: float = DEFAULT_SAFETY_INTERVAL,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         backoff_base: float = 1.0,
+        heartbeat: float | None = None,
+        jitter: float = 0.0,
         listen: bool = True,
     ) -> None:
         self.definition = definition
@@ -80,6 +83,8 @@ class StateMachineEngine:
             actions_dirs=self.loader.actions_dirs,
             lease_seconds=lease_seconds,
             backoff_base=backoff_base,
+            heartbeat_seconds=heartbeat,
+            jitter=jitter,
         )
         self.actions = {
             state: [self._bind(self.loader.create(spec)) for spec in specs]
@@ -140,18 +145,32 @@ class StateMachineEngine:
         await self.wait_for(lambda: self.parked, timeout)
 
     async def run(self) -> int:
-        """Run until a final state or stop(); returns the exit code."""
+        """Run until a final state or stop(); returns the exit code. A database that
+        fails while running (disk full, read-only, locked too long) stops the machine with
+        one error line and exit code 1; the failed step was rolled back, nothing half-done."""
         doorbell = None
+        wakeups = None
         if self.listen:
             from statemachine_engine.transport import Doorbell
 
             doorbell = Doorbell(self.machine_name, self.on_doorbell)
             await doorbell.start()
+            # Across hosts (PostgreSQL) the store itself pushes wake-ups, from its own thread.
+            loop = asyncio.get_running_loop()
+            wakeups = listen_for_wakeups(
+                self.store,
+                self.machine_name,
+                lambda message: loop.call_soon_threadsafe(self.on_doorbell, message),
+            )
         lease = asyncio.create_task(self.runtime.keep_lease(self._lease_lost))
         status = "crashed"
         try:
             self._register()
-            status = await self._loop()
+            try:
+                status = await self._loop()
+            except StoreError as exc:
+                logger.error("[%s] stopping in state %s: %s", self.machine_name, self.state, exc)
+                return 1
             return 0
         except asyncio.CancelledError:
             status = "stopped"
@@ -164,6 +183,8 @@ class StateMachineEngine:
                 self.store.machine_stopped(self.machine_name, status, self.clock.now())
             if doorbell is not None:
                 doorbell.close()
+            if wakeups is not None:
+                wakeups.close()
             self._conditions.close(f"machine {self.machine_name} {status} in {self.state}")
 
     def _register(self) -> None:
@@ -383,6 +404,8 @@ class StateMachineEngine:
                 continue
             with contextlib.suppress(StateMachineError, ValueError):
                 ring(target, {"kind": "event"})
+        with contextlib.suppress(StateMachineError, ValueError):
+            ring("statemachine-ui", {"kind": "event"})  # a running UI tails the new rows now
 
     def _lease_lost(self, job: Job) -> None:
         logger.warning(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from statemachine_engine.clock import Clock
-from statemachine_engine.config.model import MachineDefinition
+from statemachine_engine.config.model import JobOptions, MachineDefinition
 from statemachine_engine.database.records import Job, JobAck, MachineEvent, OutgoingEvent
 from statemachine_engine.database.store import Store
 from statemachine_engine.errors import StateMachineError
@@ -41,6 +42,9 @@ class Runtime:
     actions_dirs: tuple[Path, ...] = ()
     lease_seconds: float = 30.0
     backoff_base: float = 1.0
+    heartbeat_seconds: float | None = None
+    jitter: float = 0.0
+    rng: random.Random = field(default_factory=random.Random)
     job: Job | None = None
     job_state: str | None = None
     job_ack: JobAck | None = None
@@ -82,16 +86,51 @@ class Runtime:
 
     def fail_job(self, error: str, *, retry: bool = True) -> bool:
         """Fail this attempt of the current job when the step commits; it is retried after
-        `backoff_base * 2**(attempts-1)` seconds until its attempts run out."""
+        `backoff * 2**(attempts-1)` seconds (± jitter) until its attempts run out."""
         if self.job is None:
             return False
-        delay = self.retry_delay(self.job.attempts) if retry else None
+        delay = self._retry_delay_for(self.job) if retry else None
         self.job_ack = JobAck(self.job.job_id, self.owner, "failed", error=error, retry_delay=delay)
         return True
 
-    def retry_delay(self, attempts: int) -> float:
-        """Backoff before the next attempt after `attempts` failed ones."""
-        return self.backoff_base * 2.0 ** max(attempts - 1, 0)
+    def job_options(self, job_type: str | None) -> JobOptions:
+        """The machine's `options.jobs` settings for `job_type` (empty when none)."""
+        found = self.definition.job_options.get(job_type) if job_type is not None else None
+        return found or JobOptions()
+
+    def lease_for(self, job_type: str | None) -> float:
+        """Lease length for a job of `job_type`."""
+        lease = self.job_options(job_type).lease
+        return self.lease_seconds if lease is None else lease
+
+    def heartbeat_for(self, job_type: str | None) -> float:
+        """How often the lease of a held job of `job_type` is renewed (a third of the lease
+        unless configured)."""
+        options = self.job_options(job_type)
+        if options.heartbeat is not None:
+            return max(options.heartbeat, 0.05)
+        if options.lease is None and self.heartbeat_seconds is not None:
+            return max(self.heartbeat_seconds, 0.05)
+        return max(self.lease_for(job_type) / 3, 0.05)
+
+    def retry_delay(self, attempts: int, job_type: str | None = None) -> float:
+        """Backoff before the next attempt after `attempts` failed ones: `backoff *
+        2**(attempts-1)`, spread by a random factor in [1 - jitter, 1 + jitter]."""
+        options = self.job_options(job_type)
+        base = self.backoff_base if options.backoff is None else options.backoff
+        jitter = self.jitter if options.jitter is None else options.jitter
+        delay = base * 2.0 ** max(attempts - 1, 0)
+        if jitter > 0:
+            delay *= self.rng.uniform(1.0 - jitter, 1.0 + jitter)
+        return delay
+
+    def _retry_delay_for(self, job: Job) -> float | None:
+        """The backoff of `job`'s next attempt; None when `options.jobs.<type>.max_attempts`
+        says this was its last one (the job's own `max_attempts` is applied by the store)."""
+        cap = self.job_options(job.job_type).max_attempts
+        if cap is not None and job.attempts >= cap:
+            return None
+        return self.retry_delay(job.attempts, job.job_type)
 
     def release_job(self, context: dict[str, Any]) -> None:
         """Give the held job back to the queue without counting the attempt (on stop)."""
@@ -112,7 +151,7 @@ class Runtime:
             owner = job.lease_owner or ""
             if owner.startswith(prefix):
                 error = f"worker {owner} died while running the job"
-                delay = self.retry_delay(job.attempts)
+                delay = self._retry_delay_for(job)
                 status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
                 logger.warning(
                     "[%s] %s: job %s is %s", self.machine_name, error, job.job_id, status
@@ -164,16 +203,22 @@ class Runtime:
         return pending
 
     async def keep_lease(self, on_lost: Callable[[Job], None]) -> None:
-        """Renew the lease of the held job every third of its length; when another worker
-        has taken it, set `lease_lost` (the next commit is fenced) and call `on_lost`."""
-        period = max(self.lease_seconds / 3, 0.05)
+        """Renew the lease of the held job every heartbeat period (a third of the lease by
+        default); when another worker has taken it, set `lease_lost` (the next commit is
+        fenced) and call `on_lost`."""
         while True:
+            held = self.job
+            if held is not None:
+                period = self.heartbeat_for(held.job_type)
+            else:  # a job of any configured type may be claimed during this sleep
+                types = (None, *self.definition.job_options)
+                period = min(self.heartbeat_for(job_type) for job_type in types)
             await self.clock.sleep(period)
             job = self.job
             if job is None or self.lease_lost:
                 continue
             try:
-                alive = self.store.heartbeat(job.job_id, self.owner, self.lease_seconds)
+                alive = self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
             except StateMachineError as exc:
                 logger.warning("[%s] heartbeat failed: %s", self.machine_name, exc)
                 continue

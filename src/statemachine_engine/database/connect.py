@@ -40,12 +40,14 @@ def open_store(
     """Open the store a URL names, applying pending migrations."""
     url = url or default_url()
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError(
-            "the PostgreSQL backend is not available in this version; use a sqlite:/// URL"
-        )
+        from statemachine_engine.database.postgres import PostgresStore
+
+        return PostgresStore(url, schema_dirs=schema_dirs, clock=clock)
     if "://" in url and not url.startswith("sqlite:"):
         scheme = url.split("://", 1)[0]
-        raise StoreError(f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db")
+        raise StoreError(
+            f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db or postgresql://..."
+        )
     from statemachine_engine.database.sqlite import SQLiteStore
 
     return SQLiteStore(sqlite_path(url), schema_dirs=schema_dirs, clock=clock, url=url)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import subprocess
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -127,10 +128,12 @@ class BashAction(BaseAction):
         )
         transport, protocol = await _started(spawn)
         proc = asyncio.subprocess.Process(transport, protocol, loop)
+        reaper = _start_reaper(proc.pid)
         try:
             timed_out, out, err = await self._run(proc, protocol, stdin, timeout)
         finally:
             _kill_group(proc.pid)
+            _stop_reaper(reaper)
             transport.close()
         code = transport.get_returncode()
         context.update(stdout=out, stderr=err, exit_code=code, output=out.strip())
@@ -247,6 +250,38 @@ class BashAction(BaseAction):
         for key, value in env.items():
             _check_env(key, value)
         return env
+
+
+_REAPER_SCRIPT = 'read -r _; kill -KILL -"$1" 2>/dev/null'
+
+
+def _start_reaper(pgid: int) -> subprocess.Popen[bytes] | None:
+    """A watcher in its own session that kills the command's process group when this
+    process dies, even by SIGKILL: it waits for end-of-file on a pipe only we hold open.
+    Without it a killed worker would leave its command running as an orphan."""
+    try:
+        return subprocess.Popen(
+            ["sh", "-c", _REAPER_SCRIPT, "reaper", str(pgid)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError:
+        return None
+
+
+def _stop_reaper(reaper: subprocess.Popen[bytes] | None) -> None:
+    """The command's group is gone: stop the watcher without letting it kill anything."""
+    if reaper is None:
+        return
+    with contextlib.suppress(OSError):
+        reaper.kill()
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        reaper.wait(timeout=READ_GRACE)
+    if reaper.stdin is not None:
+        with contextlib.suppress(OSError):
+            reaper.stdin.close()
 
 
 async def _started(

@@ -43,7 +43,7 @@ class CheckDatabaseQueueAction(_ClaimAction):
         job = runtime.store.claim_job(
             None if job_type is None else str(job_type),
             runtime.owner,
-            lease_seconds=runtime.lease_seconds,
+            lease_seconds=runtime.lease_for(None if job_type is None else str(job_type)),
             machine_type=None if machine_type is None else str(machine_type),
         )
         return self._took(job, context)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -42,6 +43,8 @@ def describe(exc: BaseException, path: str) -> StoreError:
         return StoreError(f"database {path} is read-only")
     if isinstance(exc, apsw.FullError):
         return StoreError(f"database {path}: disk is full")
+    if getattr(exc, "extendedresult", None) == apsw.SQLITE_IOERR_WRITE:
+        return StoreError(f"database {path}: cannot write (disk full or file size limit)")
     if isinstance(exc, apsw.BusyError):
         return StoreError(f"database {path} is locked by another process for too long")
     if isinstance(exc, apsw.CantOpenError):
@@ -75,6 +78,24 @@ def _open_error(exc: apsw.Error, path: str) -> StoreError:
     return describe(exc, path)
 
 
+class _BusyWait:
+    """Busy handler: retry a locked database every 1-5 ms for up to BUSY_TIMEOUT_MS.
+    SQLite's own timeout backs off to 100 ms sleeps, so under contention a waiter can
+    starve for seconds while others take the lock, long enough to lose a job's lease."""
+
+    def __init__(self) -> None:
+        self.since = 0.0
+
+    def retry(self, prior_calls: int) -> bool:
+        now = time.monotonic()
+        if prior_calls == 0:
+            self.since = now
+        elif now - self.since >= BUSY_TIMEOUT_MS / 1000:
+            return False
+        time.sleep(random.uniform(0.001, 0.005))
+        return True
+
+
 class Connection:
     """One apsw connection with dict rows and explicit immediate write transactions."""
 
@@ -88,7 +109,7 @@ class Connection:
         except apsw.Error as exc:
             raise _open_error(exc, path) from None
         try:
-            self.db.set_busy_timeout(BUSY_TIMEOUT_MS)
+            self.db.set_busy_handler(_BusyWait().retry)
             self.db.row_trace = _dict_row
             if path != ":memory:" and self.db.readonly("main"):
                 raise StoreError(f"database {path} is read-only")

@@ -1,0 +1,211 @@
+"""`statemachine up SYSTEM.yaml` (also `statemachine-up`): run a whole system of machines.
+
+Starts every machine the system file lists (each instance as its own `statemachine`
+process), prefixes their output with the machine name, restarts a machine that crashes
+(exponential backoff, giving up after too many crashes within a window), and on Ctrl-C or
+SIGTERM stops them all: SIGTERM, a grace period, then SIGKILL for stragglers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from statemachine_engine.cli.common import CliParser, add_db_argument, run_cli
+from statemachine_engine.tools.system import MachineEntry, SystemSpec, load_system
+
+PROG = "statemachine up"
+UI_SCRIPT = "statemachine-ui"
+
+
+def build_parser() -> CliParser:
+    parser = CliParser(prog=PROG, description="Run every machine a system file lists.")
+    parser.add_argument("system", metavar="SYSTEM", help="system file (YAML)")
+    add_db_argument(parser)
+    parser.add_argument("--no-ui", action="store_true", help="do not start the UI")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks on failure")
+    return parser
+
+
+@dataclass
+class Instance:
+    """One supervised process: its name, command line and crash history."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    stdin: bytes | None = None
+    proc: asyncio.subprocess.Process | None = None
+    crashes: deque[float] = field(default_factory=deque)
+    exit_code: int | None = None
+
+
+class Supervisor:
+    """Starts, watches and stops the instances of a system; `run()` returns the exit code."""
+
+    def __init__(
+        self, spec: SystemSpec, db: str, *, ui: bool = True, out: TextIO | None = None
+    ) -> None:
+        self.spec = spec
+        self.db = db
+        self.out = sys.stdout if out is None else out
+        self.cwd = spec.workdir or Path.cwd()
+        self.instances = [inst for entry in spec.machines for inst in self._instances(entry)]
+        if spec.ui and ui:
+            self._add_ui()
+        self.width = max(len(i.name) for i in [*self.instances, Instance("up", [], {})])
+        self.stopping = asyncio.Event()
+
+    def _instances(self, entry: MachineEntry) -> list[Instance]:
+        env = dict(os.environ, **entry.env)
+        env["STATEMACHINE_DB"] = self.db
+        env["PYTHONUNBUFFERED"] = "1"
+        found = []
+        for name in entry.instance_names:
+            argv = [sys.executable, "-m", "statemachine_engine.cli.run", str(entry.config)]
+            argv += ["--machine-name", name, "--db", self.db]
+            for directory in entry.actions_dirs:
+                argv += ["--actions-dir", str(directory)]
+            stdin = None
+            if entry.initial_context:
+                argv += ["--initial-context", "@-"]
+                stdin = json.dumps(entry.initial_context).encode()
+            argv += list(entry.args)
+            found.append(Instance(name, argv, env, stdin))
+        return found
+
+    def _add_ui(self) -> None:
+        local = Path(sys.executable).parent / UI_SCRIPT
+        script = str(local) if local.exists() else shutil.which(UI_SCRIPT)
+        if script is None:
+            self.say(f"warning: `ui: true` but {UI_SCRIPT} is not installed; running without UI")
+            return
+        env = dict(os.environ, STATEMACHINE_DB=self.db, PYTHONUNBUFFERED="1")
+        self.instances.append(Instance("ui", [script, "--db", self.db], env))
+
+    def say(self, message: str, name: str = "up") -> None:
+        width = getattr(self, "width", len(name))
+        self.out.write(f"{name:<{width}} | {message}\n")
+        self.out.flush()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        try:
+            tasks = [asyncio.create_task(self._supervise(i)) for i in self.instances]
+            await asyncio.gather(*tasks)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        if self.stopping.is_set():
+            self.say("all machines stopped")
+            return 0
+        failed = [i.name for i in self.instances if i.exit_code != 0]
+        self.say("every machine has ended" + (f"; failed: {', '.join(failed)}" if failed else ""))
+        return 1 if failed else 0
+
+    def stop(self) -> None:
+        """Begin a clean shutdown (signal handler)."""
+        if not self.stopping.is_set():
+            self.say("stopping all machines")
+            self.stopping.set()
+
+    async def _supervise(self, inst: Instance) -> None:
+        policy = self.spec.restart
+        while not self.stopping.is_set():
+            code = await self._run_once(inst)
+            inst.exit_code = code
+            if self.stopping.is_set():
+                return
+            if code == 0:
+                self.say("finished (exit 0)", inst.name)
+                return
+            now = time.monotonic()
+            inst.crashes.append(now)
+            while inst.crashes and now - inst.crashes[0] > policy.window:
+                inst.crashes.popleft()
+            if len(inst.crashes) > policy.max_restarts:
+                self.say(
+                    f"crashed (exit {code}) {len(inst.crashes)} times within"
+                    f" {policy.window:g} s; giving up",
+                    inst.name,
+                )
+                return
+            delay = min(policy.backoff * 2 ** (len(inst.crashes) - 1), policy.max_backoff)
+            self.say(f"crashed (exit {code}); restarting in {delay:g} s", inst.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+
+    async def _run_once(self, inst: Instance) -> int:
+        proc = await asyncio.create_subprocess_exec(
+            *inst.argv,
+            cwd=self.cwd,
+            env=inst.env,
+            stdin=asyncio.subprocess.PIPE if inst.stdin else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        inst.proc = proc
+        self.say(f"started (pid {proc.pid})", inst.name)
+        if inst.stdin and proc.stdin is not None:
+            proc.stdin.write(inst.stdin)
+            await proc.stdin.drain()
+            proc.stdin.close()
+        pump = asyncio.create_task(self._pump(inst, proc))
+        waiter = asyncio.create_task(proc.wait())
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({waiter, stop}, return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            await self._terminate(inst, proc, waiter)
+        stop.cancel()
+        await pump
+        code = await waiter
+        inst.proc = None
+        return code
+
+    async def _terminate(
+        self, inst: Instance, proc: asyncio.subprocess.Process, waiter: asyncio.Task[int]
+    ) -> None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), timeout=self.spec.stop_timeout)
+            self.say(f"stopped (exit {proc.returncode})", inst.name)
+        except TimeoutError:
+            self.say(f"did not stop within {self.spec.stop_timeout:g} s; killing", inst.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    async def _pump(self, inst: Instance, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        while line := await proc.stdout.readline():
+            self.say(line.decode("utf-8", "replace").rstrip("\n"), inst.name)
+
+
+def _main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    from statemachine_engine.database.connect import default_url
+
+    spec = load_system(args.system)
+    db = args.db or spec.db or default_url()
+    supervisor = Supervisor(spec, db, ui=not args.no_ui)
+    return asyncio.run(supervisor.run())
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, argv, prog=PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,406 @@
+"""Talking to PostgreSQL: URL options, one schema per store, reconnect with backoff, write
+transactions whose outcome is settled even when the connection drops during COMMIT, and
+migrations applied once under an advisory lock."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import DictRow, dict_row
+
+from statemachine_engine.database.migrations import Migration
+from statemachine_engine.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_SCHEMA = "public"
+DEFAULT_RECONNECT_TIMEOUT = 300.0
+CONNECT_TIMEOUT = 5
+BACKOFF_FIRST = 0.05
+BACKOFF_MAX = 2.0
+_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# Options of ours in the URL query; everything else goes to libpq untouched.
+_OWN_OPTIONS = ("schema", "reconnect_timeout", "start_timeout")
+_NETWORK_DEFAULTS: dict[str, str | int] = {
+    "connect_timeout": CONNECT_TIMEOUT,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,
+}
+# Connection lost, server shutting down or starting up, too many clients: try again.
+_RECONNECT_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+# The transaction was rolled back by the server: run it again.
+_RETRY_STATES = ("40001", "40P01")
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a PostgreSQL store lives: libpq connection string plus our own options."""
+
+    url: str
+    conninfo: str
+    schema: str
+    reconnect_timeout: float
+    start_timeout: float
+
+    @property
+    def display(self) -> str:
+        """The URL without its password, for messages and logs."""
+        return redact(self.url)
+
+
+def redact(url: str) -> str:
+    """`url` with any password replaced by `***`."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise StoreError(f"PostgreSQL URL option {name}={text!r}: expected seconds >= 0")
+    return value
+
+
+def parse_url(url: str) -> Target:
+    """Split a `postgresql://` URL into libpq's part and ours (`schema`, `reconnect_timeout`,
+    `start_timeout`)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise StoreError(f"not a PostgreSQL URL: {redact(url)}")
+    own: dict[str, str] = {}
+    rest: list[tuple[str, str]] = []
+    for key, value in parse_qsl(parts.query, keep_blank_values=True):
+        (own.__setitem__(key, value) if key in _OWN_OPTIONS else rest.append((key, value)))
+    schema = own.get("schema") or DEFAULT_SCHEMA
+    if not _SCHEMA.match(schema):
+        raise StoreError(
+            f"bad schema name {schema!r} in the PostgreSQL URL: use letters, digits and _,"
+            " starting with a letter or _, at most 63 characters"
+        )
+    conninfo = urlunsplit(
+        parts._replace(scheme="postgresql", query=urlencode(rest, quote_via=quote))
+    )
+    return Target(
+        url=url,
+        conninfo=conninfo,
+        schema=schema,
+        reconnect_timeout=_seconds(
+            "reconnect_timeout", own.get("reconnect_timeout", str(DEFAULT_RECONNECT_TIMEOUT))
+        ),
+        start_timeout=_seconds("start_timeout", own.get("start_timeout", "0")),
+    )
+
+
+class Channels:
+    """LISTEN/NOTIFY channel names of one schema (NOTIFY is database-wide, so each schema
+    gets its own prefix; machine names are hashed to stay valid, short identifiers)."""
+
+    def __init__(self, schema: str) -> None:
+        self.prefix = "sm_" + hashlib.md5(schema.encode(), usedforsecurity=False).hexdigest()[:10]
+        self.jobs = f"{self.prefix}_jobs"
+        self.realtime = f"{self.prefix}_rt"
+
+    def machine(self, name: str) -> str:
+        digest = hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()[:20]
+        return f"{self.prefix}_m_{digest}"
+
+
+def is_disconnect(exc: BaseException, conn: psycopg.Connection[Any] | None) -> bool:
+    """True when exc means the connection is gone (or the server is not ready yet)."""
+    if conn is not None and (conn.broken or conn.closed):
+        return True
+    state = getattr(exc, "sqlstate", None) or ""
+    if state.startswith(_RECONNECT_STATES):
+        return True
+    return isinstance(exc, psycopg.OperationalError) and not state
+
+
+def describe(exc: BaseException, target: Target) -> StoreError:
+    """One clear line for a driver error, naming the database."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return StoreError(f"PostgreSQL {target.display}: {message}")
+
+
+def application_name(target: Target, role: str = "store") -> str:
+    """How our connections show in pg_stat_activity: role and schema."""
+    return f"statemachine-{role}/{target.schema}"[:63]
+
+
+def connect(target: Target, role: str = "store") -> psycopg.Connection[DictRow]:
+    """A new autocommit connection with dict rows and the store's schema on the search path.
+    TCP keepalives and a TCP user timeout (unless the URL sets its own) make a silently
+    dropped network path an error within about half a minute instead of a hang."""
+    given = conninfo_to_dict(target.conninfo)
+    options = {k: v for k, v in _NETWORK_DEFAULTS.items() if k not in given}
+    conn = psycopg.connect(
+        make_conninfo(target.conninfo, **options),
+        autocommit=True,
+        row_factory=dict_row,
+        application_name=application_name(target, role),
+    )
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(target.schema)))
+    return conn
+
+
+def connect_with_backoff(
+    target: Target,
+    timeout: float,
+    stopping: Callable[[], bool] = lambda: False,
+    role: str = "store",
+) -> psycopg.Connection[DictRow] | None:
+    """Connect, retrying with exponential backoff and jitter for up to `timeout` seconds;
+    None when `stopping()` turns true first. Raises StoreError when time runs out."""
+    deadline = time.monotonic() + timeout
+    delay = BACKOFF_FIRST
+    while True:
+        try:
+            return connect(target, role)
+        except psycopg.Error as exc:
+            if time.monotonic() + delay > deadline:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "failed"
+                raise StoreError(
+                    f"cannot connect to PostgreSQL at {target.display}: {reason}"
+                ) from None
+            logger.info("PostgreSQL %s not reachable, retrying in %.2f s", target.display, delay)
+        time.sleep(delay * random.uniform(0.8, 1.2))
+        if stopping():
+            return None
+        delay = min(delay * 2, BACKOFF_MAX)
+
+
+class Tx:
+    """The cursor a unit of work runs on, collecting NOTIFYs to send just before COMMIT."""
+
+    def __init__(self, cur: psycopg.Cursor[DictRow]) -> None:
+        self.cur = cur
+        self.notices: dict[tuple[str, str], None] = {}
+        self.after_commit: dict[str, None] = {}
+
+    def rows(self, query: Any, args: Sequence[Any] | dict[str, Any] | None = None) -> list[Any]:
+        self.cur.execute(query, args)
+        return self.cur.fetchall() if self.cur.description is not None else []
+
+    def one(self, query: Any, args: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        found = self.rows(query, args)
+        return found[0] if found else None
+
+    def changes(self) -> int:
+        return int(self.cur.rowcount)
+
+    def notify(self, channel: str, payload: str = "") -> None:
+        """NOTIFY in this transaction: delivered if and only if it commits."""
+        self.notices[(channel, payload)] = None
+
+    def notify_after_commit(self, channel: str) -> None:
+        """An empty NOTIFY sent after COMMIT, best effort. A NOTIFY takes a database-wide
+        lock from the end of its transaction through the commit's flush to disk; sent on
+        its own it holds that lock for microseconds instead, so busy writers (every step
+        adds realtime rows) do not queue behind one another's fsync."""
+        self.after_commit[channel] = None
+
+    def send_after_commit(self) -> None:
+        for channel in self.after_commit:
+            try:
+                self.cur.execute("SELECT pg_notify(%s, '')", (channel,))
+            except psycopg.Error as exc:  # a lost wake-up only delays the reader
+                logger.debug("NOTIFY %s after commit failed: %s", channel, exc)
+                return
+
+    def send_notices(self) -> None:
+        if self.notices:
+            channels, payloads = zip(*self.notices, strict=True)
+            self.cur.execute(
+                "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS t(c, p)",
+                (list(channels), list(payloads)),
+            )
+
+
+class Connection:
+    """One connection per store. Every unit of work is retried across a reconnect: a read
+    simply runs again; a write runs again unless its COMMIT was sent, in which case the
+    transaction's own id (`txid_status`) says whether it committed, so nothing is done twice."""
+
+    def __init__(self, target: Target, migrations: Sequence[Migration]) -> None:
+        self.target = target
+        self._lock = threading.RLock()
+        self._conn: psycopg.Connection[DictRow] | None = connect_with_backoff(
+            target, target.start_timeout
+        )
+        self._migrate(migrations)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+
+    def read(self, work: Callable[[Tx], T]) -> T:
+        return self._run(work, write=False)
+
+    def write(self, work: Callable[[Tx], T]) -> T:
+        return self._run(work, write=True)
+
+    def _connected(self, deadline: float) -> psycopg.Connection[DictRow]:
+        conn = self._conn
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            conn.close()
+        self._conn = None
+        fresh = connect_with_backoff(self.target, max(0.0, deadline - time.monotonic()))
+        assert fresh is not None
+        self._conn = fresh
+        return fresh
+
+    def _run(self, work: Callable[[Tx], T], *, write: bool) -> T:
+        with self._lock:
+            started = time.monotonic()
+            deadline = started + self.target.reconnect_timeout
+            failures = 0
+            while True:
+                conn: psycopg.Connection[DictRow] | None = None
+                xid: int | None = None
+                committing = False
+                try:
+                    conn = self._connected(deadline)
+                    with conn.cursor() as cur:
+                        tx = Tx(cur)
+                        if not write:
+                            result = work(tx)
+                        else:
+                            # One round trip; the second result set is the xid.
+                            cur.execute("BEGIN; SELECT txid_current() AS xid")
+                            cur.nextset()
+                            xid = cur.fetchone()["xid"]  # type: ignore[index]
+                            try:
+                                result = work(tx)
+                                tx.send_notices()
+                            except BaseException:
+                                if not conn.broken:
+                                    try:
+                                        cur.execute("ROLLBACK")
+                                    except psycopg.Error:
+                                        conn.close()
+                                raise
+                            committing = True
+                            cur.execute("COMMIT")
+                            committing = False
+                            tx.send_after_commit()
+                    if failures:
+                        logger.warning(
+                            "PostgreSQL %s: reconnected after %.1f s",
+                            self.target.display,
+                            time.monotonic() - started,
+                        )
+                    return result
+                except psycopg.Error as exc:
+                    state = getattr(exc, "sqlstate", None) or ""
+                    if state in _RETRY_STATES:
+                        continue
+                    if not is_disconnect(exc, conn):
+                        raise describe(exc, self.target) from None
+                    if failures == 0:
+                        logger.warning(
+                            "PostgreSQL %s: connection lost (%s); reconnecting",
+                            self.target.display,
+                            describe(exc, self.target),
+                        )
+                    failures += 1
+                    if conn is not None:
+                        conn.close()
+                    if committing and xid is not None and self._committed(xid, deadline):
+                        return result
+                    if time.monotonic() > deadline:
+                        raise StoreError(
+                            f"PostgreSQL {self.target.display}: connection lost for more than"
+                            f" {self.target.reconnect_timeout:g} s"
+                        ) from None
+                    time.sleep(min(BACKOFF_FIRST * 2 ** min(failures, 6), BACKOFF_MAX))
+
+    def _committed(self, xid: int, deadline: float) -> bool:
+        """Whether transaction xid committed; asked on a fresh connection after the old one
+        died during COMMIT."""
+        while True:
+            try:
+                conn = self._connected(deadline)
+                row = conn.execute("SELECT txid_status(%s) AS status", (xid,)).fetchone()
+                status = row["status"] if row else None
+            except psycopg.Error as exc:
+                if not is_disconnect(exc, self._conn) or time.monotonic() > deadline:
+                    raise describe(exc, self.target) from None
+                time.sleep(BACKOFF_FIRST)
+                continue
+            if status == "in progress":
+                time.sleep(BACKOFF_FIRST)
+                continue
+            logger.warning(
+                "PostgreSQL %s: connection lost during COMMIT; transaction %s %s",
+                self.target.display,
+                xid,
+                status,
+            )
+            return status == "committed"
+
+    def _migrate(self, migrations: Sequence[Migration]) -> None:
+        schema = sql.Identifier(self.target.schema)
+
+        def apply(tx: Tx) -> None:
+            # One migrator per schema at a time; the others wait, then find nothing to do.
+            tx.rows(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                ("statemachine:" + self.target.schema,),
+            )
+            found = tx.one("SELECT to_regnamespace(%s) AS s", (f'"{self.target.schema}"',))
+            if found is None or found["s"] is None:  # needs CREATE on the database only now
+                tx.rows(sql.SQL("CREATE SCHEMA {}").format(schema))
+            tx.rows(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {}.schema_migrations"
+                    " (name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION)"
+                ).format(schema)
+            )
+            applied = {r["name"] for r in tx.rows("SELECT name FROM schema_migrations")}
+            for migration in migrations:
+                if migration.key in applied:
+                    continue
+                tx.cur.execute(migration.sql.encode())
+                tx.rows(
+                    "INSERT INTO schema_migrations (name, applied_at) VALUES (%s, %s)",
+                    (migration.key, time.time()),
+                )
+
+        def pending(tx: Tx) -> bool:
+            table = tx.one(
+                "SELECT to_regclass(%s) AS t", (f'"{self.target.schema}".schema_migrations',)
+            )
+            if table is None or table["t"] is None:
+                return True
+            applied = {r["name"] for r in tx.rows("SELECT name FROM schema_migrations")}
+            return not all(m.key in applied for m in migrations)
+
+        if self.read(pending):
+            self.write(apply)

@@ -1,0 +1,368 @@
+"""Machines on PostgreSQL: durable events between them (each announced on the target's
+channel when it commits), their state and history, and the one-transaction step commit."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from statemachine_engine.clock import Clock
+from statemachine_engine.database.codec import decode, encode
+from statemachine_engine.database.postgres.connection import Channels, Connection, Tx
+from statemachine_engine.database.postgres.jobs import complete_held, fail_held
+from statemachine_engine.database.postgres.stream import insert_realtime
+from statemachine_engine.database.records import (
+    MachineEvent,
+    MachineStatus,
+    Step,
+    TransitionRecord,
+)
+
+_MACHINE_FIELDS = frozenset(f.name for f in dataclasses.fields(MachineStatus))
+_TRANSITION_FIELDS = frozenset(f.name for f in dataclasses.fields(TransitionRecord))
+EVENT_NOTICE = '{"kind":"event"}'
+
+_REGISTER = (
+    "INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,"
+    " hostname, config_path, definition_name, definition_hash, started_at, updated_at,"
+    " previous_state, last_event, current_job_id)"
+    " VALUES (%(name)s, %(state)s, %(at)s, 'running', %(pid)s, %(hostname)s, %(config_path)s,"
+    " %(definition_name)s, %(definition_hash)s, %(at)s, %(at)s, NULL, NULL, NULL)"
+    " ON CONFLICT (machine_name) DO UPDATE SET current_state = excluded.current_state,"
+    " state_entered_at = excluded.state_entered_at, status = 'running', pid = excluded.pid,"
+    " hostname = excluded.hostname, config_path = excluded.config_path,"
+    " definition_name = excluded.definition_name, definition_hash = excluded.definition_hash,"
+    " started_at = excluded.started_at, updated_at = excluded.updated_at,"
+    " previous_state = NULL, last_event = NULL, current_job_id = NULL"
+    " RETURNING *"
+)
+
+
+def event_from_row(row: dict[str, Any]) -> MachineEvent:
+    """A `machine_events` row as a MachineEvent record."""
+    return MachineEvent(
+        id=row["id"],
+        target_machine=row["target_machine"],
+        source_machine=row["source_machine"],
+        event_type=row["event_type"],
+        job_id=row["job_id"],
+        payload=decode(row["payload"]),
+        status=row["status"],
+        created_at=row["created_at"],
+        processed_at=row["processed_at"],
+    )
+
+
+def machine_from_row(row: dict[str, Any]) -> MachineStatus:
+    """A `machine_state` row as a MachineStatus; columns a domain schema added are ignored."""
+    return MachineStatus(**{k: v for k, v in row.items() if k in _MACHINE_FIELDS})
+
+
+def transition_from_row(row: dict[str, Any]) -> TransitionRecord:
+    """A `transitions` row as a TransitionRecord."""
+    return TransitionRecord(**{k: v for k, v in row.items() if k in _TRANSITION_FIELDS})
+
+
+def insert_event(
+    tx: Tx,
+    channels: Channels,
+    target: str,
+    event_type: str,
+    payload: Any,
+    source: str | None,
+    job_id: str | None,
+    now: float,
+) -> dict[str, Any]:
+    """Write one pending event inside the caller's transaction and wake its target on commit."""
+    row = tx.one(
+        "INSERT INTO machine_events (target_machine, source_machine, event_type, job_id,"
+        " payload, created_at) VALUES (%s, %s, %s, %s, %s, %s) RETURNING *",
+        (
+            target,
+            source,
+            event_type,
+            job_id,
+            encode(payload, what=f"payload of event {event_type!r}"),
+            now,
+        ),
+    )
+    assert row is not None
+    insert_realtime(
+        tx,
+        channels,
+        source,
+        "event_sent",
+        {
+            "id": row["id"],
+            "source": source,
+            "target": target,
+            "event_type": event_type,
+            "job_id": job_id,
+        },
+        now,
+    )
+    tx.notify(channels.machine(target), EVENT_NOTICE)
+    return dict(row)
+
+
+class MachineLog:
+    """The event, machine, history and step methods of the Store contract."""
+
+    conn: Connection
+    clock: Clock
+    channels: Channels
+
+    def send_event(
+        self,
+        target: str,
+        event_type: str,
+        payload: Any = None,
+        *,
+        source: str | None = None,
+        job_id: str | None = None,
+    ) -> MachineEvent:
+        now = self.clock.now()
+        row = self.conn.write(
+            lambda tx: insert_event(
+                tx, self.channels, target, event_type, payload, source, job_id, now
+            )
+        )
+        return event_from_row(row)
+
+    def next_event(self, target: str) -> MachineEvent | None:
+        row = self.conn.read(
+            lambda tx: tx.one(
+                "SELECT * FROM machine_events WHERE target_machine = %s AND status = 'pending'"
+                " ORDER BY id LIMIT 1",
+                (target,),
+            )
+        )
+        return event_from_row(row) if row else None
+
+    def mark_event(self, event_id: int, status: str) -> bool:
+        now = self.clock.now()
+
+        def work(tx: Tx) -> bool:
+            tx.rows(
+                "UPDATE machine_events SET status = %s, processed_at = %s"
+                " WHERE id = %s AND status = 'pending'",
+                (status, now, event_id),
+            )
+            return tx.changes() == 1
+
+        return self.conn.write(work)
+
+    def list_events(
+        self, *, target: str | None = None, status: str | None = None, limit: int = 100
+    ) -> list[MachineEvent]:
+        rows = self.conn.read(
+            lambda tx: tx.rows(
+                "SELECT * FROM machine_events"
+                " WHERE (%(target)s::text IS NULL OR target_machine = %(target)s)"
+                " AND (%(status)s::text IS NULL OR status = %(status)s)"
+                " ORDER BY id DESC LIMIT %(limit)s",
+                {"target": target, "status": status, "limit": limit},
+            )
+        )
+        return [event_from_row(r) for r in rows]
+
+    def clear_events(self, target: str) -> int:
+        now = self.clock.now()
+
+        def work(tx: Tx) -> int:
+            tx.rows(
+                "UPDATE machine_events SET status = 'processed', processed_at = %s"
+                " WHERE target_machine = %s AND status = 'pending'",
+                (now, target),
+            )
+            return tx.changes()
+
+        return self.conn.write(work)
+
+    def register_machine(
+        self,
+        name: str,
+        state: str,
+        *,
+        pid: int,
+        hostname: str,
+        config_path: str,
+        definition_name: str,
+        definition_hash: str,
+        definition_text: str,
+        at: float,
+    ) -> MachineStatus:
+        def work(tx: Tx) -> dict[str, Any]:
+            tx.rows(
+                "INSERT INTO machine_definitions (digest, name, source, text, created_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (digest) DO NOTHING",
+                (definition_hash, definition_name, config_path, definition_text, at),
+            )
+            row = tx.one(
+                _REGISTER,
+                {
+                    "name": name,
+                    "state": state,
+                    "at": at,
+                    "pid": pid,
+                    "hostname": hostname,
+                    "config_path": config_path,
+                    "definition_name": definition_name,
+                    "definition_hash": definition_hash,
+                },
+            )
+            assert row is not None
+            insert_realtime(
+                tx,
+                self.channels,
+                name,
+                "machine_started",
+                {
+                    "machine_name": name,
+                    "state": state,
+                    "pid": pid,
+                    "definition_hash": definition_hash,
+                },
+                at,
+            )
+            return dict(row)
+
+        return machine_from_row(self.conn.write(work))
+
+    def machine_stopped(self, name: str, status: str, at: float) -> None:
+        def work(tx: Tx) -> None:
+            tx.rows(
+                "UPDATE machine_state SET status = %s, updated_at = %s, current_job_id = NULL"
+                " WHERE machine_name = %s",
+                (status, at, name),
+            )
+            insert_realtime(
+                tx,
+                self.channels,
+                name,
+                "machine_stopped",
+                {"machine_name": name, "status": status},
+                at,
+            )
+
+        self.conn.write(work)
+
+    def get_machine(self, name: str) -> MachineStatus | None:
+        row = self.conn.read(
+            lambda tx: tx.one("SELECT * FROM machine_state WHERE machine_name = %s", (name,))
+        )
+        return machine_from_row(row) if row else None
+
+    def list_machines(self) -> list[MachineStatus]:
+        rows = self.conn.read(
+            lambda tx: tx.rows('SELECT * FROM machine_state ORDER BY machine_name COLLATE "C"')
+        )
+        return [machine_from_row(r) for r in rows]
+
+    def get_definition(self, digest: str) -> dict[str, Any] | None:
+        row = self.conn.read(
+            lambda tx: tx.one("SELECT * FROM machine_definitions WHERE digest = %s", (digest,))
+        )
+        return dict(row) if row else None
+
+    def history(self, *, machine: str | None = None, limit: int = 100) -> list[TransitionRecord]:
+        rows = self.conn.read(
+            lambda tx: tx.rows(
+                "SELECT * FROM transitions"
+                " WHERE (%(machine)s::text IS NULL OR machine_name = %(machine)s)"
+                " ORDER BY id DESC LIMIT %(limit)s",
+                {"machine": machine, "limit": limit},
+            )
+        )
+        return [transition_from_row(r) for r in rows]
+
+    def commit_step(self, step: Step) -> bool:
+        return self.conn.write(lambda tx: _commit_step(tx, self.channels, step))
+
+
+def _commit_step(tx: Tx, channels: Channels, step: Step) -> bool:
+    acked = _ack(tx, channels, step)
+    if acked:
+        for out in step.outbox:
+            insert_event(
+                tx,
+                channels,
+                out.target_machine,
+                out.event_type,
+                out.payload,
+                step.machine_name,
+                out.job_id,
+                step.at,
+            )
+    if step.consumed_event_id is not None:
+        tx.rows(
+            "UPDATE machine_events SET status = %s, processed_at = %s WHERE id = %s",
+            (step.consumed_event_status, step.at, step.consumed_event_id),
+        )
+    if step.to_state is not None:
+        _record_transition(tx, channels, step)
+    for kind, payload in step.realtime:
+        insert_realtime(tx, channels, step.machine_name, kind, payload, step.at)
+    return acked
+
+
+def _ack(tx: Tx, channels: Channels, step: Step) -> bool:
+    ack = step.job_ack
+    if ack is None:
+        return True
+    if ack.outcome == "completed":
+        return complete_held(tx, channels, ack.job_id, ack.owner, ack.result, step.at)
+    status = fail_held(
+        tx, channels, ack.job_id, ack.owner, ack.error or "error", ack.retry_delay, step.at
+    )
+    return status is not None
+
+
+def _record_transition(tx: Tx, channels: Channels, step: Step) -> None:
+    assert step.to_state is not None
+    tx.rows(
+        "UPDATE machine_state SET current_state = %(to_state)s, previous_state = %(from_state)s,"
+        " last_event = %(event)s, step = %(step)s, updated_at = %(at)s,"
+        " current_job_id = %(job_id)s,"
+        " state_entered_at = CASE WHEN %(changed)s THEN %(at)s ELSE state_entered_at END"
+        " WHERE machine_name = %(machine)s",
+        {
+            "to_state": step.to_state,
+            "from_state": step.from_state,
+            "event": step.event,
+            "step": step.step,
+            "at": step.at,
+            "job_id": step.job_id if step.job_ack is None else None,
+            "changed": step.from_state != step.to_state,
+            "machine": step.machine_name,
+        },
+    )
+    tx.rows(
+        "INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id,"
+        " event_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+        (
+            step.machine_name,
+            step.step,
+            step.from_state,
+            step.to_state,
+            step.event,
+            step.job_id,
+            step.consumed_event_id,
+            step.at,
+        ),
+    )
+    insert_realtime(
+        tx,
+        channels,
+        step.machine_name,
+        "state_change",
+        {
+            "machine_name": step.machine_name,
+            "from_state": step.from_state,
+            "to_state": step.to_state,
+            "event": step.event,
+            "step": step.step,
+            "job_id": step.job_id,
+        },
+        step.at,
+    )

@@ -1,0 +1,61 @@
+"""The store on PostgreSQL: one connection per store, one schema per URL (`?schema=`),
+wake-ups and realtime announcements over LISTEN/NOTIFY."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from statemachine_engine.clock import Clock, SystemClock
+from statemachine_engine.database.migrations import builtin_migrations, directory_migrations
+from statemachine_engine.database.postgres.connection import Channels, Connection, parse_url
+from statemachine_engine.database.postgres.jobs import JobQueue
+from statemachine_engine.database.postgres.listener import Listener
+from statemachine_engine.database.postgres.machines import MachineLog
+from statemachine_engine.database.postgres.stream import RealtimeStream
+
+
+class PostgresStore(JobQueue, MachineLog, RealtimeStream):
+    """Store implementation on a PostgreSQL schema (see database.store.Store for the contract)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        schema_dirs: Sequence[str | Path] = (),
+        clock: Clock | None = None,
+    ) -> None:
+        migrations = builtin_migrations("postgres")
+        for directory in schema_dirs:
+            migrations.extend(directory_migrations(directory))
+        self.url = url
+        self.target = parse_url(url)
+        self.schema = self.target.schema
+        self.clock = clock or SystemClock()
+        self.channels = Channels(self.schema)
+        self.conn = Connection(self.target, migrations)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def listen(
+        self,
+        machine_name: str | None,
+        callback: Callable[[dict[str, Any]], object],
+        *,
+        jobs: bool = True,
+        realtime: bool = False,
+    ) -> Listener:
+        """Call `callback(message)` from a background thread for every wake-up: events for
+        machine_name (`{"kind": "event"}`), runnable jobs (`{"kind": "job", "job_type": t}`),
+        committed realtime rows (`{"kind": "realtime"}`) and `{"kind": "reconnected"}` after
+        a lost connection. LISTEN is in place when this returns."""
+        channels: list[tuple[str, str]] = []
+        if machine_name is not None:
+            channels.append((self.channels.machine(machine_name), "event"))
+        if jobs:
+            channels.append((self.channels.jobs, "job"))
+        if realtime:
+            channels.append((self.channels.realtime, "realtime"))
+        return Listener(self.target, dict(channels), callback)

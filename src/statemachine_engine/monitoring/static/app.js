@@ -1,0 +1,551 @@
+// statemachine-ui page: one WebSocket for live rows, REST for lists and actions.
+// All text from the server is rendered with textContent, never as HTML.
+
+const LOG_LIMIT = 1000;
+const LOG_SHOWN = 300;
+const JOB_PAGE = 50;
+const ERROR_KINDS = new Set(["error", "unhandled_event"]);
+
+const params = new URLSearchParams(location.search);
+if (params.get("token")) sessionStorage.setItem("sm-token", params.get("token"));
+const token = sessionStorage.getItem("sm-token");
+
+const state = {
+  machines: new Map(),      // name -> machine row
+  rows: new Map(),          // name -> <tr>
+  definitions: new Map(),   // digest -> promise of a definition view
+  definitionViews: new Map(), // digest -> definition view, once loaded
+  log: [],
+  errors: 0,
+  selected: null,
+  jobStatus: "",
+  jobOffset: 0,
+  jobTotal: 0,
+  jobCounts: {},
+  jobDetail: null,
+  kanbanDigest: "",
+  lastId: 0,
+};
+
+// Latency probe for tests and the benchmark: when each state change reached the DOM.
+window.smStats = { applied: [], connected: false, snapshots: 0 };
+
+const $ = (sel) => document.querySelector(sel);
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "text") node.textContent = v;
+    else if (k === "class") node.className = v;
+    else if (k === "data") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+}
+
+function fmtTime(ts) {
+  if (!ts) return "";
+  const d = new Date(ts * 1000);
+  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+function ago(ts) {
+  if (!ts) return "";
+  const s = Math.max(0, Date.now() / 1000 - ts);
+  if (s < 60) return `${s.toFixed(0)}s`;
+  if (s < 3600) return `${(s / 60).toFixed(0)}m`;
+  return `${(s / 3600).toFixed(1)}h`;
+}
+
+function toast(message, ok = false) {
+  const node = el("div", { class: ok ? "toast ok" : "toast", text: message });
+  $("#toasts").append(node);
+  setTimeout(() => node.remove(), ok ? 2500 : 6000);
+}
+
+async function api(path, options = {}) {
+  const headers = { ...(options.headers || {}) };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, { ...options, headers });
+  let body = null;
+  try { body = await response.json(); } catch { body = null; }
+  if (!response.ok) throw new Error((body && body.error) || `${response.status} ${response.statusText}`);
+  return body;
+}
+
+function parseJsonField(text, what) {
+  if (!text.trim()) return undefined;
+  try { return JSON.parse(text); } catch { throw new Error(`${what} is not valid JSON`); }
+}
+
+// ---- machines -------------------------------------------------------------------------
+
+function aliveClass(m) { return m.alive === true ? "dot alive" : m.alive === false ? "dot dead" : "dot"; }
+
+function machineRow(m) {
+  const tr = el("tr", { data: { name: m.machine_name } },
+    el("td", { class: "name", text: m.machine_name }),
+    el("td", { class: "state", text: m.current_state }),
+    el("td", { class: "since", text: ago(m.state_entered_at || m.updated_at) }),
+    el("td", { class: "pid", text: m.pid ?? "" }),
+    el("td", {}, el("span", { class: aliveClass(m), title: m.alive ? "alive" : "not running" })));
+  tr.addEventListener("click", () => selectMachine(m.machine_name));
+  return tr;
+}
+
+function renderMachines() {
+  const tbody = $("#machines tbody");
+  const filter = $("#machine-filter").value.trim().toLowerCase();
+  const names = [...state.machines.keys()].sort();
+  tbody.replaceChildren();
+  state.rows.clear();
+  for (const name of names) {
+    const m = state.machines.get(name);
+    const tr = machineRow(m);
+    if (name === state.selected) tr.classList.add("selected");
+    if (filter && !name.toLowerCase().includes(filter)) tr.hidden = true;
+    state.rows.set(name, tr);
+    tbody.append(tr);
+  }
+  $("#machine-count").textContent = `(${names.length})`;
+  const alive = [...state.machines.values()].filter((m) => m.alive).length;
+  $("#summary").textContent = `${names.length} machines, ${alive} alive`;
+  renderTargets();
+  renderKanbanChoices();
+}
+
+function updateMachineRow(m) {
+  const tr = state.rows.get(m.machine_name);
+  if (!tr) { renderMachines(); return; }
+  tr.querySelector(".state").textContent = m.current_state;
+  tr.querySelector(".since").textContent = ago(m.state_entered_at || m.updated_at);
+  tr.querySelector(".pid").textContent = m.pid ?? "";
+  tr.querySelector(".dot").className = aliveClass(m);
+  const cell = tr.querySelector(".state");
+  if (cell.animate) cell.animate([{ background: "#ffd54f" }, { background: "transparent" }], 900);
+}
+
+function renderTargets() {
+  const select = $("#event-target");
+  const current = select.value || state.selected || "";
+  select.replaceChildren(...[...state.machines.keys()].sort().map((n) => el("option", { text: n, value: n })));
+  if (current && state.machines.has(current)) select.value = current;
+}
+
+function selectMachine(name) {
+  state.selected = name;
+  for (const [n, tr] of state.rows) tr.classList.toggle("selected", n === name);
+  $("#event-target").value = name;
+  const m = state.machines.get(name);
+  if (m && m.definition_hash && !state.kanbanDigest) {
+    state.kanbanDigest = m.definition_hash;
+    renderKanbanChoices();
+  }
+  scheduleDiagram();
+}
+
+setInterval(() => {
+  for (const [name, tr] of state.rows) {
+    const m = state.machines.get(name);
+    if (m) tr.querySelector(".since").textContent = ago(m.state_entered_at || m.updated_at);
+  }
+}, 5000);
+
+// ---- definitions, diagram --------------------------------------------------------------
+
+async function definition(digest) {
+  if (!digest) return null;
+  if (!state.definitions.has(digest)) {
+    state.definitions.set(digest, api(`/api/definitions/${encodeURIComponent(digest)}`).then((def) => {
+      state.definitionViews.set(digest, def);
+      return def;
+    }, (e) => {
+      state.definitions.delete(digest);
+      throw e;
+    }));
+  }
+  return state.definitions.get(digest);
+}
+
+// The SVG is rendered once per definition; state changes only move CSS classes on it.
+let diagramBusy = false;
+let diagramDirty = false;
+let diagramSeq = 0;
+
+function scheduleDiagram() {
+  diagramDirty = true;
+  if (!diagramBusy) drawDiagram();
+}
+
+async function drawDiagram() {
+  diagramBusy = true;
+  try {
+    while (diagramDirty) {
+      diagramDirty = false;
+      await drawDiagramOnce();
+    }
+  } finally {
+    diagramBusy = false;
+  }
+}
+
+async function drawDiagramOnce() {
+  const box = $("#diagram");
+  const m = state.machines.get(state.selected);
+  if (!m) return;
+  if (box.dataset.digest === m.definition_hash && box.querySelector("svg")) {
+    highlightDiagram();
+    return;
+  }
+  let def;
+  try { def = await definition(m.definition_hash); } catch (e) {
+    box.replaceChildren(el("p", { class: "muted", text: `diagram unavailable: ${e.message}` }));
+    delete box.dataset.digest;
+    return;
+  }
+  if (!def || !window.mermaid) return;
+  const { svg } = await window.mermaid.render(`sm-diagram-${++diagramSeq}`, def.mermaid);
+  // Mermaid output is sanitised (securityLevel strict); labels were entity-encoded server-side.
+  box.innerHTML = svg;
+  box.dataset.digest = def.digest;
+  highlightDiagram();
+}
+
+function highlightDiagram() {
+  const box = $("#diagram");
+  const m = state.machines.get(state.selected);
+  if (!m) return;
+  $("#diagram-title").textContent = `${m.machine_name} (${m.definition_name || "?"})`;
+  $("#last-transition").textContent = m.previous_state != null
+    ? `last: ${m.previous_state} --${m.last_event ?? "?"}--> ${m.current_state}`
+    : `in ${m.current_state}`;
+  const def = state.definitionViews.get(box.dataset.digest);
+  if (!def || box.dataset.digest !== m.definition_hash) { scheduleDiagram(); return; }
+  for (const node of box.querySelectorAll(".sm-current, .sm-previous, .sm-last")) {
+    node.classList.remove("sm-current", "sm-previous", "sm-last");
+  }
+  const mark = (stateName, cls) => {
+    const id = def.ids[stateName];
+    const node = id && box.querySelector(`g.node[id*="-state-${id}-"]`);
+    if (node) node.classList.add(cls);
+  };
+  if (m.previous_state !== m.current_state) mark(m.previous_state, "sm-previous");
+  mark(m.current_state, "sm-current");
+  const last = def.transitions.find((t) => t.event === m.last_event && t.to === m.current_state
+    && (t.from === m.previous_state || t.from === "*"));
+  if (last) {
+    for (const edge of box.querySelectorAll(`[data-id="edge${last.edge}"], [id$="-edge${last.edge}"]`)) {
+      (edge.closest(".edgeLabel") || edge).classList.add("sm-last");
+    }
+  }
+  box.dataset.machine = m.machine_name;
+  box.dataset.current = m.current_state;
+}
+
+// ---- kanban ---------------------------------------------------------------------------
+
+function renderKanbanChoices() {
+  const select = $("#kanban-def");
+  const defs = new Map();
+  for (const m of state.machines.values()) {
+    if (m.definition_hash && !defs.has(m.definition_hash)) {
+      defs.set(m.definition_hash, `${m.definition_name || "definition"} · ${m.definition_hash.slice(0, 8)}`);
+    }
+  }
+  if (!state.kanbanDigest || !defs.has(state.kanbanDigest)) state.kanbanDigest = defs.keys().next().value || "";
+  const options = [...defs].map(([digest, label]) => el("option", { value: digest, text: label }));
+  select.replaceChildren(...options);
+  select.value = state.kanbanDigest;
+  scheduleKanban();
+}
+
+// Whole-board and log renders are coalesced: at most one per interval, however busy.
+function throttled(fn, ms) {
+  let timer = null;
+  return () => {
+    if (timer) return;
+    timer = setTimeout(async () => {
+      timer = null;
+      try { await fn(); } catch (e) { console.warn(e); }
+    }, ms);
+  };
+}
+const scheduleKanban = throttled(renderKanban, 50);
+
+async function renderKanban() {
+  const board = $("#kanban");
+  const digest = state.kanbanDigest;
+  if (!digest) { board.replaceChildren(el("p", { class: "muted", text: "no machines yet" })); return; }
+  const def = await definition(digest);
+  if (digest !== state.kanbanDigest) return;
+  const instances = [...state.machines.values()].filter((m) => m.definition_hash === digest);
+  const columns = def.columns.map((col) => {
+    const cards = instances
+      .filter((m) => col.states.includes(m.current_state))
+      .sort((a, b) => a.machine_name.localeCompare(b.machine_name))
+      .map((m) => el("div", { class: m.alive === false ? "card dead" : "card", data: { machine: m.machine_name } },
+        el("div", { text: m.machine_name }),
+        col.group ? el("div", { class: "sub", text: m.current_state }) : null));
+    return el("div", { class: col.group ? "column group" : "column", data: { column: col.title } },
+      el("h4", {}, el("span", { text: col.title }), el("span", { class: "muted", text: String(cards.length) })),
+      ...cards);
+  });
+  board.replaceChildren(...columns);
+}
+
+// ---- jobs -----------------------------------------------------------------------------
+
+const STATUSES = ["", "pending", "processing", "completed", "failed", "cancelled"];
+
+function renderJobCounts() {
+  const total = Object.values(state.jobCounts).reduce((a, b) => a + b, 0);
+  const tabs = STATUSES.map((s) => {
+    const n = s ? state.jobCounts[s] || 0 : total;
+    const b = el("button", { type: "button", class: s === state.jobStatus ? "active" : "", data: { status: s || "all" },
+      text: `${s || "all"} ${n}` });
+    b.addEventListener("click", () => { state.jobStatus = s; state.jobOffset = 0; loadJobs(); });
+    return b;
+  });
+  $("#job-counts").replaceChildren(...tabs);
+}
+
+async function loadJobs() {
+  const q = new URLSearchParams({ limit: JOB_PAGE, offset: state.jobOffset });
+  if (state.jobStatus) q.set("status", state.jobStatus);
+  const jobType = $("#jobs-type").value.trim();
+  if (jobType) q.set("type", jobType);
+  let page;
+  try { page = await api(`/api/jobs?${q}`); } catch (e) { toast(`jobs: ${e.message}`); return; }
+  state.jobCounts = page.counts;
+  state.jobTotal = page.total;
+  renderJobCounts();
+  const rows = page.jobs.map((j) => {
+    const tr = el("tr", { data: { job: j.job_id } },
+      el("td", { text: j.job_id }), el("td", { text: j.job_type }),
+      el("td", { class: `status-${j.status}`, text: j.status }),
+      el("td", { text: `${j.attempts}/${j.max_attempts}` }), el("td", { text: fmtTime(j.created_at) }));
+    tr.addEventListener("click", () => showJob(j.job_id));
+    return tr;
+  });
+  $("#jobs tbody").replaceChildren(...rows);
+  const last = Math.min(state.jobOffset + JOB_PAGE, state.jobTotal);
+  $("#jobs-page").textContent = state.jobTotal ? `${state.jobOffset + 1}-${last} of ${state.jobTotal}` : "no jobs";
+  $("#jobs-prev").disabled = state.jobOffset === 0;
+  $("#jobs-next").disabled = last >= state.jobTotal;
+  if (state.jobDetail) showJob(state.jobDetail, true);
+}
+
+let jobsTimer = null;
+function scheduleJobs() {
+  if (jobsTimer) return;
+  jobsTimer = setTimeout(() => { jobsTimer = null; loadJobs(); }, 300);
+}
+
+async function showJob(jobId, quiet = false) {
+  let job;
+  try { job = await api(`/api/jobs/${encodeURIComponent(jobId)}`); } catch (e) { if (!quiet) toast(e.message); return; }
+  state.jobDetail = jobId;
+  $("#job-detail").hidden = false;
+  $("#job-detail-title").textContent = `${job.job_id} — ${job.status}`;
+  $("#job-detail-body").textContent = JSON.stringify(job, null, 2);
+  $("#job-retry").disabled = !["failed", "cancelled"].includes(job.status);
+  $("#job-cancel").disabled = job.status !== "pending";
+}
+
+async function jobAction(action) {
+  if (!state.jobDetail) return;
+  try {
+    await api(`/api/jobs/${encodeURIComponent(state.jobDetail)}/${action}`, { method: "POST" });
+    toast(`job ${state.jobDetail}: ${action} done`, true);
+  } catch (e) { toast(`${action}: ${e.message}`); }
+  loadJobs();
+}
+
+// ---- event log ------------------------------------------------------------------------
+
+function summary(e) {
+  const p = e.payload || {};
+  switch (e.kind) {
+    case "state_change": return `${p.from_state ?? "∅"} --${p.event ?? "?"}--> ${p.to_state}${p.job_id ? ` (job ${p.job_id})` : ""}`;
+    case "job": return `job ${p.job_id} ${p.status}${p.error ? `: ${p.error}` : ""}`;
+    case "event_sent": return `${p.source ?? "cli"} → ${p.target}: ${p.event_type}`;
+    case "unhandled_event": return `unhandled event ${p.event} in state ${p.state}`;
+    case "error": return `error in ${p.state}: ${p.error}`;
+    case "activity": return `${p.level ? `[${p.level}] ` : ""}${p.message}`;
+    case "machine_started": return `started in ${p.state} (pid ${p.pid})`;
+    case "machine_stopped": return `stopped (${p.status})`;
+    default: return JSON.stringify(p);
+  }
+}
+
+function isError(e) {
+  return ERROR_KINDS.has(e.kind) || (e.kind === "job" && e.payload && e.payload.status === "failed")
+    || (e.kind === "activity" && e.payload && e.payload.level === "error");
+}
+
+const scheduleLog = throttled(renderLog, 200);
+
+function renderLog() {
+  const kind = $("#log-kind").value;
+  const machine = $("#log-machine").value.trim().toLowerCase();
+  const errorsOnly = $("#log-errors").checked;
+  const items = [];
+  for (let i = state.log.length - 1; i >= 0 && items.length < LOG_SHOWN; i--) {
+    const e = state.log[i];
+    if (kind && e.kind !== kind) continue;
+    if (machine && !(e.machine_name || "").toLowerCase().includes(machine)) continue;
+    if (errorsOnly && !isError(e)) continue;
+    items.push(el("li", { class: isError(e) ? "err" : "", data: { kind: e.kind, id: e.id } },
+      el("span", { class: "k", text: `${fmtTime(e.created_at)} ` }),
+      el("span", { class: "k", text: e.kind }), " ",
+      el("b", { text: e.machine_name || "-" }), " ",
+      el("span", { text: summary(e) })));
+  }
+  $("#log").replaceChildren(...items);
+}
+
+function renderErrorCount() {
+  const badge = $("#error-count");
+  badge.textContent = `${state.errors} error${state.errors === 1 ? "" : "s"}`;
+  badge.className = state.errors ? "errors some" : "errors none";
+}
+
+// ---- the stream -----------------------------------------------------------------------
+
+function applyEvent(e, live) {
+  state.log.push(e);
+  if (state.log.length > LOG_LIMIT) state.log.splice(0, state.log.length - LOG_LIMIT);
+  state.lastId = Math.max(state.lastId, e.id);
+  const p = e.payload || {};
+  if (isError(e)) {
+    state.errors += 1;
+    if (live) toast(`${e.machine_name || "job"}: ${summary(e)}`);
+  }
+  if (!live) return;
+  const m = e.machine_name && state.machines.get(e.machine_name);
+  if (e.kind === "state_change" && m) {
+    m.previous_state = p.from_state;
+    m.current_state = p.to_state;
+    m.last_event = p.event;
+    m.step = p.step;
+    if (p.from_state !== p.to_state) m.state_entered_at = e.created_at;
+    m.updated_at = e.created_at;
+    updateMachineRow(m);
+    if (e.machine_name === state.selected) highlightDiagram();
+    if (m.definition_hash === state.kanbanDigest) scheduleKanban();
+    window.smStats.applied.push({ id: e.id, created: e.created_at, received: receivedAt, applied: (performance.timeOrigin + performance.now()) / 1000 });
+    if (window.smStats.applied.length > 5000) window.smStats.applied.splice(0, 1000);
+  } else if (e.kind === "machine_started" || e.kind === "machine_stopped") {
+    refreshMachine(e.machine_name);
+  } else if (e.kind === "state_change" && !m) {
+    refreshMachine(e.machine_name);
+  }
+  if (e.kind === "job") scheduleJobs();
+}
+
+async function refreshMachine(name) {
+  try {
+    const { machine } = await api(`/api/machines/${encodeURIComponent(name)}?limit=1`);
+    const known = state.machines.has(name);
+    state.machines.set(name, machine);
+    if (known) updateMachineRow(machine); else renderMachines();
+    if (name === state.selected) scheduleDiagram();
+    scheduleKanban();
+  } catch (e) { console.warn(e); }
+}
+
+function onSnapshot(snap) {
+  state.machines = new Map(snap.machines.map((m) => [m.machine_name, m]));
+  state.log = [];
+  state.errors = 0;
+  for (const e of snap.history) applyEvent(e, false);
+  state.lastId = snap.last_id;
+  state.jobCounts = snap.job_counts;
+  renderMachines();
+  renderJobCounts();
+  renderLog();
+  renderErrorCount();
+  if (!state.selected && state.machines.size) selectMachine([...state.machines.keys()].sort()[0]);
+  else scheduleDiagram();
+  loadJobs();
+  window.smStats.snapshots += 1;
+}
+
+function onMessage(msg) {
+  if (msg.type === "snapshot") onSnapshot(msg);
+  else if (msg.type === "events") {
+    for (const e of msg.events) if (e.id > state.lastId) applyEvent(e, true);
+    scheduleLog();
+    renderErrorCount();
+  } else if (msg.type === "machines") {
+    for (const m of msg.machines) { state.machines.set(m.machine_name, m); updateMachineRow(m); }
+    scheduleKanban();
+  } else if (msg.type === "error") console.warn("server:", msg.error);
+}
+
+let retry = 500;
+let receivedAt = 0;
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const q = token ? `?token=${encodeURIComponent(token)}` : "";
+  const ws = new WebSocket(`${scheme}://${location.host}/api/stream${q}`);
+  ws.onopen = () => {
+    retry = 500;
+    $("#conn").textContent = "live";
+    $("#conn").className = "conn up";
+    window.smStats.connected = true;
+  };
+  ws.onmessage = (ev) => {
+    receivedAt = (performance.timeOrigin + performance.now()) / 1000;
+    try { onMessage(JSON.parse(ev.data)); } catch (e) { console.error(e); }
+  };
+  ws.onclose = () => {
+    $("#conn").textContent = "reconnecting";
+    $("#conn").className = "conn down";
+    window.smStats.connected = false;
+    setTimeout(connect, retry);
+    retry = Math.min(retry * 2, 5000);
+  };
+}
+
+// ---- forms and controls ---------------------------------------------------------------
+
+$("#send-event-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const target = $("#event-target").value;
+  try {
+    const payload = parseJsonField($("#event-payload").value, "payload");
+    const body = { event_type: $("#event-type").value.trim() };
+    if (payload !== undefined) body.payload = payload;
+    await api(`/api/machines/${encodeURIComponent(target)}/events`, { method: "POST", body: JSON.stringify(body) });
+    toast(`sent ${body.event_type} to ${target}`, true);
+  } catch (e) { toast(`send event: ${e.message}`); }
+});
+
+$("#add-job-form").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const data = parseJsonField($("#job-data").value, "data");
+    const body = { job_type: $("#job-type").value.trim(), priority: Number($("#job-priority").value || 5) };
+    if (data !== undefined) body.data = data;
+    const job = await api("/api/jobs", { method: "POST", body: JSON.stringify(body) });
+    toast(`added job ${job.job_id}`, true);
+    loadJobs();
+  } catch (e) { toast(`add job: ${e.message}`); }
+});
+
+$("#job-retry").addEventListener("click", () => jobAction("retry"));
+$("#job-cancel").addEventListener("click", () => jobAction("cancel"));
+$("#jobs-prev").addEventListener("click", () => { state.jobOffset = Math.max(0, state.jobOffset - JOB_PAGE); loadJobs(); });
+$("#jobs-next").addEventListener("click", () => { state.jobOffset += JOB_PAGE; loadJobs(); });
+$("#machine-filter").addEventListener("input", renderMachines);
+$("#jobs-type").addEventListener("change", () => { state.jobOffset = 0; loadJobs(); });
+$("#kanban-def").addEventListener("change", (ev) => { state.kanbanDigest = ev.target.value; scheduleKanban(); });
+for (const id of ["#log-kind", "#log-machine", "#log-errors"]) $(id).addEventListener("input", renderLog);
+$("#error-count").addEventListener("click", () => { $("#log-errors").checked = !$("#log-errors").checked; renderLog(); });
+
+function start() {
+  if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "default" });
+  connect();
+}
+if (document.readyState === "complete") start(); else window.addEventListener("load", start);

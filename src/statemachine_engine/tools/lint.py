@@ -1,0 +1,455 @@
+"""The linter: definitions in, findings out (code, severity, message, hint, position).
+
+Pure: nothing is run or imported beyond what the action catalog already resolved. A rule
+that cannot be sure stays quiet; events and context keys that may come from outside the
+validated set (another machine, the CLI, a custom action) never produce a warning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from statemachine_engine.config.actionspecs import ParsedAction
+from statemachine_engine.config.model import (
+    WILDCARD,
+    ActionCatalog,
+    ActionSpec,
+    MachineDefinition,
+    Position,
+    Transition,
+)
+from statemachine_engine.config.placeholders import BUILTIN_ROOTS, PLACEHOLDER_RE, keys_set_by
+from statemachine_engine.config.problems import close_matches
+from statemachine_engine.core.transitions import decide
+from statemachine_engine.errors import ConfigError
+from statemachine_engine.tools.outputs import explicit_outputs, outputs
+
+ERROR = "error"
+WARNING = "warning"
+INFO = "info"
+
+#: Every code: (severity, what it means). Stable: codes are never reused.
+CODES: Mapping[str, tuple[str, str]] = {
+    "SM001": (ERROR, "the definition does not load (a load-time error)"),
+    "SM101": (WARNING, "state unreachable from the initial state"),
+    "SM102": (WARNING, "non-final state the machine can never leave"),
+    "SM103": (WARNING, "event no action, timer or sender produces"),
+    "SM104": (WARNING, "transition that can never fire"),
+    "SM105": (WARNING, "action output event without a transition"),
+    "SM106": (WARNING, "bash action without a success event where the state needs one"),
+    "SM107": (INFO, "placeholder root no action is known to set"),
+    "SM108": (WARNING, "send_event to a machine no validated config defines"),
+}
+
+_NOQA_RE = re.compile(r"#\s*noqa:\s*(SM\d{3}(?:\s*,\s*SM\d{3})*)")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where, how bad, a stable code, what is wrong and how to fix it."""
+
+    code: str
+    message: str
+    file: str | None
+    line: int | None = None
+    column: int | None = None
+    hint: str | None = None
+
+    @property
+    def severity(self) -> str:
+        return CODES[self.code][0]
+
+    @property
+    def where(self) -> str:
+        parts = [self.file or "-"]
+        if self.line is not None:
+            parts.append(str(self.line))
+            if self.column is not None:
+                parts.append(str(self.column))
+        return ":".join(parts)
+
+    def __str__(self) -> str:
+        text = f"{self.where}: {self.severity} {self.code} {self.message}"
+        return f"{text} (hint: {self.hint})" if self.hint else text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "severity": self.severity,
+            "code": self.code,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+    def sort_key(self) -> tuple[str, int, int, str, str]:
+        return (self.file or "", self.line or 0, self.column or 0, self.code, self.message)
+
+
+def from_config_error(error: ConfigError, source: str) -> Finding:
+    """A load-time error as an SM001 finding."""
+    return Finding(
+        "SM001",
+        error.message,
+        error.file or source,
+        error.line,
+        error.column,
+        error.hint,
+    )
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A loaded definition, the catalog that resolved its actions and the names it runs as."""
+
+    definition: MachineDefinition
+    catalog: ActionCatalog
+    names: tuple[str, ...] = ()
+    extra_context_keys: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def run_names(self) -> tuple[str, ...]:
+        if self.names:
+            return self.names
+        name = self.definition.metadata.get("machine_name")
+        return (str(name),) if name else ()
+
+
+def lint(machines: Sequence[Machine], *, system: bool | None = None) -> list[Finding]:
+    """Findings for `machines`, sorted by file position. `system` (default: more than one
+    machine) says the set is complete: events and send_event targets are then checked
+    against the senders and machines of the set."""
+    complete = len(machines) > 1 if system is None else system
+    senders = _Senders(machines) if complete else None
+    findings: list[Finding] = []
+    for machine in machines:
+        findings.extend(_MachineLint(machine, senders).run())
+    if senders is not None:
+        findings.extend(senders.unknown_targets())
+    return sorted(_unsuppressed(findings, machines), key=Finding.sort_key)
+
+
+def _unsuppressed(findings: list[Finding], machines: Sequence[Machine]) -> Iterator[Finding]:
+    """Drop findings whose line carries `# noqa: SMxxx` for their code."""
+    lines = {m.definition.source: m.definition.text.splitlines() for m in machines}
+    for finding in findings:
+        text = lines.get(finding.file or "", [])
+        line = text[finding.line - 1] if finding.line and finding.line <= len(text) else ""
+        match = _NOQA_RE.search(line)
+        codes = {c.strip() for c in match.group(1).split(",")} if match else set()
+        if finding.code not in codes:
+            yield finding
+
+
+def _literal(value: Any) -> str | None:
+    """A parameter value that is a plain name, not a placeholder."""
+    return value if isinstance(value, str) and value and "{" not in value else None
+
+
+def _either(spec: ActionSpec, key: str, alias: str) -> Any:
+    return spec.params.get(key if key in spec.params else alias)
+
+
+class _Senders:
+    """What the machines of a complete set send to each other, by target machine name."""
+
+    ANY = "*"
+
+    def __init__(self, machines: Sequence[Machine]) -> None:
+        self.names: set[str] = set()
+        for machine in machines:
+            self.names.update(machine.run_names)
+            for spec in _all_actions(machine.definition):
+                if spec.type == "start_fsm":
+                    started = _literal(spec.params.get("machine_name"))
+                    if started is None and spec.params.get("machine_name") is not None:
+                        self.names.add(self.ANY)
+                    elif started is not None:
+                        self.names.add(started)
+        self.sent: dict[str, set[str]] = {}
+        self.sends: list[tuple[ActionSpec, str]] = []
+        for machine in machines:
+            for spec in _all_actions(machine.definition):
+                if spec.type != "send_event":
+                    continue
+                raw_target = _either(spec, "target_machine", "target")
+                raw_event = _either(spec, "event_type", "event")
+                target = _literal(raw_target) or self.ANY
+                event = _literal(raw_event) or self.ANY
+                self.sent.setdefault(target, set()).add(event)
+                if target != self.ANY:
+                    self.sends.append((spec, target))
+
+    def events_for(self, names: Sequence[str]) -> set[str]:
+        """Events some machine of the set may send to a machine running as one of `names`."""
+        found = set(self.sent.get(self.ANY, set()))
+        for name in names:
+            found |= self.sent.get(name, set())
+        return found
+
+    def unknown_targets(self) -> Iterator[Finding]:
+        if self.ANY in self.names:
+            return
+        for spec, target in self.sends:
+            if target in self.names:
+                continue
+            matches = close_matches(target, self.names)
+            hint = (
+                f"did you mean '{matches[0]}'?"
+                if matches
+                else "validate the config of that machine together with this one, or list it"
+                " in the system file"
+            )
+            yield _at(
+                "SM108",
+                spec.pos,
+                f"send_event targets machine '{target}', which no validated config defines",
+                hint,
+            )
+
+
+def _all_actions(definition: MachineDefinition) -> Iterator[ActionSpec]:
+    for state in definition.states:
+        yield from definition.entry_actions.get(state, ())
+
+
+def _at(code: str, pos: Position, message: str, hint: str | None = None) -> Finding:
+    return Finding(code, message, pos.file, pos.line, pos.column, hint)
+
+
+class _MachineLint:
+    """The per-machine rules, sharing what each state can produce."""
+
+    def __init__(self, machine: Machine, senders: _Senders | None) -> None:
+        self.machine = machine
+        self.d = machine.definition
+        self.senders = senders
+        self.produced: dict[str, frozenset[str] | None] = {}
+        internal: set[str] = set()
+        for state in self.d.states:
+            found: set[str] | None = set()
+            for spec in self.d.entry_actions.get(state, ()):
+                out = outputs(spec)
+                if out is None or found is None:
+                    found = None
+                else:
+                    found |= out
+            self.produced[state] = None if found is None else frozenset(found)
+            internal |= found or set()
+        self.internal = internal
+        self.any_unknown = any(v is None for v in self.produced.values())
+        self.wildcard_events = {t.event for t in self.d.transitions if t.source == WILDCARD}
+        events = {t.event for t in self.d.transitions if t.timeout is None}
+        if senders is None:
+            self.external = (events - internal) | self.wildcard_events
+        else:
+            sent = senders.events_for(machine.run_names)
+            self.external = (events if _Senders.ANY in sent else sent) | self.wildcard_events
+        self.reachable = self._reachable()
+
+    def run(self) -> Iterator[Finding]:
+        yield from self.unreachable()
+        yield from self.stuck()
+        yield from self.unproduced()
+        yield from self.never_fire()
+        yield from self.unhandled_outputs()
+        yield from self.bash_without_success()
+        yield from self.placeholders()
+
+    def can_occur(self, state: str, transition: Transition) -> bool:
+        if transition.timeout is not None:
+            return True
+        produced = self.produced.get(state)
+        return (
+            produced is None or transition.event in produced or (transition.event in self.external)
+        )
+
+    def _reachable(self) -> set[str]:
+        seen = {self.d.initial_state}
+        todo = [self.d.initial_state]
+        while todo:
+            state = todo.pop()
+            for transition in self.d.outgoing(state):
+                if transition.target not in seen:
+                    seen.add(transition.target)
+                    todo.append(transition.target)
+        return seen
+
+    def state_pos(self, state: str) -> Position:
+        return self.d.state_pos.get(state, Position(self.d.source, 1, 1))
+
+    def unreachable(self) -> Iterator[Finding]:
+        for state in self.d.states:
+            if state not in self.reachable:
+                yield _at(
+                    "SM101",
+                    self.state_pos(state),
+                    f"state '{state}' cannot be reached from the initial state"
+                    f" '{self.d.initial_state}'",
+                    "add a transition into it, or remove it",
+                )
+
+    def stuck(self) -> Iterator[Finding]:
+        for state in self.d.states:
+            if state not in self.reachable or self.d.is_final(state):
+                continue
+            if not any(self.can_occur(state, t) for t in self.d.outgoing(state)):
+                events = ", ".join(sorted({t.event for t in self.d.outgoing(state)}))
+                yield _at(
+                    "SM102",
+                    self.state_pos(state),
+                    f"state '{state}' is not final but none of its transitions ({events})"
+                    " can fire: the machine would wait there forever",
+                    "give the state an action that returns one of those events, a"
+                    " timeout(N) transition, or remove its transitions to make it final",
+                )
+
+    def unproduced(self) -> Iterator[Finding]:
+        if self.senders is None or self.any_unknown:
+            return
+        seen: set[str] = set()
+        for transition in self.d.transitions:
+            event = transition.event
+            if transition.timeout is not None or event in seen:
+                continue
+            seen.add(event)
+            if event in self.internal or event in self.external:
+                continue
+            names = ", ".join(self.machine.run_names) or "this machine"
+            yield _at(
+                "SM103",
+                transition.pos,
+                f"event '{event}' is produced by no action or timer of this machine and"
+                f" sent to {names} by no machine of the set",
+                "return it from an action (e.g. `success: "
+                f"{event}`), send it with send_event from another machine, or remove the"
+                " transition",
+            )
+
+    def never_fire(self) -> Iterator[Finding]:
+        first: dict[tuple[str, str], Transition] = {}
+        for transition in self.d.transitions:
+            key = (transition.source, transition.event)
+            earlier = first.setdefault(key, transition)
+            if earlier is not transition:
+                yield _at(
+                    "SM104",
+                    transition.pos,
+                    f"transition {transition.source} --{transition.event}--> "
+                    f"{transition.target} never fires: the one at line {earlier.pos.line}"
+                    " has the same source and event and wins",
+                    "remove one of the two",
+                )
+                continue
+            source = transition.source
+            if source == WILDCARD or source not in self.reachable:
+                continue
+            if self.can_occur(source, transition):
+                continue
+            unproduced_set = (
+                self.senders is not None
+                and transition.event not in self.internal
+                and transition.event not in self.external
+            )
+            if unproduced_set:
+                continue
+            yield _at(
+                "SM104",
+                transition.pos,
+                f"transition {source} --{transition.event}--> {transition.target} never"
+                f" fires: no action of '{source}' returns '{transition.event}'",
+                f"return '{transition.event}' from an action of '{source}', or remove the"
+                " transition",
+            )
+
+    def unhandled_outputs(self) -> Iterator[Finding]:
+        for state in self.d.states:
+            if self.d.is_final(state):
+                continue
+            for spec in self.d.entry_actions.get(state, ()):
+                for key, event in explicit_outputs(spec):
+                    if event in self.d.idle_events or decide(self.d, state, event):
+                        continue
+                    yield _at(
+                        "SM105",
+                        spec.pos,
+                        f"{spec.type} in state '{state}' returns '{event}' (`{key}:`) but"
+                        f" '{state}' has no transition on '{event}'",
+                        f"add `- {{from: {state}, to: <state>, event: {event}}}` or change"
+                        f" `{key}:`",
+                    )
+
+    def bash_without_success(self) -> Iterator[Finding]:
+        for state in self.d.states:
+            actions = self.d.entry_actions.get(state, ())
+            if not actions or self.d.is_final(state) or self.d.timeouts(state):
+                continue
+            last = actions[-1]
+            if last.type != "bash" or "success" in last.params:
+                continue
+            if decide(self.d, state, "job_done") is not None:
+                continue
+            own = [t for t in self.d.transitions if t.source == state]
+            if any(t.event in self.external - self.wildcard_events for t in own):
+                continue  # runs the command, then waits for an event from outside
+            leaving = sorted({t.event for t in self.d.outgoing(state) if t.timeout is None})
+            choice = leaving[0] if leaving else "<event>"
+            yield _at(
+                "SM106",
+                last.pos,
+                f"bash in state '{state}' has no `success:`; on exit 0 it returns 'job_done',"
+                f" which has no transition from '{state}'",
+                f"add `success: {choice}` (the event of the transition that should follow)",
+            )
+
+    def placeholders(self) -> Iterator[Finding]:
+        """Roots the load-time check could not verify because a custom action cannot say
+        which context keys it sets; reported as info, since that action may set them."""
+        specs = list(_all_actions(self.d))
+        silent: list[str] = []
+        roots = set(BUILTIN_ROOTS) | set(self.machine.extra_context_keys)
+        roots |= set(self.d.context_defaults)
+        for event in self.d.events.values():
+            roots |= set(event.context_map)
+        for spec in specs:
+            try:
+                provided = self.machine.catalog.provides(spec.type)
+            except ConfigError:
+                provided = None
+            if provided is None:
+                silent.append(spec.type)
+            else:
+                roots |= provided
+            roots |= keys_set_by(ParsedAction(spec, dict(spec.params)))
+        if not silent:
+            return
+        custom = ", ".join(sorted(set(silent)))
+        for spec in specs:
+            for text in _strings(spec.params):
+                for match in PLACEHOLDER_RE.finditer(text):
+                    if match.group(1) in roots:
+                        continue
+                    yield _at(
+                        "SM107",
+                        spec.pos,
+                        f"placeholder '{match.group(0)}' in {spec.type}: no action is known to"
+                        f" set '{match.group(1)}' (not checked at load time because {custom}"
+                        " does not declare `provides`)",
+                        "declare `provides = frozenset({...})` on the custom action class, or"
+                        " give the key a default under `context:`",
+                    )
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _strings(item)

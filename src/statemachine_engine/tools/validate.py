@@ -1,0 +1,98 @@
+"""Validate a set of machine files (and system files): load each one, collect every
+load-time error, then lint what loaded as one set."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from statemachine_engine.config.loader import collect_errors
+from statemachine_engine.errors import ConfigError
+from statemachine_engine.tools.lint import ERROR, INFO, Finding, Machine, from_config_error, lint
+from statemachine_engine.tools.system import is_system_file, load_system
+
+
+@dataclass(frozen=True)
+class Report:
+    """Findings for the validated files and how many files there were."""
+
+    findings: tuple[Finding, ...]
+    files: int
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        """2 when a definition does not load, 1 for lint findings (info ones only when
+        strict), else 0."""
+        if self.count(ERROR):
+            return 2
+        failing = [f for f in self.findings if strict or f.severity != INFO]
+        return 1 if failing else 0
+
+    def summary(self) -> str:
+        if not self.findings:
+            return f"{self.files} file(s) checked, no findings"
+        parts = [f"{self.count(s)} {s}(s)" for s in (ERROR, "warning", INFO) if self.count(s)]
+        return f"{self.files} file(s) checked: " + ", ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "findings": [f.to_dict() for f in self.findings],
+            "errors": self.count(ERROR),
+            "warnings": self.count("warning"),
+            "infos": self.count(INFO),
+        }
+
+
+def _actions_dirs(given: Sequence[str | Path], config: Path) -> list[Path]:
+    from statemachine_engine.cli.run import actions_dirs
+
+    return actions_dirs([str(d) for d in given], config)
+
+
+def validate(paths: Sequence[Path], *, actions_dirs: Sequence[str | Path] = ()) -> Report:
+    """Check `paths` together: several configs (or a system file) form one complete set."""
+    from statemachine_engine.core.loader import ActionLoader
+
+    findings: list[Finding] = []
+    machines: list[Machine] = []
+    system = len(paths) > 1
+    jobs: list[tuple[Path, tuple[str, ...], list[Path], frozenset[str]]] = []
+    for path in paths:
+        if is_system_file(path):
+            system = True
+            try:
+                spec = load_system(path)
+            except ConfigError as exc:
+                findings.append(from_config_error(exc, str(path)))
+                continue
+            for entry in spec.machines:
+                dirs = list(entry.actions_dirs) or _actions_dirs(actions_dirs, entry.config)
+                keys = frozenset(entry.initial_context or {})
+                jobs.append((entry.config, entry.instance_names, dirs, keys))
+        else:
+            jobs.append((path, (), _actions_dirs(actions_dirs, path), frozenset()))
+    seen: dict[Path, int] = {}
+    for config, names, dirs, keys in jobs:
+        loader = ActionLoader(dirs)
+        definition, errors = collect_errors(config, loader, extra_context_keys=keys)
+        findings.extend(from_config_error(e, str(config)) for e in errors)
+        if definition is None:
+            continue
+        index = seen.get(config.resolve())
+        if index is not None:
+            known = machines[index]
+            machines[index] = Machine(
+                known.definition, known.catalog, known.names + names, known.extra_context_keys
+            )
+            continue
+        seen[config.resolve()] = len(machines)
+        machines.append(Machine(definition, loader, names, keys))
+    findings.extend(lint(machines, system=system))
+    unique = sorted(set(findings), key=Finding.sort_key)
+    files = {p.resolve() for p in paths} | {p.resolve() for p, *_ in jobs}
+    return Report(tuple(unique), len(files))

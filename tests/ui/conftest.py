@@ -1,0 +1,101 @@
+"""Browser fixtures: a real `statemachine-ui` process and Debian's headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = os.environ.get("STATEMACHINE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+UI_BIN = Path(sys.executable).parent / "statemachine-ui"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class UiServer:
+    """A `statemachine-ui` process on a free loopback port."""
+
+    def __init__(self, db_file: Path, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        log = db_file.parent / "statemachine-ui.log"
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [str(UI_BIN), "--db", f"sqlite:///{db_file}", "--port", str(self.port), *extra],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"statemachine-ui did not start; see {log}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture
+def ui_server(store: object, tmp_path: Path) -> Iterator[UiServer]:
+    """The UI on the same SQLite file as the `store` fixture (tmp_path / sm.db)."""
+    server = UiServer(tmp_path / "sm.db")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[object]:
+    if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: run `make install` (installs Debian chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
+@pytest.fixture
+def shot() -> object:
+    """`shot(name)`: the path of a screenshot in test-artifacts/ui/."""
+
+    def path(name: str) -> str:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        return str(ARTIFACTS / f"{name}.png")
+
+    return path
