@@ -8,6 +8,8 @@ STAMP := $(VENV)/.installed-stamp
 
 UI_DIR := src/statemachine_engine/monitoring
 MERMAID := $(UI_DIR)/static/vendor/mermaid.min.js
+# Test-only: the real Mermaid parser and Ajv check diagrams and the JSON Schema (tests/tools).
+TOOL_NODE := tests/tools/node/node_modules/.installed
 
 install: $(STAMP) $(MERMAID) chromium $(TOOL_NODE)
 
@@ -18,8 +20,6 @@ $(MERMAID): $(UI_DIR)/frontend/package.json $(UI_DIR)/frontend/package-lock.json
 	cd build/ui && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	cp build/ui/node_modules/mermaid/dist/mermaid.min.js $@
 
-# Test-only: the real Mermaid parser and Ajv check diagrams and the JSON Schema (tests/tools).
-TOOL_NODE := tests/tools/node/node_modules/.installed
 $(TOOL_NODE): tests/tools/node/package.json tests/tools/node/package-lock.json
 	cd tests/tools/node && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 	touch $@

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,10 +18,14 @@ EXAMPLE_CONFIGS = sorted(p for p in EXAMPLES.glob("*/*.yaml") if not p.name.star
 
 def run_node(script: str, *args: str) -> list[dict[str, object]]:
     """Run a script of tests/tools/node; skip the test when Node or the packages are absent
-    (`make install` provides them). Returns its JSON lines."""
+    (`make install` provides them); on CI (`CI` set) their absence fails the test instead.
+    Returns its JSON lines."""
     node = shutil.which("node")
     if node is None or not (NODE_DIR / "node_modules" / "mermaid").is_dir():
-        pytest.skip("node or tests/tools/node/node_modules missing: run `make install`")
+        message = "node or tests/tools/node/node_modules missing: run `make install`"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
     proc = subprocess.run(
         [node, str(NODE_DIR / script), *args],
         capture_output=True,
