@@ -101,21 +101,21 @@ def test_claim_race_8_processes_1000_jobs(db: SQLiteStore, db_path: Path) -> Non
     assert len(claims) == len(set(claims)) == 1000
     assert {attempt for _, attempt in claims} == {1}
     assert db.count_jobs()["completed"] == 1000
-    assert elapsed < 30
+    assert elapsed < 120  # a bound against hangs; speed is measured in bench/
 
 
-@pytest.mark.timeout(90)
+@pytest.mark.timeout(180)
 def test_8_worker_processes_drain_the_queue_exactly_once(
     procs: Any, db: SQLiteStore, db_path: Path, kit: Any
 ) -> None:
-    jobs = int(os.environ.get("RELIABILITY_DRAIN_JOBS", "1000"))
+    jobs = int(os.environ.get("RELIABILITY_DRAIN_JOBS", "5000"))
     config = procs.config("drain", DRAIN)
     bulk_add(db, "drain", jobs)
     started = time.monotonic()
     workers = [
         procs.machine(config, f"drain-{n}", "--log-level", "WARNING") for n in range(WORKERS)
     ]
-    kit.wait_until(lambda: db.count_jobs()["completed"] == jobs, 75, f"{jobs} jobs completed")
+    kit.wait_until(lambda: db.count_jobs()["completed"] == jobs, 150, f"{jobs} jobs completed")
     elapsed = time.monotonic() - started
     print(f"drain: {jobs} jobs, {WORKERS} worker processes, {elapsed:.1f} s")
     assert db.count_jobs() == {
