@@ -15,6 +15,7 @@ from statemachine_engine.database.codec import decode, encode
 from statemachine_engine.database.postgres.connection import Channels, Connection, Tx
 from statemachine_engine.database.postgres.stream import insert_realtime, machine_of
 from statemachine_engine.database.records import JOB_STATUSES, Job
+from statemachine_engine.database.rows import job_from_row
 from statemachine_engine.database.store import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
@@ -74,29 +75,6 @@ def claim_query(job_id: str | None, job_type: str | None, machine_type: str | No
     given = {"job_id": job_id, "job_type": job_type, "machine_type": machine_type}
     parts = [_CLAIM_HEAD, *(_CLAIM_FILTERS[k] for k, v in given.items() if v is not None)]
     return sql.SQL("").join(sql.SQL(p) for p in [*parts, _CLAIM_TAIL])  # type: ignore[return-value]
-
-
-def job_from_row(row: dict[str, Any]) -> Job:
-    """A `jobs` row as a Job record."""
-    return Job(
-        job_id=row["job_id"],
-        job_type=row["job_type"],
-        machine_type=row["machine_type"],
-        data=decode(row["data"]),
-        status=row["status"],
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        run_after=row["run_after"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        result=decode(row["result"]),
-        error_message=row["error_message"],
-        errors=tuple(decode(row["errors"]) or ()),
-    )
 
 
 def announce_job(tx: Tx, channels: Channels, job_type: str) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import decode, encode
 from statemachine_engine.database.records import JOB_STATUSES, Job
+from statemachine_engine.database.rows import job_from_row
 from statemachine_engine.database.sqlite.connection import Connection
 from statemachine_engine.database.sqlite.stream import insert_realtime, machine_of
 from statemachine_engine.database.store import (
@@ -48,29 +49,6 @@ _EXPIRE_EXHAUSTED = (
     " WHERE status = 'processing' AND lease_expires_at < :now AND attempts >= max_attempts"
     " RETURNING job_id, job_type, error_message"
 )
-
-
-def job_from_row(row: dict[str, Any]) -> Job:
-    """A `jobs` row as a Job record."""
-    return Job(
-        job_id=row["job_id"],
-        job_type=row["job_type"],
-        machine_type=row["machine_type"],
-        data=decode(row["data"]),
-        status=row["status"],
-        priority=row["priority"],
-        attempts=row["attempts"],
-        max_attempts=row["max_attempts"],
-        lease_owner=row["lease_owner"],
-        lease_expires_at=row["lease_expires_at"],
-        run_after=row["run_after"],
-        created_at=row["created_at"],
-        started_at=row["started_at"],
-        completed_at=row["completed_at"],
-        result=decode(row["result"]),
-        error_message=row["error_message"],
-        errors=tuple(decode(row["errors"]) or ()),
-    )
 
 
 def complete_held(c: Connection, job_id: str, owner: str, result: Any, now: float) -> bool:

@@ -3,23 +3,20 @@ commit that ties a transition, its job acknowledgement and its outbox into one t
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from statemachine_engine.clock import Clock
-from statemachine_engine.database.codec import decode, encode
+from statemachine_engine.database.codec import encode
 from statemachine_engine.database.records import (
     MachineEvent,
     MachineStatus,
     Step,
     TransitionRecord,
 )
+from statemachine_engine.database.rows import event_from_row, machine_from_row, transition_from_row
 from statemachine_engine.database.sqlite.connection import Connection
 from statemachine_engine.database.sqlite.jobs import complete_held, fail_held
 from statemachine_engine.database.sqlite.stream import insert_realtime
-
-_MACHINE_FIELDS = frozenset(f.name for f in dataclasses.fields(MachineStatus))
-_TRANSITION_FIELDS = frozenset(f.name for f in dataclasses.fields(TransitionRecord))
 
 _REGISTER = (
     "INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,"
@@ -35,31 +32,6 @@ _REGISTER = (
     " previous_state = NULL, last_event = NULL, current_job_id = NULL"
     " RETURNING *"
 )
-
-
-def event_from_row(row: dict[str, Any]) -> MachineEvent:
-    """A `machine_events` row as a MachineEvent record."""
-    return MachineEvent(
-        id=row["id"],
-        target_machine=row["target_machine"],
-        source_machine=row["source_machine"],
-        event_type=row["event_type"],
-        job_id=row["job_id"],
-        payload=decode(row["payload"]),
-        status=row["status"],
-        created_at=row["created_at"],
-        processed_at=row["processed_at"],
-    )
-
-
-def machine_from_row(row: dict[str, Any]) -> MachineStatus:
-    """A `machine_state` row as a MachineStatus; columns a domain schema added are ignored."""
-    return MachineStatus(**{k: v for k, v in row.items() if k in _MACHINE_FIELDS})
-
-
-def transition_from_row(row: dict[str, Any]) -> TransitionRecord:
-    """A `transitions` row as a TransitionRecord."""
-    return TransitionRecord(**{k: v for k, v in row.items() if k in _TRANSITION_FIELDS})
 
 
 def insert_event(
