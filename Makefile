@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench clean chromium pg
+.PHONY: install demo test lint typecheck unit bench clean chromium pg site docs cli-docs
 
 UI_DIR := src/statemachine_engine/monitoring
 MERMAID := $(UI_DIR)/static/vendor/mermaid.min.js
@@ -54,7 +54,18 @@ pg:
 unit: install pg
 	STATEMACHINE_TEST_PG="$$(scripts/pg_test_server.sh)" $(VENV)/bin/pytest --cov --cov-report=term:skip-covered -q
 
-test: lint typecheck unit
+# The documentation site: built strictly (a broken link or anchor fails the build).
+site: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# The CLI reference page is generated from the parsers; a test fails when it is stale.
+cli-docs: install
+	$(PY) scripts/gen_cli_docs.py
+
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
+
+test: lint typecheck site unit
 
 bench: install
 	$(PY) bench/run.py

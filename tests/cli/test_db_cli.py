@@ -286,6 +286,27 @@ def test_reset_processing_releases_stuck_jobs(env: Env) -> None:
         store.close()
 
 
+def test_prune_deletes_old_finished_jobs_only(env: Env) -> None:
+    for job_id in ("old", "kept"):
+        env.run("add-job", job_id, "--type", "t")
+    store = env.store()
+    try:
+        assert store.claim_job("t", "w@h:1", job_id="old") is not None
+        assert store.complete_job("old", "w@h:1")
+        result = env.run("prune", "--older-than", "1d")
+        assert result.rc == 0 and result.out.startswith("jobs 0,")  # nothing is a day old
+        assert env.run("prune", "--older-than", "0.000001s").out.startswith("jobs 1,")
+        assert store.get_job("old") is None and store.get_job("kept") is not None
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1d", "7y"])
+def test_prune_refuses_a_bad_duration(env: Env, value: str) -> None:
+    result = env.run("prune", "--older-than", value)
+    assert "--older-than" in result.one_error_line()
+
+
 # send-event
 
 

@@ -846,6 +846,53 @@ class TestRealtime:
         assert statuses == ["pending", "processing", "completed"]
 
 
+class TestRetention:
+    def test_prune_deletes_only_old_finished_history(
+        self, store: Store, clock: VirtualClock
+    ) -> None:
+        register(store, "worker")
+        store.add_job("render", job_id="done")
+        store.add_job("render", job_id="gone", max_attempts=1)
+        store.add_job("render", job_id="cancelled")
+        store.cancel_job("cancelled")
+        for _ in range(2):
+            claimed = store.claim_job("render", OWNER_A)
+            assert claimed is not None
+            if claimed.job_id == "done":
+                store.complete_job("done", OWNER_A)
+            else:
+                store.fail_job(claimed.job_id, OWNER_A, "boom")
+        handled = store.send_event("worker", "go")
+        store.mark_event(handled.id, "processed")
+        store.send_event("worker", "later")
+        store.commit_step(
+            Step(
+                machine_name="worker",
+                at=clock.now(),
+                step=1,
+                from_state="idle",
+                to_state="busy",
+                event="go",
+            )
+        )
+        clock.advance(3600)
+        store.add_job("render", job_id="pending")
+        recent = store.send_event("worker", "recent")
+        store.mark_event(recent.id, "processed")
+
+        deleted = store.prune(clock.now() - 60)
+
+        assert deleted["jobs"] == 2  # completed and cancelled; failed is kept for inspection
+        assert store.get_job("done") is None and store.get_job("cancelled") is None
+        assert store.get_job("gone") is not None and store.get_job("pending") is not None
+        assert deleted["machine_events"] == 1
+        assert [e.event_type for e in store.list_events(target="worker")] == ["recent", "later"]
+        assert deleted["transitions"] == 1 and store.history(machine="worker") == []
+        assert deleted["realtime_events"] > 0
+        assert all(r.created_at >= clock.now() - 60 for r in store.realtime_since())
+        assert store.prune(clock.now() - 60) == dict.fromkeys(deleted, 0)
+
+
 class TestMigrations:
     def test_reopening_applies_nothing_twice(self, open_store: Any, raw_sql: RawSql) -> None:
         first = open_store()

@@ -285,6 +285,31 @@ def cmd_reset_processing(args: argparse.Namespace) -> int:
     return 0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> float:
+    """argparse type: `90`, `90s`, `30m`, `12h` or `7d` as seconds (above 0)."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
+    try:
+        seconds = float(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a duration like 7d, 12h, 30m or 90s, got {text!r}"
+        ) from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"the duration must be above 0, got {text!r}")
+    return seconds
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete finished history older than --older-than."""
+    with opened_store(args.db) as store:
+        deleted = store.prune(time.time() - args.older_than)
+    print(", ".join(f"{table} {count}" for table, count in deleted.items()) + " deleted")
+    return 0
+
+
 _COMMON = global_options_parent()
 
 
@@ -399,6 +424,19 @@ def _add_machine_commands(sub: Any) -> None:
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="only this machine")
     add_json_flag(p)
+
+    help_text = (
+        "delete completed/cancelled jobs, handled events, transitions and realtime rows older"
+        " than a duration (pending, processing and failed jobs are kept)"
+    )
+    p = _add_command(sub, "prune", cmd_prune, help_text)
+    p.add_argument(
+        "--older-than",
+        type=duration,
+        required=True,
+        metavar="DURATION",
+        help="e.g. 7d, 12h, 30m, 90s",
+    )
 
     help_text = "show recent state transitions, oldest first"
     p = _add_command(sub, "history", cmd_history, help_text, "transition-history")

@@ -150,6 +150,12 @@ class Store(Protocol):
         and without the outbox and return False."""
         ...
 
+    def prune(self, before: float) -> dict[str, int]:
+        """Delete history older than `before`: completed and cancelled jobs, handled events,
+        transitions and realtime rows. Pending, processing and failed jobs and pending events
+        are never deleted. Returns the number of rows deleted per table."""
+        ...
+
     # realtime stream
     def add_realtime(self, machine: str | None, kind: str, payload: dict[str, Any]) -> None: ...
 

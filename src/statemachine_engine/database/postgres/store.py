@@ -13,10 +13,11 @@ from statemachine_engine.database.postgres.connection import Channels, Connectio
 from statemachine_engine.database.postgres.jobs import JobQueue
 from statemachine_engine.database.postgres.listener import Listener
 from statemachine_engine.database.postgres.machines import MachineLog
+from statemachine_engine.database.postgres.retention import Retention
 from statemachine_engine.database.postgres.stream import RealtimeStream
 
 
-class PostgresStore(JobQueue, MachineLog, RealtimeStream):
+class PostgresStore(JobQueue, MachineLog, RealtimeStream, Retention):
     """Store implementation on a PostgreSQL schema (see database.store.Store for the contract)."""
 
     def __init__(

@@ -10,10 +10,11 @@ from statemachine_engine.database.migrations import builtin_migrations, director
 from statemachine_engine.database.sqlite.connection import Connection
 from statemachine_engine.database.sqlite.jobs import JobQueue
 from statemachine_engine.database.sqlite.machines import MachineLog
+from statemachine_engine.database.sqlite.retention import Retention
 from statemachine_engine.database.sqlite.stream import RealtimeStream
 
 
-class SQLiteStore(JobQueue, MachineLog, RealtimeStream):
+class SQLiteStore(JobQueue, MachineLog, RealtimeStream, Retention):
     """Store implementation on one SQLite file (see database.store.Store for the contract)."""
 
     def __init__(
