@@ -54,15 +54,16 @@ pg:
 unit: install pg
 	STATEMACHINE_TEST_PG="$$(scripts/pg_test_server.sh)" $(VENV)/bin/pytest --cov --cov-report=term:skip-covered -q
 
-# The documentation site: built strictly (a broken link or anchor fails the build).
-site: install
+# The documentation site: built strictly (a broken link or anchor fails the build), after
+# regenerating the CLI reference from the parsers.
+site: cli-docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # The CLI reference page is generated from the parsers; a test fails when it is stale.
 cli-docs: install
 	$(PY) scripts/gen_cli_docs.py
 
-docs: install
+docs: cli-docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve
 
 test: lint typecheck site unit
