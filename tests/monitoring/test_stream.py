@@ -15,8 +15,8 @@ from websockets.sync.client import connect
 
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.monitoring import app as app_module
-from statemachine_engine.monitoring.stream import UI_DOORBELL, _last_id
-from statemachine_engine.transport import ring
+from statemachine_engine.monitoring.stream import _last_id
+from statemachine_engine.transport import UI_DOORBELL, ring
 
 from .conftest import register, step  # type: ignore[import-not-found]
 

@@ -29,6 +29,7 @@ from statemachine_engine.database.records import Job, MachineEvent, OutgoingEven
 from statemachine_engine.database.store import Store
 from statemachine_engine.database.wakeups import listen_for_wakeups
 from statemachine_engine.errors import StateMachineError, StoreError
+from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +152,6 @@ class StateMachineEngine:
         doorbell = None
         wakeups = None
         if self.listen:
-            from statemachine_engine.transport import Doorbell
-
             doorbell = Doorbell(self.machine_name, self.on_doorbell)
             await doorbell.start()
             # Across hosts (PostgreSQL) the store itself pushes wake-ups, from its own thread.
@@ -395,9 +394,8 @@ class StateMachineEngine:
         self._conditions.notify()
 
     def _ring(self, outbox: Iterable[OutgoingEvent]) -> None:
-        """Wake the targets of committed events; a lost doorbell only delays delivery."""
-        from statemachine_engine.transport import ring
-
+        """Wake the targets of committed events and a running UI; a lost doorbell only
+        delays delivery."""
         for target in {out.target_machine for out in outbox}:
             if target == self.machine_name:
                 self.wake()
@@ -405,7 +403,7 @@ class StateMachineEngine:
             with contextlib.suppress(StateMachineError, ValueError):
                 ring(target, {"kind": "event"})
         with contextlib.suppress(StateMachineError, ValueError):
-            ring("statemachine-ui", {"kind": "event"})  # a running UI tails the new rows now
+            ring(UI_DOORBELL, {"kind": "event"})
 
     def _lease_lost(self, job: Job) -> None:
         logger.warning(

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from statemachine_engine.monitoring.app import UiConfig, create_app
-from statemachine_engine.monitoring.stream import UI_DOORBELL
+from statemachine_engine.transport import UI_DOORBELL
 
 __all__ = ["UI_DOORBELL", "UiConfig", "create_app"]

@@ -21,7 +21,8 @@ from statemachine_engine import __version__
 from statemachine_engine.monitoring.api import router
 from statemachine_engine.monitoring.db import Db
 from statemachine_engine.monitoring.security import MAX_BODY_BYTES, Guard, GuardMiddleware
-from statemachine_engine.monitoring.stream import FALLBACK_INTERVAL, UI_DOORBELL, Client, Hub
+from statemachine_engine.monitoring.stream import FALLBACK_INTERVAL, Client, Hub
+from statemachine_engine.transport import UI_DOORBELL
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,10 @@ from statemachine_engine.database import Store
 from statemachine_engine.database.records import MachineStatus, RealtimeEvent
 from statemachine_engine.errors import StateMachineError
 from statemachine_engine.monitoring.db import Db
+from statemachine_engine.transport import UI_DOORBELL
 
 log = logging.getLogger(__name__)
 
-UI_DOORBELL = "statemachine-ui"
 FALLBACK_INTERVAL = 0.25
 LIVENESS_INTERVAL = 2.0
 HISTORY_SIZE = 500

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from statemachine_engine.transport.doorbell import (
     MAX_MESSAGE_BYTES,
+    UI_DOORBELL,
     Doorbell,
     ring,
     ring_all,
@@ -12,6 +13,7 @@ from statemachine_engine.transport.runtime_dir import running_machines, runtime_
 
 __all__ = [
     "MAX_MESSAGE_BYTES",
+    "UI_DOORBELL",
     "Doorbell",
     "ring",
     "ring_all",

@@ -32,6 +32,8 @@ from statemachine_engine.transport.runtime_dir import (
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 64 * 1024
+#: The doorbell a running `statemachine-ui` owns; machines ring it after every commit.
+UI_DOORBELL = "statemachine-ui"
 FAULT_NO_DOORBELL_ENV = "STATEMACHINE_FAULT_NO_DOORBELL"
 CONTROL_OPS = frozenset({"wake", "stop", "ping"})
 _MAX_INT_DIGITS = 32
