@@ -196,6 +196,18 @@ def add_db_argument(parser: argparse.ArgumentParser, *, suppress_default: bool =
     )
 
 
+def add_actions_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """`--actions-dir DIR` (repeatable), for commands that load machine definitions."""
+    parser.add_argument(
+        "--actions-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="directory of custom actions (repeatable; default: ./actions and "
+        "<config dir>/actions)",
+    )
+
+
 def add_logging_arguments(
     parser: argparse.ArgumentParser, *, suppress_default: bool = False, level: str = "WARNING"
 ) -> None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from statemachine_engine.cli.common import CliParser, add_logging_arguments, run_cli
+from statemachine_engine.cli.common import (
+    CliParser,
+    add_actions_dir_argument,
+    add_logging_arguments,
+    run_cli,
+)
 
 PROG = "statemachine-fsm"
 DEFAULT_OUT = Path("docs/fsm")
@@ -24,28 +29,20 @@ def build_parser() -> CliParser:
     parser.add_argument(
         "--stdout", action="store_true", help="print the diagrams instead of writing files"
     )
-    parser.add_argument(
-        "--actions-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="directory of custom actions (repeatable; default: ./actions and "
-        "<config dir>/actions)",
-    )
+    add_actions_dir_argument(parser)
     add_logging_arguments(parser)
     return parser
 
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from statemachine_engine.cli.run import actions_dirs
     from statemachine_engine.config import load_definition
-    from statemachine_engine.core.loader import ActionLoader
+    from statemachine_engine.core.loader import ActionLoader, default_actions_dirs
     from statemachine_engine.tools.diagram import mermaid, write_diagrams
 
     for config in args.configs:
         path = Path(config)
-        loader = ActionLoader(actions_dirs(args.actions_dir, path))
+        loader = ActionLoader(default_actions_dirs(args.actions_dir, path))
         definition = load_definition(path, loader)
         if args.stdout:
             sys.stdout.write(mermaid(definition))

@@ -10,6 +10,7 @@ from typing import Any
 
 from statemachine_engine.cli.common import (
     CliParser,
+    add_actions_dir_argument,
     add_db_argument,
     add_logging_arguments,
     fail,
@@ -37,14 +38,7 @@ def build_parser() -> CliParser:
         help="name of this machine (default: metadata.machine_name)",
     )
     add_db_argument(parser)
-    parser.add_argument(
-        "--actions-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="directory of custom actions (repeatable; default: ./actions "
-        "and <config dir>/actions)",
-    )
+    add_actions_dir_argument(parser)
     parser.add_argument(
         "--initial-context",
         metavar="JSON",
@@ -88,22 +82,11 @@ def build_parser() -> CliParser:
     return parser
 
 
-def actions_dirs(given: list[str], config: Path) -> list[Path]:
-    """The directories custom actions are loaded from (only those that exist by default)."""
-    if given:
-        return [Path(d) for d in given]
-    candidates = [Path("actions"), config.parent / "actions"]
-    seen: list[Path] = []
-    for candidate in candidates:
-        if candidate.is_dir() and candidate.resolve() not in [s.resolve() for s in seen]:
-            seen.append(candidate)
-    return seen
-
-
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from statemachine_engine.config import load_definition
     from statemachine_engine.core import ActionLoader, StateMachineEngine
+    from statemachine_engine.core.loader import default_actions_dirs
 
     config = Path(args.config)
     initial: dict[str, Any] = {}
@@ -112,7 +95,7 @@ def _main(argv: list[str]) -> int:
         if not isinstance(value, dict):
             fail("--initial-context must be a JSON object")
         initial = value
-    loader = ActionLoader(actions_dirs(args.actions_dir, config))
+    loader = ActionLoader(default_actions_dirs(args.actions_dir, config))
     definition = load_definition(config, loader, extra_context_keys=initial.keys())
     name = args.machine_name or definition.metadata.get("machine_name")
     if not name:

@@ -10,7 +10,13 @@ import json
 import sys
 from pathlib import Path
 
-from statemachine_engine.cli.common import CliParser, add_logging_arguments, fail, run_cli
+from statemachine_engine.cli.common import (
+    CliParser,
+    add_actions_dir_argument,
+    add_logging_arguments,
+    fail,
+    run_cli,
+)
 
 PROG = "statemachine-validate"
 
@@ -30,14 +36,7 @@ def build_parser() -> CliParser:
     parser.add_argument(
         "--schema", action="store_true", help="print the JSON Schema of machine files and exit"
     )
-    parser.add_argument(
-        "--actions-dir",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="directory of custom actions (repeatable; default: ./actions and "
-        "<config dir>/actions)",
-    )
+    add_actions_dir_argument(parser)
     add_logging_arguments(parser)
     return parser
 

@@ -160,3 +160,16 @@ def _load_error(what: str, exc: BaseException, path: Path | None) -> ConfigError
         column=column,
         hint="fix the module; it must import without errors",
     )
+
+
+def default_actions_dirs(given: Iterable[str | Path], config: Path) -> list[Path]:
+    """The directories custom actions are loaded from: those given, else `./actions` and
+    the config file's `actions/` directory where they exist."""
+    chosen = [Path(d) for d in given]
+    if chosen:
+        return chosen
+    found: list[Path] = []
+    for candidate in (Path("actions"), config.parent / "actions"):
+        if candidate.is_dir() and candidate.resolve() not in [f.resolve() for f in found]:
+            found.append(candidate)
+    return found

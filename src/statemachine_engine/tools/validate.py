@@ -48,10 +48,10 @@ class Report:
         }
 
 
-def _actions_dirs(given: Sequence[str | Path], config: Path) -> list[Path]:
-    from statemachine_engine.cli.run import actions_dirs
+def _default_actions_dirs(given: Sequence[str | Path], config: Path) -> list[Path]:
+    from statemachine_engine.core.loader import default_actions_dirs
 
-    return actions_dirs([str(d) for d in given], config)
+    return default_actions_dirs([str(d) for d in given], config)
 
 
 def validate(paths: Sequence[Path], *, actions_dirs: Sequence[str | Path] = ()) -> Report:
@@ -71,11 +71,11 @@ def validate(paths: Sequence[Path], *, actions_dirs: Sequence[str | Path] = ()) 
                 findings.append(from_config_error(exc, str(path)))
                 continue
             for entry in spec.machines:
-                dirs = list(entry.actions_dirs) or _actions_dirs(actions_dirs, entry.config)
+                dirs = list(entry.actions_dirs) or _default_actions_dirs(actions_dirs, entry.config)
                 keys = frozenset(entry.initial_context or {})
                 jobs.append((entry.config, entry.instance_names, dirs, keys))
         else:
-            jobs.append((path, (), _actions_dirs(actions_dirs, path), frozenset()))
+            jobs.append((path, (), _default_actions_dirs(actions_dirs, path), frozenset()))
     seen: dict[Path, int] = {}
     for config, names, dirs, keys in jobs:
         loader = ActionLoader(dirs)
