@@ -395,8 +395,27 @@ def finish(services: Sequence[Service]) -> int:
     return 0
 
 
-def demo(jobs: int, timeout: float, base: Path) -> int:
-    """Run the whole demo; returns the exit code."""
+def hold(services: Sequence[Service]) -> None:
+    """Keep the system running for the user to explore until Ctrl-C or a service exits."""
+    urls = ", ".join(s.url for s in services if s.url)
+    where = f" Open {urls} to look around;" if urls else ""
+    print(f"\nThe system keeps running.{where} try the commands above. Press Ctrl-C to stop.")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, interrupt)  # also when started with SIGINT ignored
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        while all(s.proc is None or s.proc.poll() is None for s in services):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print()
+
+
+def demo(jobs: int, timeout: float, base: Path, keep_running: bool = False) -> int:
+    """Run the whole demo; returns the exit code. With keep_running the machines and the UI
+    stay up after the jobs are done, until Ctrl-C."""
     layout = Layout(base.resolve())
     if layout.root.exists():
         shutil.rmtree(layout.root)
@@ -434,6 +453,8 @@ def demo(jobs: int, timeout: float, base: Path) -> int:
             f"the analyzer's summary did not appear within {timeout:g} s",
         )
         print_summary(store, layout, services, db_url, jobs, seconds, read_summary(layout))
+        if keep_running:
+            hold(services)
         return finish(services)
     except DemoError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
@@ -462,11 +483,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=REPO,
         help="directory that gets data/demo/ (default: the repository root)",
     )
+    parser.add_argument(
+        "--hold",
+        action=argparse.BooleanOptionalAction,
+        default=sys.stdin.isatty(),
+        help="keep the system and the UI running after the jobs are done, until Ctrl-C"
+        " (default: when run from a terminal)",
+    )
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.timeout <= 0:
         parser.error("--jobs and --timeout must be positive")
     try:
-        return demo(args.jobs, args.timeout, args.base_dir)
+        return demo(args.jobs, args.timeout, args.base_dir, args.hold)
     except DemoError as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 1
