@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from statemachine_engine.database.codec import decode
+from statemachine_engine.database.codec import decode, encode
 from statemachine_engine.database.records import Job, MachineEvent, MachineStatus, TransitionRecord
 
 _MACHINE_FIELDS = frozenset(f.name for f in dataclasses.fields(MachineStatus))
@@ -58,3 +58,24 @@ def machine_from_row(row: dict[str, Any]) -> MachineStatus:
 def transition_from_row(row: dict[str, Any]) -> TransitionRecord:
     """A `transitions` row as a TransitionRecord."""
     return TransitionRecord(**{k: v for k, v in row.items() if k in _TRANSITION_FIELDS})
+
+
+def machine_of(owner: str) -> str:
+    """The machine name in a lease owner (`machine@host:pid` or just `machine`)."""
+    return owner.split("@", 1)[0]
+
+
+def failed_attempt(
+    row: dict[str, Any], job_id: str, error: str, retry_delay: float | None, now: float
+) -> tuple[str, str, float, float | None]:
+    """What failing an attempt writes, from the job's `attempts`, `max_attempts` and
+    `errors`: (status, error history JSON, run_after, completed_at). Back to pending after
+    the delay, or failed for good without a delay or at max attempts."""
+    errors = [*(decode(row["errors"]) or ()), error]
+    final = retry_delay is None or row["attempts"] >= row["max_attempts"]
+    return (
+        "failed" if final else "pending",
+        encode(errors, what=f"error history of job {job_id}"),
+        now + max(retry_delay or 0.0, 0.0),
+        now if final else None,
+    )

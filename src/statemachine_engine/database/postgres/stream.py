@@ -34,11 +34,6 @@ def insert_realtime(
         tx.notify_after_commit(channels.realtime)
 
 
-def machine_of(owner: str) -> str:
-    """The machine name in a lease owner (`machine@host:pid` or just `machine`)."""
-    return owner.split("@", 1)[0]
-
-
 class RealtimeStream:
     """`add_realtime` and `realtime_since` of the Store contract."""
 

@@ -6,11 +6,11 @@ import uuid
 from typing import Any
 
 from statemachine_engine.clock import Clock
-from statemachine_engine.database.codec import decode, encode
+from statemachine_engine.database.codec import encode
 from statemachine_engine.database.records import JOB_STATUSES, Job
-from statemachine_engine.database.rows import job_from_row
+from statemachine_engine.database.rows import failed_attempt, job_from_row, machine_of
 from statemachine_engine.database.sqlite.connection import Connection
-from statemachine_engine.database.sqlite.stream import insert_realtime, machine_of
+from statemachine_engine.database.sqlite.stream import insert_realtime
 from statemachine_engine.database.store import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
@@ -81,20 +81,11 @@ def fail_held(
     )
     if row is None:
         return None
-    errors = [*(decode(row["errors"]) or ()), error]
-    final = retry_delay is None or row["attempts"] >= row["max_attempts"]
-    status = "failed" if final else "pending"
+    status, errors, run_after, completed_at = failed_attempt(row, job_id, error, retry_delay, now)
     c.rows(
         "UPDATE jobs SET status = ?, error_message = ?, errors = ?, lease_owner = NULL,"
         " lease_expires_at = NULL, run_after = ?, completed_at = ? WHERE job_id = ?",
-        (
-            status,
-            error,
-            encode(errors, what=f"error history of job {job_id}"),
-            now + max(retry_delay or 0.0, 0.0),
-            now if final else None,
-            job_id,
-        ),
+        (status, error, errors, run_after, completed_at, job_id),
     )
     insert_realtime(
         c, machine_of(owner), "job", {"job_id": job_id, "status": status, "error": error}, now
