@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -15,7 +15,7 @@ import pytest
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.clock import VirtualClock
 from statemachine_engine.core import ActionLoader
-from statemachine_engine.database.records import Job, Step
+from statemachine_engine.database.records import Claim, Committed, Job, Step
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.errors import StoreError
 from statemachine_engine.transport import ring
@@ -918,15 +918,17 @@ async def test_send_event_commits_with_the_transition_and_waits_for_a_stopped_ta
     start: StartMachine, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, until: Until
 ) -> None:
     commits: list[tuple[Step, int, bool]] = []
-    real_commit = store.commit_step
+    real_commit = store.commit_steps
 
-    def spy(step: Step) -> bool:
+    def spy(steps: Sequence[Step], claim: Claim | None = None) -> Committed:
         before = len(store.list_events(target="ghost"))
-        result = real_commit(step)
-        commits.append((step, before, result))
+        result = real_commit(steps, claim)
+        commits.extend(
+            (step, before, acked) for step, acked in zip(steps, result.acked, strict=True)
+        )
         return result
 
-    monkeypatch.setattr(store, "commit_step", spy)
+    monkeypatch.setattr(store, "commit_steps", spy)
     job = store.add_job("task", {"n": 5})
     m = await start(SENDER, "sender")
     await until(lambda: job_of(store, job.job_id).status == "completed")
@@ -995,13 +997,14 @@ async def test_lost_lease_fences_the_late_completion_and_drops_the_outbox(
     fenced_ack: bool,
 ) -> None:
     results: list[bool] = []
-    real_commit = store.commit_step
+    real_commit = store.commit_steps
 
-    def spy(step: Step) -> bool:
-        results.append(real_commit(step))
-        return results[-1]
+    def spy(steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+        committed = real_commit(steps, claim)
+        results.extend(committed.acked)
+        return committed
 
-    monkeypatch.setattr(store, "commit_step", spy)
+    monkeypatch.setattr(store, "commit_steps", spy)
     gates["work"] = asyncio.Event()
     clock = VirtualClock()
     store.clock = clock
@@ -1173,10 +1176,14 @@ async def test_a_job_left_by_a_dead_run_counts_its_attempt(
 async def test_a_store_failure_ends_the_run_as_crashed(
     start: StartMachine, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(step: Step) -> bool:
-        raise StoreError("database is full")
+    real_commit = store.commit_steps
 
-    monkeypatch.setattr(store, "commit_step", broken)
+    def broken(steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+        if steps:  # the claim commits; the first step after it does not
+            raise StoreError("database is full")
+        return real_commit(steps, claim)
+
+    monkeypatch.setattr(store, "commit_steps", broken)
     m = await start(WORKER)
     store.add_job("task")
     m.engine.wake()

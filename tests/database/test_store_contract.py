@@ -10,7 +10,14 @@ import pytest
 
 from statemachine_engine.clock import VirtualClock
 from statemachine_engine.database.codec import PayloadTooLargeError
-from statemachine_engine.database.records import JOB_STATUSES, JobAck, OutgoingEvent, Step
+from statemachine_engine.database.records import (
+    JOB_STATUSES,
+    Claim,
+    Committed,
+    JobAck,
+    OutgoingEvent,
+    Step,
+)
 from statemachine_engine.database.store import MAX_PAYLOAD_BYTES, Store
 from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
 
@@ -819,6 +826,98 @@ class TestCommitStep:
         assert [r.step for r in store.history(machine="a")] == [3, 2, 1]
         assert [r.machine_name for r in store.history(limit=2)] == ["b", "a"]
         assert len(store.history()) == 6
+
+
+class TestGroupCommit:
+    def test_steps_then_the_claim_in_one_transaction(
+        self, store: Store, clock: VirtualClock
+    ) -> None:
+        register(store, "worker", "waiting")
+        store.add_job("render", job_id="J1")
+        store.add_job("render", job_id="J2")
+        assert store.claim_job("render", OWNER_A) is not None
+        steps = [
+            Step("worker", clock.now(), 1, "waiting", "processing", "new_job", job_id="J1"),
+            Step(
+                "worker",
+                clock.now(),
+                2,
+                "processing",
+                "waiting",
+                "done",
+                job_id="J1",
+                job_ack=JobAck("J1", OWNER_A, "completed"),
+            ),
+        ]
+        committed = store.commit_steps(steps, Claim("render", OWNER_A, 30.0))
+        assert committed.acked == (True, True)
+        assert committed.job is not None and committed.job.job_id == "J2"
+        assert committed.job.lease_owner == OWNER_A
+        assert [r.to_state for r in store.history(machine="worker")] == ["waiting", "processing"]
+        done = store.get_job("J1")
+        assert done is not None and done.status == "completed"
+        status = store.get_machine("worker")
+        assert status is not None and (status.current_state, status.step) == ("waiting", 2)
+
+    def test_a_claim_alone_and_an_empty_queue(self, store: Store, clock: VirtualClock) -> None:
+        assert store.commit_steps((), Claim(None, OWNER_A, 30.0)) == Committed(())
+        store.add_job("render", job_id="J1", machine_type="gpu")
+        assert store.commit_steps((), Claim("render", OWNER_A, 30.0, "cpu")).job is None
+        job = store.commit_steps((), Claim("render", OWNER_A, 30.0, "gpu")).job
+        assert job is not None and job.job_id == "J1"
+
+    def test_fencing_is_per_step(self, store: Store, clock: VirtualClock) -> None:
+        register(store, "worker")
+        store.add_job("render", job_id="J1")
+        store.add_job("render", job_id="J2")
+        store.claim_job("render", OWNER_A, lease_seconds=5, job_id="J1")
+        clock.advance(6)
+        store.claim_job("render", OWNER_B, lease_seconds=5, job_id="J1")
+        store.claim_job("render", OWNER_A, job_id="J2")
+        late = Step(
+            "worker",
+            clock.now(),
+            1,
+            "processing",
+            "idle",
+            "done",
+            job_ack=JobAck("J1", OWNER_A, "completed"),
+            outbox=[OutgoingEvent("downstream", "late")],
+        )
+        fine = Step(
+            "worker",
+            clock.now(),
+            2,
+            "idle",
+            "idle",
+            "done",
+            job_ack=JobAck("J2", OWNER_A, "completed"),
+            outbox=[OutgoingEvent("downstream", "fine")],
+        )
+        assert store.commit_steps([late, fine]).acked == (False, True)
+        assert [e.event_type for e in store.list_events(target="downstream")] == ["fine"]
+        assert len(store.history(machine="worker")) == 2
+
+    def test_one_bad_step_rolls_back_the_group_and_the_claim(
+        self, store: Store, clock: VirtualClock
+    ) -> None:
+        register(store, "worker")
+        store.add_job("render", job_id="J1")
+        good = Step("worker", clock.now(), 1, "idle", "busy", "go")
+        bad = Step(
+            "worker",
+            clock.now(),
+            2,
+            "busy",
+            "idle",
+            "back",
+            outbox=[OutgoingEvent("downstream", "huge", "x" * MAX_PAYLOAD_BYTES)],
+        )
+        with pytest.raises(PayloadTooLargeError):
+            store.commit_steps([good, bad], Claim("render", OWNER_A, 30.0))
+        assert store.history() == []
+        job = store.get_job("J1")
+        assert job is not None and job.status == "pending"
 
 
 class TestRealtime:

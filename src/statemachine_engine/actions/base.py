@@ -24,6 +24,12 @@ class BaseAction(ABC):
     #: None means "cannot say" (disables that check for machines using the action).
     provides: ClassVar[frozenset[str] | None] = None
 
+    #: True for an action that finishes at once, never waits, and whose effects are part of
+    #: the step (a log line, context keys, the job ack, the outbox, a claim). The engine may
+    #: then commit the step before it together with the next one (group commit). An action
+    #: that waits, runs a process or acts outside the step must leave this False.
+    instant: ClassVar[bool] = False
+
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = dict(config)
         self.logger = logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")

@@ -33,6 +33,8 @@ from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring
 
 logger = logging.getLogger(__name__)
 
+EVENT_DOORBELL = {"kind": "event"}
+
 DEFAULT_SAFETY_INTERVAL = 5.0
 DEFAULT_LEASE_SECONDS = 30.0
 
@@ -91,6 +93,8 @@ class StateMachineEngine:
             state: [self._bind(self.loader.create(spec)) for spec in specs]
             for state, specs in definition.entry_actions.items()
         }
+        self.commits = self.runtime.commits
+        self.commits.on_flushed = self._flushed
         self._job_types = claimed_job_types(definition)
         self._conditions = Conditions()
         self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
@@ -177,6 +181,8 @@ class StateMachineEngine:
         finally:
             lease.cancel()
             await asyncio.wait({lease})
+            with contextlib.suppress(StateMachineError):
+                self.commits.flush()
             self.runtime.release_job(self.context)
             with contextlib.suppress(StateMachineError):
                 self.store.machine_stopped(self.machine_name, status, self.clock.now())
@@ -216,6 +222,7 @@ class StateMachineEngine:
                     if self._stopping:
                         break
                     self._flush()
+                    self.commits.flush()
                     logger.info("[%s] reached final state %s", self.machine_name, self.state)
                     return "finished"
                 if self._dispatch_event(at_entry=True):
@@ -239,6 +246,7 @@ class StateMachineEngine:
                 self._commit(due[1].event, due[1].target)
                 entering = True
                 continue
+            self.commits.flush()
             await self._parking.park(None if due is None else due[0])
             entering = idle
         return "stopped"
@@ -247,7 +255,7 @@ class StateMachineEngine:
         """Fire the oldest pending event addressed to this machine if it has a transition
         here. At state entry anything else is left for later; once the actions have run
         out, events without a transition are recorded as unhandled, in order."""
-        while (event := self.store.next_event(self.machine_name)) is not None:
+        while (event := self._next_event()) is not None:
             transition = decide(self.definition, self.state, event.event_type)
             if transition is not None:
                 self.runtime.consume(event, self.context)
@@ -257,6 +265,11 @@ class StateMachineEngine:
                 return False
             self._unhandled(event)
         return False
+
+    def _next_event(self) -> MachineEvent | None:
+        if self.commits.touches_events:  # the store must see what staged steps consumed
+            self.commits.flush()
+        return self.store.next_event(self.machine_name)
 
     def _unhandled(self, event: MachineEvent) -> None:
         logger.warning(
@@ -303,6 +316,15 @@ class StateMachineEngine:
         """Run one action; an exception (or a cancellation that is not a stop) becomes the
         `error` event with the message in `last_error`."""
         name = type(action).__name__
+        if action.instant:
+            try:
+                result = await action.execute(self.context)
+            except StoreError:
+                raise  # a claim's group commit failed: the staged steps rolled back
+            except Exception as exc:
+                return self._failed(name, str(exc) or type(exc).__name__)
+            return None if result is None else str(result)
+        self.commits.flush()
         self._current = asyncio.ensure_future(action.execute(self.context))
         try:
             result = await self._current
@@ -345,7 +367,9 @@ class StateMachineEngine:
             self._commit(None, None)
 
     def _commit(self, event: str | None, target: str | None) -> None:
-        """One step, one transaction: state change, consumed event, job ack and outbox."""
+        """One step: state change, consumed event, job ack and outbox, all or nothing. It is
+        staged and commits at the next flush, together with the steps that follow it while
+        only instant actions run (see GroupCommit); nothing is rung before it commits."""
         runtime = self.runtime
         if target is not None:
             runtime.complete_on_return(target, self.context)
@@ -358,52 +382,57 @@ class StateMachineEngine:
         previous = self.state
         if target is not None:
             self.step += 1
-        committed = self.store.commit_step(
-            Step(
-                machine_name=self.machine_name,
-                at=now,
-                step=self.step,
-                from_state=previous,
-                to_state=target,
-                event=event,
-                consumed_event_id=consumed.id if consumed else None,
-                consumed_event_status="processed" if target is not None else "unhandled",
-                job_id=job.job_id if job else None,
-                job_ack=ack,
-                outbox=outbox,
-                realtime=realtime,
-            )
+        step = Step(
+            machine_name=self.machine_name,
+            at=now,
+            step=self.step,
+            from_state=previous,
+            to_state=target,
+            event=event,
+            consumed_event_id=consumed.id if consumed else None,
+            consumed_event_status="processed" if target is not None else "unhandled",
+            job_id=job.job_id if job else None,
+            job_ack=ack,
+            outbox=outbox,
+            realtime=realtime,
         )
-        if (not committed or lost) and job is not None:
-            logger.warning(
-                "[%s] lease lost on job %s; its result and events are discarded",
-                self.machine_name,
-                job.job_id,
-            )
+
+        def committed(acked: bool) -> None:
+            if (not acked or lost) and job is not None:
+                logger.warning(
+                    "[%s] lease lost on job %s; its result and events are discarded",
+                    self.machine_name,
+                    job.job_id,
+                )
+            if acked and ack is not None and ack.retry_delay is not None:
+                self._parking.retry_due(now + ack.retry_delay)
+            if acked:
+                self._ring(outbox)
+
+        self.commits.stage(step, committed)
         if ack is not None or lost:
             runtime.drop_job(self.context)
-        if committed and ack is not None and ack.retry_delay is not None:
-            self._parking.retry_due(now + ack.retry_delay)
         if target is not None:
             self.state = target
             self.entered_at = now
             self.context["current_state"] = target
             logger.info("[%s] %s --%s--> %s", self.machine_name, previous, event, target)
-        if committed:
-            self._ring(outbox)
         self._conditions.notify()
 
     def _ring(self, outbox: Iterable[OutgoingEvent]) -> None:
-        """Wake the targets of committed events and a running UI; a lost doorbell only
-        delays delivery."""
+        """Wake the targets of committed events; a lost doorbell only delays delivery."""
         for target in {out.target_machine for out in outbox}:
             if target == self.machine_name:
                 self.wake()
                 continue
             with contextlib.suppress(StateMachineError, ValueError):
-                ring(target, {"kind": "event"})
+                ring(target, EVENT_DOORBELL)
+
+    def _flushed(self) -> None:
+        """After a group commit: wake a running UI, re-check what tests wait for."""
         with contextlib.suppress(StateMachineError, ValueError):
-            ring(UI_DOORBELL, {"kind": "event"})
+            ring(UI_DOORBELL, EVENT_DOORBELL)
+        self._conditions.notify()
 
     def _lease_lost(self, job: Job) -> None:
         logger.warning(

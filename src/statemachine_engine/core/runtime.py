@@ -12,7 +12,14 @@ from typing import Any
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.config.model import JobOptions, MachineDefinition
-from statemachine_engine.database.records import Job, JobAck, MachineEvent, OutgoingEvent
+from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.database.records import (
+    Claim,
+    Job,
+    JobAck,
+    MachineEvent,
+    OutgoingEvent,
+)
 from statemachine_engine.database.store import Store
 from statemachine_engine.errors import StateMachineError
 
@@ -52,6 +59,23 @@ class Runtime:
     outbox: list[OutgoingEvent] = field(default_factory=list)
     consumed_event: MachineEvent | None = None
     realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    commits: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.commits = GroupCommit(self.store)
+
+    def claim_job(
+        self,
+        job_type: str | None,
+        *,
+        lease_seconds: float | None = None,
+        machine_type: str | None = None,
+        job_id: str | None = None,
+    ) -> Job | None:
+        """Claim the next runnable job of `job_type` (or the job `job_id`) under a lease of
+        this machine; the steps staged so far commit in the same transaction."""
+        lease = self.lease_for(job_type) if lease_seconds is None else lease_seconds
+        return self.commits.flush(Claim(job_type, self.owner, lease, machine_type, job_id))
 
     def hold_job(self, job: Job, state: str, context: dict[str, Any]) -> None:
         """Make `job` the machine's current job, claimed in `state`."""

@@ -174,3 +174,23 @@ class Step:
     job_ack: JobAck | None = None
     outbox: list[OutgoingEvent] = field(default_factory=list)
     realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A request to claim the next runnable job (or the given one) under a lease."""
+
+    job_type: str | None
+    owner: str
+    lease_seconds: float
+    machine_type: str | None = None
+    job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Committed:
+    """What a group commit did: per step, whether its job ack held (False: fenced, the
+    step committed without ack and outbox), and the job its claim took, if any."""
+
+    acked: tuple[bool, ...]
+    job: Job | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from statemachine_engine.database.records import (
+    Claim,
+    Committed,
     Job,
     MachineEvent,
     MachineStatus,
@@ -148,6 +151,12 @@ class Store(Protocol):
         """Commit a step (state, history, consumed event, job ack, outbox, realtime rows) in one
         transaction. If the job ack is fenced (lease lost), commit the step without the ack
         and without the outbox and return False."""
+        ...
+
+    def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+        """Commit several steps of one machine, in order, and then `claim` (if given) in one
+        transaction (group commit): each step keeps its all-or-nothing rule, and a claim that
+        follows a job ack costs no commit of its own."""
         ...
 
     def prune(self, before: float) -> dict[str, int]:

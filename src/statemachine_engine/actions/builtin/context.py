@@ -14,6 +14,7 @@ class SetContextAction(BaseAction):
     their types (`value: "{data.count}"` stays an int). Returns `success` if configured."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    instant: ClassVar[bool] = True
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         mapping_key = next((k for k in ("values", "context") if k in self.config), None)

@@ -40,6 +40,7 @@ class SendEventAction(BaseAction):
     forwards a dict. `job_id` defaults to the current job's."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    instant: ClassVar[bool] = True
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         from statemachine_engine.transport.runtime_dir import validate_machine_name

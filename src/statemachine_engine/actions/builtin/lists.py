@@ -23,6 +23,7 @@ class AddToListAction(BaseAction):
     configured."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    instant: ClassVar[bool] = True
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = str(self.param("list_key", context))
@@ -40,6 +41,7 @@ class PopFromListAction(BaseAction):
     configured, or `empty` (default list_empty) when there is nothing to take."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset({"popped_item"})
+    instant: ClassVar[bool] = True
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = str(self.param("list_key", context))

@@ -21,6 +21,7 @@ class LogAction(BaseAction):
     """Log `message` (placeholders rendered) at `level`; returns `success` if configured."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    instant: ClassVar[bool] = True
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         from statemachine_engine.core.interpolate import render_text

@@ -13,6 +13,7 @@ _JOB_KEYS = frozenset({"current_job", "job_id", "job_type", "data"})
 
 class _ClaimAction(BaseAction):
     provides: ClassVar[frozenset[str] | None] = _JOB_KEYS
+    instant: ClassVar[bool] = True
 
     def _took(self, job: Job | None, context: dict[str, Any]) -> str | None:
         if job is None:
@@ -40,10 +41,8 @@ class CheckDatabaseQueueAction(_ClaimAction):
             return self.event("success", "new_job")
         job_type = self.param("job_type", context, runtime.definition.metadata.get("job_type"))
         machine_type = self.param("machine_type", context, None)
-        job = runtime.store.claim_job(
+        job = runtime.claim_job(
             None if job_type is None else str(job_type),
-            runtime.owner,
-            lease_seconds=runtime.lease_for(None if job_type is None else str(job_type)),
             machine_type=None if machine_type is None else str(machine_type),
         )
         return self._took(job, context)
@@ -63,9 +62,7 @@ class ClaimJobAction(_ClaimAction):
                 f"claim_job: already holding job {runtime.job.job_id!r}; "
                 "complete or fail it before claiming another"
             )
-        job = runtime.store.claim_job(
-            None, runtime.owner, lease_seconds=runtime.lease_seconds, job_id=job_id
-        )
+        job = runtime.claim_job(None, lease_seconds=runtime.lease_seconds, job_id=job_id)
         if job is None:
             return self.event("already_claimed", "already_claimed")
         return self._took(job, context)
@@ -75,6 +72,7 @@ class CompleteJobAction(BaseAction):
     """Complete the current job when the step commits; `result` (optional) is stored."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    instant: ClassVar[bool] = True
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         result = self.param("result", context, None)
@@ -88,6 +86,7 @@ class FailJobAction(BaseAction):
     `retry: false`, failed for good at max attempts."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    instant: ClassVar[bool] = True
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         message = self.param("message", context, None) or context.get("last_error") or "failed"

@@ -14,7 +14,7 @@ from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
 from statemachine_engine.database.postgres.connection import Channels, Connection, Tx
 from statemachine_engine.database.postgres.stream import insert_realtime
-from statemachine_engine.database.records import JOB_STATUSES, Job
+from statemachine_engine.database.records import JOB_STATUSES, Claim, Job
 from statemachine_engine.database.rows import failed_attempt, job_from_row, machine_of
 from statemachine_engine.database.store import (
     DEFAULT_LEASE_SECONDS,
@@ -136,6 +136,47 @@ def fail_held(
     return status
 
 
+def claim_next(tx: Tx, channels: Channels, claim: Claim, now: float) -> Job | None:
+    """Claim the next runnable job for `claim` inside the caller's transaction (a job whose
+    last allowed attempt lost its lease is failed for good first)."""
+    for row in tx.rows(_EXPIRE_EXHAUSTED, {"now": now}):
+        insert_realtime(
+            tx,
+            channels,
+            None,
+            "job",
+            {"job_id": row["job_id"], "status": "failed", "error": row["error_message"]},
+            now,
+            announce=False,
+        )
+    args = {
+        "now": now,
+        "owner": claim.owner,
+        "expires": now + claim.lease_seconds,
+        "job_id": claim.job_id,
+        "job_type": claim.job_type,
+        "machine_type": claim.machine_type,
+    }
+    row = tx.one(claim_query(claim.job_id, claim.job_type, claim.machine_type), args)
+    if row is None:
+        return None
+    insert_realtime(
+        tx,
+        channels,
+        machine_of(claim.owner),
+        "job",
+        {
+            "job_id": row["job_id"],
+            "job_type": row["job_type"],
+            "status": "processing",
+            "attempt": row["attempts"],
+        },
+        now,
+        announce=False,
+    )
+    return job_from_row(row)
+
+
 class JobQueue:
     """The job methods of the Store contract."""
 
@@ -204,49 +245,9 @@ class JobQueue:
         machine_type: str | None = None,
         job_id: str | None = None,
     ) -> Job | None:
+        claim = Claim(job_type, owner, lease_seconds, machine_type, job_id)
         now = self.clock.now()
-        args = {
-            "now": now,
-            "owner": owner,
-            "expires": now + lease_seconds,
-            "job_id": job_id,
-            "job_type": job_type,
-            "machine_type": machine_type,
-        }
-        query = claim_query(job_id, job_type, machine_type)
-
-        def work(tx: Tx) -> dict[str, Any] | None:
-            for row in tx.rows(_EXPIRE_EXHAUSTED, {"now": now}):
-                insert_realtime(
-                    tx,
-                    self.channels,
-                    None,
-                    "job",
-                    {"job_id": row["job_id"], "status": "failed", "error": row["error_message"]},
-                    now,
-                    announce=False,
-                )
-            row = tx.one(query, args)
-            if row is None:
-                return None
-            insert_realtime(
-                tx,
-                self.channels,
-                machine_of(owner),
-                "job",
-                {
-                    "job_id": row["job_id"],
-                    "job_type": row["job_type"],
-                    "status": "processing",
-                    "attempt": row["attempts"],
-                },
-                now,
-                announce=False,
-            )
-            return dict(row)
-
-        row = self.conn.write(work)
-        return job_from_row(row) if row is not None else None
+        return self.conn.write(lambda tx: claim_next(tx, self.channels, claim, now))
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
         expires = self.clock.now() + lease_seconds

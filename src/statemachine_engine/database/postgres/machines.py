@@ -3,14 +3,17 @@ channel when it commits), their state and history, and the one-transaction step 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
 from statemachine_engine.database.postgres.connection import Channels, Connection, Tx
-from statemachine_engine.database.postgres.jobs import complete_held, fail_held
+from statemachine_engine.database.postgres.jobs import claim_next, complete_held, fail_held
 from statemachine_engine.database.postgres.stream import insert_realtime
 from statemachine_engine.database.records import (
+    Claim,
+    Committed,
     MachineEvent,
     MachineStatus,
     Step,
@@ -250,7 +253,16 @@ class MachineLog:
         return [transition_from_row(r) for r in rows]
 
     def commit_step(self, step: Step) -> bool:
-        return self.conn.write(lambda tx: _commit_step(tx, self.channels, step))
+        return self.commit_steps((step,)).acked[0]
+
+    def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+        def work(tx: Tx) -> Committed:
+            acked = tuple(_commit_step(tx, self.channels, step) for step in steps)
+            if claim is None:
+                return Committed(acked)
+            return Committed(acked, claim_next(tx, self.channels, claim, self.clock.now()))
+
+        return self.conn.write(work)
 
 
 def _commit_step(tx: Tx, channels: Channels, step: Step) -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
-from statemachine_engine.database.records import JOB_STATUSES, Job
+from statemachine_engine.database.records import JOB_STATUSES, Claim, Job
 from statemachine_engine.database.rows import failed_attempt, job_from_row, machine_of
 from statemachine_engine.database.sqlite.connection import Connection
 from statemachine_engine.database.sqlite.stream import insert_realtime
@@ -30,15 +31,33 @@ _CLAIM = (
     "  THEN json_insert(errors, '$[#]',"
     "   'lease of ' || lease_owner || ' expired on attempt ' || attempts)"
     "  ELSE errors END"
-    " WHERE rowid = (SELECT rowid FROM jobs"
-    "  WHERE ((status = 'pending' AND run_after <= :now)"
-    "   OR (status = 'processing' AND lease_expires_at < :now AND attempts < max_attempts))"
-    "  AND (:job_id IS NULL OR job_id = :job_id)"
-    "  AND (:job_type IS NULL OR job_type = :job_type)"
-    "  AND (:machine_type IS NULL OR machine_type IS NULL OR machine_type = :machine_type)"
-    "  ORDER BY priority, run_after, created_at, rowid LIMIT 1)"
+    " WHERE rowid = (SELECT id FROM ("
+    "  SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs"
+    "   WHERE status = 'pending' AND run_after <= :now{filters}"
+    "   ORDER BY priority, run_after, created_at, rowid LIMIT 1)"
+    "  UNION ALL"
+    "  SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs"
+    "   WHERE status = 'processing' AND lease_expires_at < :now"
+    "   AND attempts < max_attempts{filters}"
+    "   ORDER BY priority, run_after, created_at, rowid LIMIT 1))"
+    "  ORDER BY priority, run_after, created_at, id LIMIT 1)"
     " RETURNING *"
 )
+# Only these fixed fragments are added to the claim query (so each variant can use the partial
+# indexes of migration 002); values are always parameters.
+_CLAIM_FILTERS = {
+    "job_id": " AND job_id = :job_id",
+    "job_type": " AND job_type = :job_type",
+    "machine_type": " AND (machine_type IS NULL OR machine_type = :machine_type)",
+}
+
+
+@functools.cache
+def _claim_query(job_id: bool, job_type: bool, machine_type: bool) -> str:
+    given = {"job_id": job_id, "job_type": job_type, "machine_type": machine_type}
+    filters = "".join(_CLAIM_FILTERS[key] for key, used in given.items() if used)
+    return _CLAIM.format(filters=filters)
+
 
 _EXPIRE_EXHAUSTED = (
     "UPDATE jobs SET status = 'failed', completed_at = :now, lease_owner = NULL,"
@@ -91,6 +110,46 @@ def fail_held(
         c, machine_of(owner), "job", {"job_id": job_id, "status": status, "error": error}, now
     )
     return status
+
+
+def claim_next(c: Connection, claim: Claim, now: float) -> Job | None:
+    """Claim the next runnable job for `claim` inside the caller's transaction (a job whose
+    last allowed attempt lost its lease is failed for good first)."""
+    for expired in c.rows(_EXPIRE_EXHAUSTED, {"now": now}):
+        insert_realtime(
+            c,
+            None,
+            "job",
+            {"job_id": expired["job_id"], "status": "failed", "error": expired["error_message"]},
+            now,
+        )
+    args = {
+        "now": now,
+        "owner": claim.owner,
+        "expires": now + claim.lease_seconds,
+        "job_id": claim.job_id,
+        "job_type": claim.job_type,
+        "machine_type": claim.machine_type,
+    }
+    query = _claim_query(
+        claim.job_id is not None, claim.job_type is not None, claim.machine_type is not None
+    )
+    row = c.one(query, args)
+    if row is None:
+        return None
+    insert_realtime(
+        c,
+        machine_of(claim.owner),
+        "job",
+        {
+            "job_id": row["job_id"],
+            "job_type": row["job_type"],
+            "status": "processing",
+            "attempt": row["attempts"],
+        },
+        now,
+    )
+    return job_from_row(row)
 
 
 class JobQueue:
@@ -153,44 +212,9 @@ class JobQueue:
         machine_type: str | None = None,
         job_id: str | None = None,
     ) -> Job | None:
-        now = self.clock.now()
-        args = {
-            "now": now,
-            "owner": owner,
-            "expires": now + lease_seconds,
-            "job_id": job_id,
-            "job_type": job_type,
-            "machine_type": machine_type,
-        }
+        claim = Claim(job_type, owner, lease_seconds, machine_type, job_id)
         with self.conn.write() as c:
-            self._expire_exhausted(c, now)
-            row = c.one(_CLAIM, args)
-            if row is None:
-                return None
-            insert_realtime(
-                c,
-                machine_of(owner),
-                "job",
-                {
-                    "job_id": row["job_id"],
-                    "job_type": row["job_type"],
-                    "status": "processing",
-                    "attempt": row["attempts"],
-                },
-                now,
-            )
-        return job_from_row(row)
-
-    def _expire_exhausted(self, c: Connection, now: float) -> None:
-        """A job whose last allowed attempt lost its lease is failed for good."""
-        for row in c.rows(_EXPIRE_EXHAUSTED, {"now": now}):
-            insert_realtime(
-                c,
-                None,
-                "job",
-                {"job_id": row["job_id"], "status": "failed", "error": row["error_message"]},
-                now,
-            )
+            return claim_next(c, claim, self.clock.now())
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
         now = self.clock.now()

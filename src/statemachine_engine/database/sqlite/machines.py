@@ -3,11 +3,14 @@ commit that ties a transition, its job acknowledgement and its outbox into one t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
 from statemachine_engine.database.records import (
+    Claim,
+    Committed,
     MachineEvent,
     MachineStatus,
     Step,
@@ -15,7 +18,7 @@ from statemachine_engine.database.records import (
 )
 from statemachine_engine.database.rows import event_from_row, machine_from_row, transition_from_row
 from statemachine_engine.database.sqlite.connection import Connection
-from statemachine_engine.database.sqlite.jobs import complete_held, fail_held
+from statemachine_engine.database.sqlite.jobs import claim_next, complete_held, fail_held
 from statemachine_engine.database.sqlite.stream import insert_realtime
 
 _REGISTER = (
@@ -209,29 +212,38 @@ class MachineLog:
         return [transition_from_row(r) for r in rows]
 
     def commit_step(self, step: Step) -> bool:
+        return self.commit_steps((step,)).acked[0]
+
+    def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
         with self.conn.write() as c:
-            acked = _ack(c, step)
-            if acked:
-                for out in step.outbox:
-                    insert_event(
-                        c,
-                        out.target_machine,
-                        out.event_type,
-                        out.payload,
-                        step.machine_name,
-                        out.job_id,
-                        step.at,
-                    )
-            if step.consumed_event_id is not None:
-                c.rows(
-                    "UPDATE machine_events SET status = ?, processed_at = ? WHERE id = ?",
-                    (step.consumed_event_status, step.at, step.consumed_event_id),
-                )
-            if step.to_state is not None:
-                _record_transition(c, step)
-            for kind, payload in step.realtime:
-                insert_realtime(c, step.machine_name, kind, payload, step.at)
-        return acked
+            acked = tuple(_commit_step(c, step) for step in steps)
+            job = claim_next(c, claim, self.clock.now()) if claim is not None else None
+        return Committed(acked, job)
+
+
+def _commit_step(c: Connection, step: Step) -> bool:
+    acked = _ack(c, step)
+    if acked:
+        for out in step.outbox:
+            insert_event(
+                c,
+                out.target_machine,
+                out.event_type,
+                out.payload,
+                step.machine_name,
+                out.job_id,
+                step.at,
+            )
+    if step.consumed_event_id is not None:
+        c.rows(
+            "UPDATE machine_events SET status = ?, processed_at = ? WHERE id = ?",
+            (step.consumed_event_status, step.at, step.consumed_event_id),
+        )
+    if step.to_state is not None:
+        _record_transition(c, step)
+    for kind, payload in step.realtime:
+        insert_realtime(c, step.machine_name, kind, payload, step.at)
+    return acked
 
 
 def _ack(c: Connection, step: Step) -> bool:
