@@ -920,9 +920,11 @@ async def test_send_event_commits_with_the_transition_and_waits_for_a_stopped_ta
     commits: list[tuple[Step, int, bool]] = []
     real_commit = store.commit_steps
 
-    def spy(steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+    def spy(
+        steps: Sequence[Step], claim: Claim | None = None, release: Sequence[Job] = ()
+    ) -> Committed:
         before = len(store.list_events(target="ghost"))
-        result = real_commit(steps, claim)
+        result = real_commit(steps, claim, release)
         commits.extend(
             (step, before, acked) for step, acked in zip(steps, result.acked, strict=True)
         )
@@ -999,8 +1001,10 @@ async def test_lost_lease_fences_the_late_completion_and_drops_the_outbox(
     results: list[bool] = []
     real_commit = store.commit_steps
 
-    def spy(steps: Sequence[Step], claim: Claim | None = None) -> Committed:
-        committed = real_commit(steps, claim)
+    def spy(
+        steps: Sequence[Step], claim: Claim | None = None, release: Sequence[Job] = ()
+    ) -> Committed:
+        committed = real_commit(steps, claim, release)
         results.extend(committed.acked)
         return committed
 
@@ -1178,10 +1182,12 @@ async def test_a_store_failure_ends_the_run_as_crashed(
 ) -> None:
     real_commit = store.commit_steps
 
-    def broken(steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+    def broken(
+        steps: Sequence[Step], claim: Claim | None = None, release: Sequence[Job] = ()
+    ) -> Committed:
         if steps:  # the claim commits; the first step after it does not
             raise StoreError("database is full")
-        return real_commit(steps, claim)
+        return real_commit(steps, claim, release)
 
     monkeypatch.setattr(store, "commit_steps", broken)
     m = await start(WORKER)

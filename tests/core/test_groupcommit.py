@@ -10,7 +10,7 @@ import pytest
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.core import ActionLoader
 from statemachine_engine.core.groupcommit import GroupCommit
-from statemachine_engine.database.records import Claim, Committed, JobAck, Step
+from statemachine_engine.database.records import Claim, Committed, Job, JobAck, Step
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.errors import StoreError
 
@@ -30,22 +30,25 @@ class CountingStore:
         self.real = store.commit_steps
         self.commits: list[tuple[int, bool]] = []
 
-    def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+    def commit_steps(
+        self, steps: Sequence[Step], claim: Claim | None = None, release: Sequence[Job] = ()
+    ) -> Committed:
         self.commits.append((len(steps), claim is not None))
-        return self.real(steps, claim)
+        return self.real(steps, claim, release)
 
 
 def test_staged_steps_commit_at_the_flush_in_order(store: SQLiteStore) -> None:
     flushed: list[str] = []
-    commits = GroupCommit(store, on_flushed=lambda: flushed.append("flushed"))  # type: ignore[arg-type]
+    commits = GroupCommit(store, on_flushed=lambda released: flushed.append("flushed"))
     commits.stage(step(1), lambda acked: flushed.append(f"1 {acked}"))
     commits.stage(step(2), lambda acked: flushed.append(f"2 {acked}"))
     assert commits.pending and store.history() == []
-    assert commits.flush() is None
+    commits.flush()
     assert flushed == ["1 True", "2 True", "flushed"]
     assert [r.step for r in store.history()] == [2, 1]
     assert not commits.pending
-    assert commits.flush() is None and len(flushed) == 3, "nothing staged, no commit"
+    commits.flush()
+    assert len(flushed) == 3, "nothing staged, no commit"
 
 
 def test_a_claim_commits_the_staged_steps_with_it(store: SQLiteStore) -> None:
@@ -55,11 +58,66 @@ def test_a_claim_commits_the_staged_steps_with_it(store: SQLiteStore) -> None:
     store.add_job("task", job_id="J2")
     assert store.claim_job("task", OWNER, job_id="J1") is not None
     commits.stage(step(1, JobAck("J1", OWNER, "completed")), lambda acked: None)
-    job = commits.flush(Claim("task", OWNER, 30.0))
+    job = commits.claim(Claim("task", OWNER, 30.0))
     assert job is not None and job.job_id == "J2"
     assert counting.commits == [(1, True)]
     done = store.get_job("J1")
     assert done is not None and done.status == "completed"
+
+
+def test_instant_cycles_claim_ahead_doubling_and_serve_claims_without_a_commit(
+    store: SQLiteStore,
+) -> None:
+    counting = CountingStore(store)
+    commits = GroupCommit(counting)  # type: ignore[arg-type]
+    ids = [store.add_job("task", job_id=f"J{n:02}").job_id for n in range(1, 101)]
+    claim = Claim("task", OWNER, 30.0)
+    served = []
+    while (job := commits.claim(claim)) is not None:
+        served.append(job.job_id)
+        commits.stage(step(len(served), JobAck(job.job_id, OWNER, "completed")), lambda a: None)
+    assert served == ids, "claim order is kept"
+    sizes = [1, 2, 4, 8, 16, 32, 32]  # 95 jobs in 7 commits, then the rest and an empty one
+    assert len(counting.commits) == len(sizes) + 2
+    assert store.count_jobs()["completed"] == 100
+
+
+def test_a_flush_gives_back_the_jobs_claimed_ahead(store: SQLiteStore) -> None:
+    released: list[str] = []
+    commits = GroupCommit(store, on_flushed=lambda jobs: released.extend(j.job_id for j in jobs))
+    for n in range(1, 6):
+        store.add_job("task", job_id=f"J{n}")
+    claim = Claim("task", OWNER, 30.0)
+    first = commits.claim(claim)  # batch of 1: the cycle is not known to be instant yet
+    assert first is not None and commits.held_ahead == ()
+    commits.stage(step(1, JobAck(first.job_id, OWNER, "completed")), lambda a: None)
+    second = commits.claim(claim)
+    assert second is not None and [j.job_id for j in commits.held_ahead] == ["J3"]
+    commits.stage(step(2), lambda a: None)
+    commits.flush()  # e.g. before a bash action: J3 goes back, not counted as an attempt
+    assert released == ["J3"] and commits.held_ahead == ()
+    j3 = store.get_job("J3")
+    assert j3 is not None and (j3.status, j3.attempts, j3.lease_owner) == ("pending", 0, None)
+    held = store.get_job("J2")
+    assert held is not None and (held.status, held.lease_owner) == ("processing", OWNER)
+    commits.stage(step(3, JobAck(second.job_id, OWNER, "completed")), lambda a: None)
+    third = commits.claim(claim)
+    assert third is not None and third.job_id == "J3"
+    assert commits.held_ahead == (), "after a flush that was not a claim, batches start at one"
+
+
+def test_a_different_claim_gives_back_the_jobs_claimed_ahead(store: SQLiteStore) -> None:
+    commits = GroupCommit(store)
+    for n in range(1, 4):
+        store.add_job("task", job_id=f"J{n}")
+    store.add_job("other", job_id="O1")
+    claim = Claim("task", OWNER, 30.0)
+    assert commits.claim(claim) is not None
+    assert commits.claim(claim) is not None and len(commits.held_ahead) == 1
+    other = commits.claim(Claim("other", OWNER, 30.0))
+    assert other is not None and other.job_id == "O1" and commits.held_ahead == ()
+    j3 = store.get_job("J3")
+    assert j3 is not None and j3.status == "pending"
 
 
 def test_a_fenced_ack_is_reported_to_its_step_only(store: SQLiteStore) -> None:
@@ -73,7 +131,9 @@ def test_a_fenced_ack_is_reported_to_its_step_only(store: SQLiteStore) -> None:
 
 def test_a_failed_flush_leaves_nothing_staged(store: SQLiteStore) -> None:
     class Broken:
-        def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+        def commit_steps(
+            self, steps: Sequence[Step], claim: Claim | None = None, release: Sequence[Job] = ()
+        ) -> Committed:
             raise StoreError("disk full")
 
     commits = GroupCommit(Broken())  # type: ignore[arg-type]
@@ -121,7 +181,7 @@ actions:
 """
 
 
-async def test_a_busy_worker_with_instant_actions_commits_once_per_job(
+async def test_a_busy_worker_with_instant_actions_commits_once_per_claim(
     machine: StartMachine, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, until: Until
 ) -> None:
     counting = CountingStore(store)
@@ -130,8 +190,8 @@ async def test_a_busy_worker_with_instant_actions_commits_once_per_job(
     m = await machine(WORKER.replace("SEE", "log"), loader=SeeStoreLoader())
     await until(lambda: store.count_jobs()["completed"] == len(jobs))
     await m.engine.wait_parked()
-    # one claim per job plus the final empty claim; each carries the steps since the last
-    assert len(counting.commits) == len(jobs) + 1
+    # claims of 1, 2, 4, 8 and 5 jobs, then the empty one; each carries the steps since the last
+    assert len(counting.commits) == 6
     assert all(has_claim for _, has_claim in counting.commits)
     assert sum(n for n, _ in counting.commits) == 3 * len(jobs)
     assert len(store.history(machine="worker", limit=1000)) == 3 * len(jobs)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from statemachine_engine.database.records import Job, MachineEvent, OutgoingEven
 from statemachine_engine.database.store import Store
 from statemachine_engine.database.wakeups import listen_for_wakeups
 from statemachine_engine.errors import StateMachineError, StoreError
-from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring
+from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring, ring_all
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ class StateMachineEngine:
         self._job_types = claimed_job_types(definition)
         self._conditions = Conditions()
         self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
+        # Events arrive with a doorbell (or a wake-up); without one since the last empty read
+        # the store is read again only after the safety interval, as a parked machine would.
+        self._events_maybe = True
+        self._events_read_at = self.clock.now()
         self._stopping = False
         self._current: asyncio.Future[str | None] | None = None
 
@@ -112,6 +116,7 @@ class StateMachineEngine:
 
     def wake(self) -> None:
         """Make a parked machine look again (a job, event or timer may be waiting)."""
+        self._events_maybe = True
         self._parking.ring()
 
     def stop(self) -> None:
@@ -248,6 +253,7 @@ class StateMachineEngine:
                 continue
             self.commits.flush()
             await self._parking.park(None if due is None else due[0])
+            self._events_maybe = True
             entering = idle
         return "stopped"
 
@@ -267,9 +273,18 @@ class StateMachineEngine:
         return False
 
     def _next_event(self) -> MachineEvent | None:
+        """The oldest pending event for this machine, if one may have arrived since the last
+        empty read (a doorbell, a wake-up, a park, or the safety interval has passed)."""
         if self.commits.touches_events:  # the store must see what staged steps consumed
             self.commits.flush()
-        return self.store.next_event(self.machine_name)
+        now = self.clock.now()
+        if not self._events_maybe and now - self._events_read_at < self._parking.safety_interval:
+            return None
+        event = self.store.next_event(self.machine_name)
+        if event is None:
+            self._events_maybe = False
+            self._events_read_at = now
+        return event
 
     def _unhandled(self, event: MachineEvent) -> None:
         logger.warning(
@@ -428,10 +443,13 @@ class StateMachineEngine:
             with contextlib.suppress(StateMachineError, ValueError):
                 ring(target, EVENT_DOORBELL)
 
-    def _flushed(self) -> None:
-        """After a group commit: wake a running UI, re-check what tests wait for."""
+    def _flushed(self, released: Sequence[Job]) -> None:
+        """After a group commit: wake a running UI and the workers of jobs given back, and
+        re-check what callers wait for."""
         with contextlib.suppress(StateMachineError, ValueError):
             ring(UI_DOORBELL, EVENT_DOORBELL)
+            for job_type in {job.job_type for job in released}:
+                ring_all({"kind": "job", "job_type": job_type}, exclude=self.machine_name)
         self._conditions.notify()
 
     def _lease_lost(self, job: Job) -> None:

@@ -75,7 +75,7 @@ class Runtime:
         """Claim the next runnable job of `job_type` (or the job `job_id`) under a lease of
         this machine; the steps staged so far commit in the same transaction."""
         lease = self.lease_for(job_type) if lease_seconds is None else lease_seconds
-        return self.commits.flush(Claim(job_type, self.owner, lease, machine_type, job_id))
+        return self.commits.claim(Claim(job_type, self.owner, lease, machine_type, job_id))
 
     def hold_job(self, job: Job, state: str, context: dict[str, Any]) -> None:
         """Make `job` the machine's current job, claimed in `state`."""

@@ -178,19 +178,26 @@ class Step:
 
 @dataclass(frozen=True)
 class Claim:
-    """A request to claim the next runnable job (or the given one) under a lease."""
+    """A request to claim the next runnable job (or the given one) under a lease; up to
+    `limit` jobs in claim order when no job_id is given."""
 
     job_type: str | None
     owner: str
     lease_seconds: float
     machine_type: str | None = None
     job_id: str | None = None
+    limit: int = 1
 
 
 @dataclass(frozen=True)
 class Committed:
     """What a group commit did: per step, whether its job ack held (False: fenced, the
-    step committed without ack and outbox), and the job its claim took, if any."""
+    step committed without ack and outbox), and the jobs its claim took, in claim order."""
 
     acked: tuple[bool, ...]
-    job: Job | None = None
+    jobs: tuple[Job, ...] = ()
+
+    @property
+    def job(self) -> Job | None:
+        """The first claimed job, if any."""
+        return self.jobs[0] if self.jobs else None

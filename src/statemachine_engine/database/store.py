@@ -153,10 +153,16 @@ class Store(Protocol):
         and without the outbox and return False."""
         ...
 
-    def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
-        """Commit several steps of one machine, in order, and then `claim` (if given) in one
-        transaction (group commit): each step keeps its all-or-nothing rule, and a claim that
-        follows a job ack costs no commit of its own."""
+    def commit_steps(
+        self,
+        steps: Sequence[Step],
+        claim: Claim | None = None,
+        release: Sequence[Job] = (),
+    ) -> Committed:
+        """Commit several steps of one machine in order, give back `release` (held jobs that
+        were never started: pending again, the attempt not counted) and then make `claim`
+        (if given), in one transaction (group commit). Each step keeps its all-or-nothing
+        rule; a claim that follows a job ack costs no commit of its own."""
         ...
 
     def prune(self, before: float) -> dict[str, int]:

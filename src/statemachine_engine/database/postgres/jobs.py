@@ -33,7 +33,7 @@ _CLAIM_HEAD = (
     "   OR (status = 'processing' AND lease_expires_at < %(now)s AND attempts < max_attempts))"
 )
 _CLAIM_TAIL = (
-    " ORDER BY priority, run_after, created_at, seq LIMIT 1"
+    " ORDER BY priority, run_after, created_at, seq LIMIT %(limit)s"
     " FOR UPDATE SKIP LOCKED)"
     " UPDATE jobs j SET status = 'processing', lease_owner = %(owner)s,"
     " lease_expires_at = %(expires)s, attempts = j.attempts + 1, started_at = %(now)s,"
@@ -136,9 +136,10 @@ def fail_held(
     return status
 
 
-def claim_next(tx: Tx, channels: Channels, claim: Claim, now: float) -> Job | None:
-    """Claim the next runnable job for `claim` inside the caller's transaction (a job whose
-    last allowed attempt lost its lease is failed for good first)."""
+def claim_next(tx: Tx, channels: Channels, claim: Claim, now: float) -> list[Job]:
+    """Claim up to `claim.limit` runnable jobs (or the job `claim.job_id`) inside the caller's
+    transaction, in claim order (a job whose last allowed attempt lost its lease is failed
+    for good first)."""
     for row in tx.rows(_EXPIRE_EXHAUSTED, {"now": now}):
         insert_realtime(
             tx,
@@ -156,25 +157,45 @@ def claim_next(tx: Tx, channels: Channels, claim: Claim, now: float) -> Job | No
         "job_id": claim.job_id,
         "job_type": claim.job_type,
         "machine_type": claim.machine_type,
+        "limit": max(1, claim.limit),
     }
-    row = tx.one(claim_query(claim.job_id, claim.job_type, claim.machine_type), args)
-    if row is None:
-        return None
-    insert_realtime(
-        tx,
-        channels,
-        machine_of(claim.owner),
-        "job",
-        {
-            "job_id": row["job_id"],
-            "job_type": row["job_type"],
-            "status": "processing",
-            "attempt": row["attempts"],
-        },
-        now,
-        announce=False,
+    rows = tx.rows(claim_query(claim.job_id, claim.job_type, claim.machine_type), args)
+    rows.sort(key=lambda r: (r["priority"], r["run_after"], r["created_at"], r["seq"]))
+    for row in rows:
+        insert_realtime(
+            tx,
+            channels,
+            machine_of(claim.owner),
+            "job",
+            {
+                "job_id": row["job_id"],
+                "job_type": row["job_type"],
+                "status": "processing",
+                "attempt": row["attempts"],
+            },
+            now,
+            announce=False,
+        )
+    return [job_from_row(row) for row in rows]
+
+
+def release_held(tx: Tx, channels: Channels, job_id: str, owner: str, now: float) -> bool:
+    """Give a job owner holds back to the queue, the attempt not counted, inside the caller's
+    transaction, and wake its workers on commit; False when owner no longer holds it."""
+    row = tx.one(
+        "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
+        " attempts = GREATEST(attempts - 1, 0)"
+        " WHERE job_id = %s AND lease_owner = %s AND status = 'processing'"
+        " RETURNING job_type",
+        (job_id, owner),
     )
-    return job_from_row(row)
+    if row is None:
+        return False
+    insert_realtime(
+        tx, channels, machine_of(owner), "job", {"job_id": job_id, "status": "pending"}, now
+    )
+    announce_job(tx, channels, row["job_type"])
+    return True
 
 
 class JobQueue:
@@ -247,7 +268,8 @@ class JobQueue:
     ) -> Job | None:
         claim = Claim(job_type, owner, lease_seconds, machine_type, job_id)
         now = self.clock.now()
-        return self.conn.write(lambda tx: claim_next(tx, self.channels, claim, now))
+        jobs = self.conn.write(lambda tx: claim_next(tx, self.channels, claim, now))
+        return jobs[0] if jobs else None
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
         expires = self.clock.now() + lease_seconds
@@ -278,29 +300,7 @@ class JobQueue:
 
     def release_job(self, job_id: str, owner: str) -> bool:
         now = self.clock.now()
-
-        def work(tx: Tx) -> bool:
-            row = tx.one(
-                "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
-                " attempts = GREATEST(attempts - 1, 0)"
-                " WHERE job_id = %s AND lease_owner = %s AND status = 'processing'"
-                " RETURNING job_type",
-                (job_id, owner),
-            )
-            if row is None:
-                return False
-            insert_realtime(
-                tx,
-                self.channels,
-                machine_of(owner),
-                "job",
-                {"job_id": job_id, "status": "pending"},
-                now,
-            )
-            announce_job(tx, self.channels, row["job_type"])
-            return True
-
-        return self.conn.write(work)
+        return self.conn.write(lambda tx: release_held(tx, self.channels, job_id, owner, now))
 
     def release_jobs(self, owner_prefix: str) -> int:
         def work(tx: Tx) -> int:

@@ -9,11 +9,17 @@ from typing import Any
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
 from statemachine_engine.database.postgres.connection import Channels, Connection, Tx
-from statemachine_engine.database.postgres.jobs import claim_next, complete_held, fail_held
+from statemachine_engine.database.postgres.jobs import (
+    claim_next,
+    complete_held,
+    fail_held,
+    release_held,
+)
 from statemachine_engine.database.postgres.stream import insert_realtime
 from statemachine_engine.database.records import (
     Claim,
     Committed,
+    Job,
     MachineEvent,
     MachineStatus,
     Step,
@@ -255,12 +261,20 @@ class MachineLog:
     def commit_step(self, step: Step) -> bool:
         return self.commit_steps((step,)).acked[0]
 
-    def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+    def commit_steps(
+        self,
+        steps: Sequence[Step],
+        claim: Claim | None = None,
+        release: Sequence[Job] = (),
+    ) -> Committed:
+        now = self.clock.now()
+
         def work(tx: Tx) -> Committed:
             acked = tuple(_commit_step(tx, self.channels, step) for step in steps)
-            if claim is None:
-                return Committed(acked)
-            return Committed(acked, claim_next(tx, self.channels, claim, self.clock.now()))
+            for job in release:
+                release_held(tx, self.channels, job.job_id, job.lease_owner or "", now)
+            jobs = claim_next(tx, self.channels, claim, now) if claim is not None else []
+            return Committed(acked, tuple(jobs))
 
         return self.conn.write(work)
 

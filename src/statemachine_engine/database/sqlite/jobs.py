@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from typing import Any
 
@@ -19,9 +20,23 @@ from statemachine_engine.database.store import (
 )
 from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
 
-# Taking over an expired lease records it as that attempt's error, so a job whose workers keep
-# dying shows one history entry per attempt.
-_CLAIM = (
+# Two statements inside one write transaction (the write lock makes them atomic): pick the
+# next runnable job through the partial indexes, then take it by rowid. Taking over an expired
+# lease records it as that attempt's error, so a job whose workers keep dying shows one
+# history entry per attempt.
+_PICK = (
+    "SELECT id FROM ("
+    " SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs"
+    "  WHERE status = 'pending' AND run_after <= :now{filters}"
+    "  ORDER BY priority, run_after, created_at, rowid LIMIT :limit)"
+    " UNION ALL"
+    " SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs"
+    "  WHERE status = 'processing' AND lease_expires_at < :now"
+    "  AND attempts < max_attempts{filters}"
+    "  ORDER BY priority, run_after, created_at, rowid LIMIT :limit))"
+    " ORDER BY priority, run_after, created_at, id LIMIT :limit"
+)
+_TAKE = (
     "UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires_at = :expires,"
     " attempts = attempts + 1, started_at = :now,"
     " error_message = CASE WHEN status = 'processing'"
@@ -31,17 +46,13 @@ _CLAIM = (
     "  THEN json_insert(errors, '$[#]',"
     "   'lease of ' || lease_owner || ' expired on attempt ' || attempts)"
     "  ELSE errors END"
-    " WHERE rowid = (SELECT id FROM ("
-    "  SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs"
-    "   WHERE status = 'pending' AND run_after <= :now{filters}"
-    "   ORDER BY priority, run_after, created_at, rowid LIMIT 1)"
-    "  UNION ALL"
-    "  SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs"
-    "   WHERE status = 'processing' AND lease_expires_at < :now"
-    "   AND attempts < max_attempts{filters}"
-    "   ORDER BY priority, run_after, created_at, rowid LIMIT 1))"
-    "  ORDER BY priority, run_after, created_at, id LIMIT 1)"
-    " RETURNING *"
+    " WHERE rowid IN (SELECT value FROM json_each(:ids))"
+    " RETURNING rowid AS id, *"
+)
+_RELEASE = (
+    "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
+    " attempts = MAX(attempts - 1, 0)"
+    " WHERE job_id = ? AND lease_owner = ? AND status = 'processing'"
 )
 # Only these fixed fragments are added to the claim query (so each variant can use the partial
 # indexes of migration 002); values are always parameters.
@@ -53,10 +64,10 @@ _CLAIM_FILTERS = {
 
 
 @functools.cache
-def _claim_query(job_id: bool, job_type: bool, machine_type: bool) -> str:
+def _pick_query(job_id: bool, job_type: bool, machine_type: bool) -> str:
     given = {"job_id": job_id, "job_type": job_type, "machine_type": machine_type}
     filters = "".join(_CLAIM_FILTERS[key] for key, used in given.items() if used)
-    return _CLAIM.format(filters=filters)
+    return _PICK.format(filters=filters)
 
 
 _EXPIRE_EXHAUSTED = (
@@ -112,9 +123,10 @@ def fail_held(
     return status
 
 
-def claim_next(c: Connection, claim: Claim, now: float) -> Job | None:
-    """Claim the next runnable job for `claim` inside the caller's transaction (a job whose
-    last allowed attempt lost its lease is failed for good first)."""
+def claim_next(c: Connection, claim: Claim, now: float) -> list[Job]:
+    """Claim up to `claim.limit` runnable jobs (or the job `claim.job_id`) inside the caller's
+    transaction, in claim order (a job whose last allowed attempt lost its lease is failed
+    for good first)."""
     for expired in c.rows(_EXPIRE_EXHAUSTED, {"now": now}):
         insert_realtime(
             c,
@@ -123,33 +135,48 @@ def claim_next(c: Connection, claim: Claim, now: float) -> Job | None:
             {"job_id": expired["job_id"], "status": "failed", "error": expired["error_message"]},
             now,
         )
+    query = _pick_query(
+        claim.job_id is not None, claim.job_type is not None, claim.machine_type is not None
+    )
     args = {
         "now": now,
-        "owner": claim.owner,
-        "expires": now + claim.lease_seconds,
         "job_id": claim.job_id,
         "job_type": claim.job_type,
         "machine_type": claim.machine_type,
+        "limit": max(1, claim.limit),
     }
-    query = _claim_query(
-        claim.job_id is not None, claim.job_type is not None, claim.machine_type is not None
-    )
-    row = c.one(query, args)
-    if row is None:
-        return None
-    insert_realtime(
-        c,
-        machine_of(claim.owner),
-        "job",
-        {
-            "job_id": row["job_id"],
-            "job_type": row["job_type"],
-            "status": "processing",
-            "attempt": row["attempts"],
-        },
-        now,
-    )
-    return job_from_row(row)
+    picked = [row["id"] for row in c.rows(query, args)]
+    if not picked:
+        return []
+    taken = {"ids": json.dumps(picked), "now": now, "owner": claim.owner}
+    rows = {r["id"]: r for r in c.rows(_TAKE, {**taken, "expires": now + claim.lease_seconds})}
+    jobs = []
+    for rowid in picked:
+        row = rows[rowid]
+        insert_realtime(
+            c,
+            machine_of(claim.owner),
+            "job",
+            {
+                "job_id": row["job_id"],
+                "job_type": row["job_type"],
+                "status": "processing",
+                "attempt": row["attempts"],
+            },
+            now,
+        )
+        jobs.append(job_from_row(row))
+    return jobs
+
+
+def release_held(c: Connection, job_id: str, owner: str, now: float) -> bool:
+    """Give a job owner holds back to the queue, the attempt not counted, inside the caller's
+    transaction; False when owner no longer holds it."""
+    c.rows(_RELEASE, (job_id, owner))
+    if c.changes() != 1:
+        return False
+    insert_realtime(c, machine_of(owner), "job", {"job_id": job_id, "status": "pending"}, now)
+    return True
 
 
 class JobQueue:
@@ -214,7 +241,8 @@ class JobQueue:
     ) -> Job | None:
         claim = Claim(job_type, owner, lease_seconds, machine_type, job_id)
         with self.conn.write() as c:
-            return claim_next(c, claim, self.clock.now())
+            jobs = claim_next(c, claim, self.clock.now())
+        return jobs[0] if jobs else None
 
     def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
         now = self.clock.now()
@@ -238,22 +266,7 @@ class JobQueue:
 
     def release_job(self, job_id: str, owner: str) -> bool:
         with self.conn.write() as c:
-            c.rows(
-                "UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,"
-                " attempts = MAX(attempts - 1, 0)"
-                " WHERE job_id = ? AND lease_owner = ? AND status = 'processing'",
-                (job_id, owner),
-            )
-            released = c.changes() == 1
-            if released:
-                insert_realtime(
-                    c,
-                    machine_of(owner),
-                    "job",
-                    {"job_id": job_id, "status": "pending"},
-                    self.clock.now(),
-                )
-            return released
+            return release_held(c, job_id, owner, self.clock.now())
 
     def release_jobs(self, owner_prefix: str) -> int:
         with self.conn.write() as c:

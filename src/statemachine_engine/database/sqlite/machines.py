@@ -11,6 +11,7 @@ from statemachine_engine.database.codec import encode
 from statemachine_engine.database.records import (
     Claim,
     Committed,
+    Job,
     MachineEvent,
     MachineStatus,
     Step,
@@ -18,7 +19,12 @@ from statemachine_engine.database.records import (
 )
 from statemachine_engine.database.rows import event_from_row, machine_from_row, transition_from_row
 from statemachine_engine.database.sqlite.connection import Connection
-from statemachine_engine.database.sqlite.jobs import claim_next, complete_held, fail_held
+from statemachine_engine.database.sqlite.jobs import (
+    claim_next,
+    complete_held,
+    fail_held,
+    release_held,
+)
 from statemachine_engine.database.sqlite.stream import insert_realtime
 
 _REGISTER = (
@@ -214,11 +220,19 @@ class MachineLog:
     def commit_step(self, step: Step) -> bool:
         return self.commit_steps((step,)).acked[0]
 
-    def commit_steps(self, steps: Sequence[Step], claim: Claim | None = None) -> Committed:
+    def commit_steps(
+        self,
+        steps: Sequence[Step],
+        claim: Claim | None = None,
+        release: Sequence[Job] = (),
+    ) -> Committed:
+        now = self.clock.now()
         with self.conn.write() as c:
             acked = tuple(_commit_step(c, step) for step in steps)
-            job = claim_next(c, claim, self.clock.now()) if claim is not None else None
-        return Committed(acked, job)
+            for job in release:
+                release_held(c, job.job_id, job.lease_owner or "", now)
+            jobs = claim_next(c, claim, now) if claim is not None else []
+        return Committed(acked, tuple(jobs))
 
 
 def _commit_step(c: Connection, step: Step) -> bool:
