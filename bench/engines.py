@@ -6,7 +6,7 @@ own database, and expose the same small interface to the scenarios:
 
 - `start(config, name, context)` / `wait_ready(machine)` / `stop(machines)`
 - `enqueue(job_type, count)`: returns the wall time at which the jobs were committed
-- `send_events(targets, event)`: what `send-event` does, for many targets
+- `send_events(targets, event)`: what `send-event --target A --target B ...` does
 - `completed(job_type)`: how many jobs of that type are completed
 - `new_transitions()`: transitions recorded since the last call, with the engine's own
   wall-clock timestamp (`time.time()` in the machine process, so comparable across engines)
@@ -200,11 +200,12 @@ class Ours(Engine):
         return committed
 
     def send_events(self, targets: list[str], event: str) -> float:
+        from statemachine_engine.database.records import OutgoingEvent
         from statemachine_engine.transport import ring
 
         started = time.time()
+        self.store.send_events([OutgoingEvent(target, event) for target in targets])
         for target in targets:
-            self.store.send_event(target, event)
             ring(target, {"kind": "event"})
         return started
 

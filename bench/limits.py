@@ -2,6 +2,9 @@
 
 - raw SQLite commits: one-row `BEGIN IMMEDIATE; INSERT; COMMIT` transactions through apsw
   with the store's durability settings (WAL, synchronous=FULL), one connection, one process;
+- the same commit and round trip after 10-60 ms of idleness (as in the latency scenarios,
+  where the work arrives at a sleeping process: an idle disk and CPU answer slower than a
+  busy one on this kind of machine);
 - Unix datagram round trip between two Python processes (one-way = half of it);
 - spawning `bash -c true` from Python and waiting for it;
 - Python interpreter start-up (`python -c pass`, the venv's interpreter with `site`);
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -44,14 +48,20 @@ def pct(values: list[float], q: float) -> float:
     return ordered[rank - 1]
 
 
-def raw_commits(workdir: Path, n: int) -> dict[str, float]:
-    db = apsw.Connection(str(workdir / "raw.db"))
+def _idle_gap() -> None:
+    time.sleep(random.uniform(0.01, 0.06))
+
+
+def raw_commits(workdir: Path, n: int, *, gaps: bool = False) -> dict[str, float]:
+    db = apsw.Connection(str(workdir / f"raw{int(gaps)}.db"))
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, at REAL)")
     lat: list[float] = []
     start = time.perf_counter()
     for i in range(n):
+        if gaps:
+            _idle_gap()
         t0 = time.perf_counter()
         db.execute("BEGIN IMMEDIATE")
         db.execute("INSERT INTO t (v, at) VALUES (?, ?)", (f"row {i}", time.time()))
@@ -59,6 +69,11 @@ def raw_commits(workdir: Path, n: int) -> dict[str, float]:
         lat.append(time.perf_counter() - t0)
     elapsed = time.perf_counter() - start
     db.close()
+    if gaps:
+        return {
+            "idle_commit_p50_ms": pct(lat, 50) * 1000,
+            "idle_commit_p99_ms": pct(lat, 99) * 1000,
+        }
     return {
         "commits_per_s": n / elapsed,
         "commit_p50_ms": pct(lat, 50) * 1000,
@@ -66,9 +81,9 @@ def raw_commits(workdir: Path, n: int) -> dict[str, float]:
     }
 
 
-def dgram_round_trip(workdir: Path, n: int) -> dict[str, float]:
-    server_path = workdir / "echo.sock"
-    client_path = workdir / "client.sock"
+def dgram_round_trip(workdir: Path, n: int, *, gaps: bool = False) -> dict[str, float]:
+    server_path = workdir / f"echo{int(gaps)}.sock"
+    client_path = workdir / f"client{int(gaps)}.sock"
     proc = subprocess.Popen(
         [sys.executable, "-c", _ECHO, str(server_path)], stdout=subprocess.PIPE, text=True
     )
@@ -80,6 +95,8 @@ def dgram_round_trip(workdir: Path, n: int) -> dict[str, float]:
             sock.settimeout(5)
             lat: list[float] = []
             for i in range(n + 50):
+                if gaps:
+                    _idle_gap()
                 t0 = time.perf_counter()
                 sock.sendto(b'{"kind":"event","n":%d}' % i, str(server_path))
                 sock.recv(65536)
@@ -92,6 +109,11 @@ def dgram_round_trip(workdir: Path, n: int) -> dict[str, float]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    if gaps:
+        return {
+            "idle_one_way_p50_ms": pct(lat, 50) * 500,
+            "idle_one_way_p99_ms": pct(lat, 99) * 500,
+        }
     return {
         "rtt_p50_ms": pct(lat, 50) * 1000,
         "rtt_p99_ms": pct(lat, 99) * 1000,
@@ -144,6 +166,9 @@ def measure(quick: bool) -> dict[str, Any]:
         out: dict[str, Any] = {}
         out.update(raw_commits(workdir, n_commit))
         out.update(dgram_round_trip(workdir, n_rtt))
+        n_idle = 15 if quick else 60
+        out.update(raw_commits(workdir, n_idle, gaps=True))
+        out.update(dgram_round_trip(workdir, n_idle, gaps=True))
         out.update(bash_spawn(n_spawn))
         out.update(python_startup(n_spawn))
         out.update(python_rss())

@@ -334,6 +334,22 @@ def test_send_event_wakes_a_running_machine(env: Env) -> None:
         assert json.loads(sock.recv(4096)) == {"kind": "event"}
 
 
+def test_send_event_to_several_targets_in_one_go(env: Env) -> None:
+    with env.listen("b") as sock:
+        flags = "--target a --target b --target a --type go --json"
+        sent = json.loads(env.run("send-event", *flags.split()).out)
+        assert json.loads(sock.recv(4096)) == {"kind": "event"}
+    assert [(e["target_machine"], e["woken"]) for e in sent] == [("a", False), ("b", True)]
+    store = env.store()
+    try:
+        pending = {t: store.next_event(t) for t in ("a", "b")}
+    finally:
+        store.close()
+    assert all(e is not None and e.event_type == "go" for e in pending.values())
+    message = env.run("send-event", "--target", "a", "--target", "../x", "--type", "go")
+    assert "invalid machine name" in message.one_error_line()
+
+
 def test_send_event_rejects_bad_input_before_storing(env: Env) -> None:
     message = env.run("send-event", "--target", "../etc", "--type", "go").one_error_line()
     assert "invalid machine name" in message

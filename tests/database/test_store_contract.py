@@ -577,6 +577,25 @@ class TestEvents:
         assert store.list_events() == []
 
 
+class TestSendEvents:
+    def test_several_events_in_one_transaction_in_order(self, store: Store) -> None:
+        sent = store.send_events(
+            [OutgoingEvent(f"m{n}", "ping", {"n": n}, job_id="J1") for n in range(3)],
+            source="fanout",
+        )
+        assert [e.target_machine for e in sent] == ["m0", "m1", "m2"]
+        assert sent[0].id < sent[1].id < sent[2].id
+        for n, event in enumerate(sent):
+            assert store.next_event(f"m{n}") == event
+            assert (event.payload, event.source_machine, event.job_id) == ({"n": n}, "fanout", "J1")
+
+    def test_one_bad_payload_stores_none_of_them(self, store: Store) -> None:
+        events = [OutgoingEvent("a", "ok"), OutgoingEvent("b", "huge", "x" * MAX_PAYLOAD_BYTES)]
+        with pytest.raises(PayloadTooLargeError):
+            store.send_events(events)
+        assert store.list_events() == []
+
+
 class TestMachines:
     def test_register_machine(self, store: Store) -> None:
         store.register_machine(

@@ -166,37 +166,46 @@ def cmd_cancel_job(args: argparse.Namespace) -> int:
 
 
 def cmd_send_event(args: argparse.Namespace) -> int:
-    """Store an event for a machine, then ring its doorbell if it is running."""
+    """Store an event for one or more machines (one transaction), then ring each that runs."""
+    from statemachine_engine.database.records import OutgoingEvent
     from statemachine_engine.database.wakeups import ListeningStore
     from statemachine_engine.transport import ring
     from statemachine_engine.transport.runtime_dir import validate_machine_name
 
-    validate_machine_name(args.target)
+    targets = list(dict.fromkeys(args.target))
+    for target in targets:
+        validate_machine_name(target)
     payload = payload_from_args(args)
+    outgoing = [OutgoingEvent(t, args.event_type, payload, args.job_id) for t in targets]
     with opened_store(args.db) as store:
-        event = store.send_event(
-            args.target, args.event_type, payload, source=args.source, job_id=args.job_id
-        )
+        events = store.send_events(outgoing, source=args.source)
         notified = isinstance(store, ListeningStore)  # NOTIFY reached machines on any host
-    try:
-        woken = ring(args.target, {"kind": "event"})
-    except Exception as exc:
-        log.warning("could not ring machine=%s: %s", args.target, exc)
-        woken = False
+    results = []
+    for event in events:
+        try:
+            woken = ring(event.target_machine, {"kind": "event"})
+        except Exception as exc:
+            log.warning("could not ring machine=%s: %s", event.target_machine, exc)
+            woken = False
+        results.append({**event.to_dict(), "woken": woken})
     if args.json:
-        print_json({**event.to_dict(), "woken": woken})
-    elif woken:
-        print(f"event {event.id} ({args.event_type}) sent to {args.target!r}; machine woken")
-    elif notified:
-        print(
-            f"event {event.id} ({args.event_type}) sent to {args.target!r}; notified on every"
-            " host, and if it is not running it receives the event when it starts"
-        )
-    else:
-        print(
-            f"event {event.id} ({args.event_type}) stored for {args.target!r}; it is not "
-            "running and will receive the event when it starts"
-        )
+        print_json(results[0] if len(results) == 1 else results)
+        return 0
+    for result in results:
+        sent = f"event {result['id']} ({args.event_type})"
+        target = result["target_machine"]
+        if result["woken"]:
+            print(f"{sent} sent to {target!r}; machine woken")
+        elif notified:
+            print(
+                f"{sent} sent to {target!r}; notified on every host, and if it is not running"
+                " it receives the event when it starts"
+            )
+        else:
+            print(
+                f"{sent} stored for {target!r}; it is not running and will receive the event"
+                " when it starts"
+            )
     return 0
 
 
@@ -403,7 +412,13 @@ def _add_machine_commands(sub: Any) -> None:
     help_text = "send an event to a machine (kept until it starts, if it is down)"
     p = _add_command(sub, "send-event", cmd_send_event, help_text)
     arg = p.add_argument
-    arg("--target", required=True, metavar="MACHINE", help="receiving machine")
+    arg(
+        "--target",
+        required=True,
+        action="append",
+        metavar="MACHINE",
+        help="receiving machine; repeat for several (all stored in one transaction)",
+    )
     arg(
         "--type",
         "--event-type",

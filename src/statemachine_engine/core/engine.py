@@ -217,10 +217,12 @@ class StateMachineEngine:
         logger.info("[%s] started in state %s", self.machine_name, self.state)
 
     async def _loop(self) -> str:
-        entering, idle = True, False
+        entering, idle, parked = True, False, False
         while not self._stopping:
             if entering:
-                await asyncio.sleep(0)  # machines whose actions never await still yield
+                if not parked:
+                    await asyncio.sleep(0)  # machines whose actions never await still yield
+                parked = False
                 self._parking.clear()
                 if self.definition.is_final(self.state):
                     await self._run_actions()
@@ -254,7 +256,7 @@ class StateMachineEngine:
             self.commits.flush()
             await self._parking.park(None if due is None else due[0])
             self._events_maybe = True
-            entering = idle
+            entering, parked = idle, True
         return "stopped"
 
     def _dispatch_event(self, *, at_entry: bool) -> bool:

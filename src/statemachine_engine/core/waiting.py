@@ -20,50 +20,60 @@ class Parking:
         self.safety_interval = safety_interval
         self.parked = False
         self.retry_at: float | None = None
-        self._bell = asyncio.Event()
+        self._rung = False
+        self._wake: asyncio.Future[None] | None = None
         self._on_change = on_change
 
     def ring(self) -> None:
         """Wake the machine, or make its next park return at once."""
         self.parked = False
-        self._bell.set()
+        self._rung = True
+        _resolve(self._wake)
 
     def rung(self) -> bool:
-        return self._bell.is_set()
+        return self._rung
 
     def clear(self) -> None:
         """Forget doorbells so far: the caller is about to look at everything anyway."""
-        self._bell.clear()
+        self._rung = False
 
     def retry_due(self, at: float) -> None:
         """Look again at `at`: a failed job becomes claimable then, and no doorbell says so."""
         self.retry_at = at if self.retry_at is None else min(self.retry_at, at)
 
     async def park(self, timer_due: float | None) -> None:
-        """Wait until rung, `timer_due`, the retry time or the safety interval."""
-        if self._bell.is_set():
+        """Wait until rung, `timer_due`, the retry time or the safety interval. A doorbell
+        resolves the future the machine awaits directly: one loop turn from datagram to
+        work."""
+        if self._rung:
             return
         now = self.clock.now()
         delay = self.safety_interval
         for due in (timer_due, self.retry_at):
             if due is not None:
                 delay = min(delay, max(0.0, due - now))
-        waiter = asyncio.ensure_future(self._bell.wait())
+        wake = self._wake = asyncio.get_running_loop().create_future()
         sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        sleeper.add_done_callback(lambda _: _resolve(wake))
         try:
-            # Let both start (a virtual clock's sleeper takes its deadline when it starts)
-            # before anyone may see the machine parked and move the clock.
+            # Let the sleeper start (a virtual clock's sleeper takes its deadline when it
+            # starts) before anyone may see the machine parked and move the clock.
             await asyncio.sleep(0)
-            if not (waiter.done() or sleeper.done()):
+            if not wake.done():
                 self.parked = True
                 self._on_change()
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            await wake
         finally:
             self.parked = False
-            waiter.cancel()
+            self._wake = None
             sleeper.cancel()
         if self.retry_at is not None and self.retry_at <= self.clock.now():
             self.retry_at = None
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 class Conditions:

@@ -11,6 +11,7 @@ from statemachine_engine.database.records import (
     Job,
     MachineEvent,
     MachineStatus,
+    OutgoingEvent,
     RealtimeEvent,
     Step,
     TransitionRecord,
@@ -105,6 +106,12 @@ class Store(Protocol):
         source: str | None = None,
         job_id: str | None = None,
     ) -> MachineEvent: ...
+
+    def send_events(
+        self, events: Sequence[OutgoingEvent], *, source: str | None = None
+    ) -> list[MachineEvent]:
+        """Store several events (e.g. one per target of a fan-out) in one transaction."""
+        ...
 
     def next_event(self, target: str) -> MachineEvent | None:
         """The oldest pending event for target, without consuming it."""

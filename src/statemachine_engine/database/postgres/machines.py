@@ -22,6 +22,7 @@ from statemachine_engine.database.records import (
     Job,
     MachineEvent,
     MachineStatus,
+    OutgoingEvent,
     Step,
     TransitionRecord,
 )
@@ -103,13 +104,31 @@ class MachineLog:
         source: str | None = None,
         job_id: str | None = None,
     ) -> MachineEvent:
+        return self.send_events(
+            [OutgoingEvent(target, event_type, payload, job_id)], source=source
+        )[0]
+
+    def send_events(
+        self, events: Sequence[OutgoingEvent], *, source: str | None = None
+    ) -> list[MachineEvent]:
         now = self.clock.now()
-        row = self.conn.write(
-            lambda tx: insert_event(
-                tx, self.channels, target, event_type, payload, source, job_id, now
-            )
-        )
-        return event_from_row(row)
+
+        def work(tx: Tx) -> list[dict[str, Any]]:
+            return [
+                insert_event(
+                    tx,
+                    self.channels,
+                    e.target_machine,
+                    e.event_type,
+                    e.payload,
+                    source,
+                    e.job_id,
+                    now,
+                )
+                for e in events
+            ]
+
+        return [event_from_row(row) for row in self.conn.write(work)]
 
     def next_event(self, target: str) -> MachineEvent | None:
         row = self.conn.read(

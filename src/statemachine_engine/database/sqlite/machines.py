@@ -14,6 +14,7 @@ from statemachine_engine.database.records import (
     Job,
     MachineEvent,
     MachineStatus,
+    OutgoingEvent,
     Step,
     TransitionRecord,
 )
@@ -97,10 +98,20 @@ class MachineLog:
         source: str | None = None,
         job_id: str | None = None,
     ) -> MachineEvent:
+        return self.send_events(
+            [OutgoingEvent(target, event_type, payload, job_id)], source=source
+        )[0]
+
+    def send_events(
+        self, events: Sequence[OutgoingEvent], *, source: str | None = None
+    ) -> list[MachineEvent]:
         now = self.clock.now()
         with self.conn.write() as c:
-            row = insert_event(c, target, event_type, payload, source, job_id, now)
-        return event_from_row(row)
+            rows = [
+                insert_event(c, e.target_machine, e.event_type, e.payload, source, e.job_id, now)
+                for e in events
+            ]
+        return [event_from_row(row) for row in rows]
 
     def next_event(self, target: str) -> MachineEvent | None:
         row = self.conn.one(
