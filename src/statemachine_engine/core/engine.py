@@ -228,7 +228,7 @@ class StateMachineEngine:
                     await self._run_actions()
                     if self._stopping:
                         break
-                    self._flush()
+                    self._stage_leftovers()
                     self.commits.flush()
                     logger.info("[%s] reached final state %s", self.machine_name, self.state)
                     return "finished"
@@ -240,7 +240,7 @@ class StateMachineEngine:
                 if transition is not None and not idle:
                     self._commit(transition.event, transition.target)
                     continue
-                self._flush()
+                self._stage_leftovers()
                 entering = False
                 continue
             if not idle:
@@ -377,8 +377,9 @@ class StateMachineEngine:
         if self.runtime.job is not None and self.runtime.job_ack is None:
             self.runtime.fail_job(error)
 
-    def _flush(self) -> None:
-        """Commit what the actions left (events to send, job ack) without a state change."""
+    def _stage_leftovers(self) -> None:
+        """Stage what the actions left (events to send, job ack) as a step without a state
+        change."""
         runtime = self.runtime
         if runtime.job_ack or runtime.outbox or runtime.consumed_event or runtime.realtime:
             self._commit(None, None)
@@ -450,7 +451,8 @@ class StateMachineEngine:
         re-check what callers wait for."""
         with contextlib.suppress(StateMachineError, ValueError):
             ring(UI_DOORBELL, EVENT_DOORBELL)
-            for job_type in {job.job_type for job in released}:
+        for job_type in {job.job_type for job in released}:
+            with contextlib.suppress(StateMachineError, ValueError):
                 ring_all({"kind": "job", "job_type": job_type}, exclude=self.machine_name)
         self._conditions.notify()
 
