@@ -277,8 +277,8 @@ class StateMachineEngine:
     def _next_event(self) -> MachineEvent | None:
         """The oldest pending event for this machine, if one may have arrived since the last
         empty read (a doorbell, a wake-up, a park, or the safety interval has passed)."""
-        if self.commits.touches_events:  # the store must see what staged steps consumed
-            self.commits.flush()
+        if self.commits.touches_events_of(self.machine_name):
+            self.commits.flush()  # the store must see what staged steps consumed or sent us
         now = self.clock.now()
         if not self._events_maybe and now - self._events_read_at < self._parking.safety_interval:
             return None

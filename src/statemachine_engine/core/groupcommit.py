@@ -28,7 +28,7 @@ class GroupCommit:
     The engine stages a step instead of committing it while the machine runs only instant
     actions (work in memory whose effects are themselves part of a step), and flushes before
     anything that takes time or is seen outside the process: any other action, parking,
-    stopping, reading the events a staged step consumed or sent. Each step stays
+    stopping, reading the events a staged step consumed or sent to itself. Each step stays
     all-or-nothing; nothing is rung or read back before its transaction has committed.
 
     A claim flushes the staged steps in its own transaction, so a worker that acknowledges
@@ -47,6 +47,8 @@ class GroupCommit:
     _ahead: deque[Job] = field(default_factory=deque)
     _ahead_for: Claim | None = None
     _batch: int = 1
+    _consumes: bool = False
+    _sends_to: set[str] = field(default_factory=set)
 
     @property
     def pending(self) -> bool:
@@ -58,15 +60,17 @@ class GroupCommit:
         """Jobs claimed ahead and not started yet."""
         return tuple(self._ahead)
 
-    @property
-    def touches_events(self) -> bool:
-        """True when a staged step consumes or sends an event (reading events must flush)."""
-        return any(s.consumed_event_id is not None or s.outbox for s in self._steps)
+    def touches_events_of(self, machine: str) -> bool:
+        """True when a staged step consumes an event or sends one to `machine` itself: then
+        the machine must flush before it reads its own events."""
+        return self._consumes or machine in self._sends_to
 
     def stage(self, step: Step, after: AfterCommit) -> None:
         """Keep `step` for the next flush; `after(acked)` runs once it has committed."""
         self._steps.append(step)
         self._after.append(after)
+        self._consumes = self._consumes or step.consumed_event_id is not None
+        self._sends_to.update(out.target_machine for out in step.outbox)
 
     def claim(self, claim: Claim) -> Job | None:
         """The next job for `claim`: one claimed ahead by an earlier identical claim, else
@@ -92,6 +96,8 @@ class GroupCommit:
     def _commit(self, claim: Claim | None) -> tuple[Job, ...]:
         steps, after, release = self._steps, self._after, tuple(self._ahead)
         self._steps, self._after = [], []
+        self._consumes = False
+        self._sends_to.clear()
         self._ahead.clear()
         committed = self.store.commit_steps(steps, claim, release)
         for callback, acked in zip(after, committed.acked, strict=True):
