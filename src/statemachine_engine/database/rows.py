@@ -60,6 +60,16 @@ def transition_from_row(row: dict[str, Any]) -> TransitionRecord:
     return TransitionRecord(**{k: v for k, v in row.items() if k in _TRANSITION_FIELDS})
 
 
+def claimed_notice(row: dict[str, Any]) -> dict[str, Any]:
+    """The realtime payload announcing that the job in `row` was claimed."""
+    return {
+        "job_id": row["job_id"],
+        "job_type": row["job_type"],
+        "status": "processing",
+        "attempt": row["attempts"],
+    }
+
+
 def machine_of(owner: str) -> str:
     """The machine name in a lease owner (`machine@host:pid` or just `machine`)."""
     return owner.split("@", 1)[0]

@@ -15,7 +15,12 @@ from statemachine_engine.database.codec import encode
 from statemachine_engine.database.postgres.connection import Channels, Connection, Tx
 from statemachine_engine.database.postgres.stream import insert_realtime
 from statemachine_engine.database.records import JOB_STATUSES, Claim, Job
-from statemachine_engine.database.rows import failed_attempt, job_from_row, machine_of
+from statemachine_engine.database.rows import (
+    claimed_notice,
+    failed_attempt,
+    job_from_row,
+    machine_of,
+)
 from statemachine_engine.database.store import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_ATTEMPTS,
@@ -162,20 +167,8 @@ def claim_next(tx: Tx, channels: Channels, claim: Claim, now: float) -> list[Job
     rows = tx.rows(claim_query(claim.job_id, claim.job_type, claim.machine_type), args)
     rows.sort(key=lambda r: (r["priority"], r["run_after"], r["created_at"], r["seq"]))
     for row in rows:
-        insert_realtime(
-            tx,
-            channels,
-            machine_of(claim.owner),
-            "job",
-            {
-                "job_id": row["job_id"],
-                "job_type": row["job_type"],
-                "status": "processing",
-                "attempt": row["attempts"],
-            },
-            now,
-            announce=False,
-        )
+        notice = claimed_notice(row)
+        insert_realtime(tx, channels, machine_of(claim.owner), "job", notice, now, announce=False)
     return [job_from_row(row) for row in rows]
 
 

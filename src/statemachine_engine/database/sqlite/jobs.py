@@ -10,7 +10,12 @@ from typing import Any
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
 from statemachine_engine.database.records import JOB_STATUSES, Claim, Job
-from statemachine_engine.database.rows import failed_attempt, job_from_row, machine_of
+from statemachine_engine.database.rows import (
+    claimed_notice,
+    failed_attempt,
+    job_from_row,
+    machine_of,
+)
 from statemachine_engine.database.sqlite.connection import Connection
 from statemachine_engine.database.sqlite.stream import insert_realtime
 from statemachine_engine.database.store import (
@@ -153,18 +158,7 @@ def claim_next(c: Connection, claim: Claim, now: float) -> list[Job]:
     jobs = []
     for rowid in picked:
         row = rows[rowid]
-        insert_realtime(
-            c,
-            machine_of(claim.owner),
-            "job",
-            {
-                "job_id": row["job_id"],
-                "job_type": row["job_type"],
-                "status": "processing",
-                "attempt": row["attempts"],
-            },
-            now,
-        )
+        insert_realtime(c, machine_of(claim.owner), "job", claimed_notice(row), now)
         jobs.append(job_from_row(row))
     return jobs
 
