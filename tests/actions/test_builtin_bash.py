@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from statemachine_engine.actions.base import Failure
 from statemachine_engine.actions.builtin.bash import OUTPUT_CAP, TRUNCATED
 from statemachine_engine.errors import ActionError
 
@@ -31,10 +32,12 @@ async def test_custom_success_event(make_action, context):
 
 async def test_failure_returns_error_with_details(make_action, context):
     action = make_action("type: bash\ncommand: 'echo partial; echo broken >&2; exit 3'")
-    assert await action.execute(context) == "error"
+    result = await action.execute(context)
+    assert result == "error"
+    assert isinstance(result, Failure) and result.reason == "exit code 3: broken"
     assert context["exit_code"] == 3
     assert context["stdout"] == "partial\n"
-    assert context["last_error"] == "broken"
+    assert context["last_error"] == "exit code 3: broken"
     assert context["last_error_exit_code"] == 3
     assert context["last_error_action"] == "bash"
 
@@ -42,7 +45,7 @@ async def test_failure_returns_error_with_details(make_action, context):
 async def test_failure_without_stderr_names_the_exit_code(make_action, context):
     action = make_action("type: bash\ncommand: 'exit 9'\nerror: broke")
     assert await action.execute(context) == "broke"
-    assert context["last_error"] == "command exited with code 9"
+    assert context["last_error"] == "exit code 9"
 
 
 @pytest.mark.parametrize(("code", "event"), [(3, "three"), (4, "four"), (5, "error")])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from statemachine_engine.errors import ActionError
+from statemachine_engine.errors import ActionError, ConfigError
 
 
 async def test_key_and_value_keep_the_type(make_action, context):
@@ -39,7 +39,10 @@ async def test_value_defaults_to_none(make_action, context):
 
 
 async def test_bad_parameters(make_action, context):
+    with pytest.raises(ConfigError, match="'values' of set_context must be a mapping"):
+        make_action("type: set_context\nvalues: [1, 2]")
+    with pytest.raises(ConfigError, match="set_context requires `key` or `values`"):
+        make_action("type: set_context")
+    context["v"] = [1, 2]
     with pytest.raises(ActionError, match="mapping"):
-        await make_action("type: set_context\nvalues: [1, 2]").execute(context)
-    with pytest.raises(ActionError, match="key"):
-        await make_action("type: set_context").execute(context)
+        await make_action("type: set_context\nvalues: '{v}'", keys=["v"]).execute(context)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from statemachine_engine.errors import ActionError
+from statemachine_engine.errors import ActionError, ConfigError
 
 WITH_CONTEXT_MAP = """
 name: listener
@@ -86,8 +86,8 @@ async def test_send_event_aliases_are_rendered(make_action, runtime, context):
 
 
 async def test_send_event_without_target_is_an_error(make_action, runtime, context):
-    with pytest.raises(ActionError, match="target_machine"):
-        await make_action("type: send_event\nevent_type: x").execute(context)
+    with pytest.raises(ConfigError, match="target_machine"):
+        make_action("type: send_event\nevent_type: x")
     assert runtime.outbox == []
 
 

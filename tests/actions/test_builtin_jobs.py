@@ -79,7 +79,9 @@ async def test_wait_for_jobs_waits_until_all_are_finished(
         store.add_job("task", {}, job_id=job_id, max_attempts=1)
     _finish(store, "a")
     context["spawned"] = ["a", "b", "c"]
-    action = make_action("type: wait_for_jobs\njob_ids_key: spawned", keys=["spawned"])
+    action = make_action(
+        "type: wait_for_jobs\njob_ids_key: spawned\npoll_interval: 0.5", keys=["spawned"]
+    )
     task = asyncio.ensure_future(action.execute(context))
     await _poll(clock, until, task, 0.5)
     assert not task.done()
@@ -142,3 +144,29 @@ async def test_wait_for_jobs_errors(make_action, context):
         await make_action("type: wait_for_jobs").execute(context)
     with pytest.raises(ActionError, match="poll_interval"):
         await make_action("type: wait_for_jobs\njob_ids: []\npoll_interval: 0").execute(context)
+
+
+async def test_wait_for_jobs_is_woken_by_job_news_not_by_polling(
+    make_action, store, clock, context, runtime, until
+):
+    store.add_job("task", {}, job_id="a", max_attempts=1)
+    action = make_action("type: wait_for_jobs\njob_ids: [a]")
+    task = asyncio.ensure_future(action.execute(context))
+    await until(lambda: clock.sleeping == 1)
+    _finish(store, "a")
+    runtime.job_news.set()
+    assert await asyncio.wait_for(task, 5) == "jobs_done"
+    assert clock.calls == 1, "woken without the clock moving"
+
+
+async def test_wait_for_jobs_fails_the_attempt_of_an_expired_holder(
+    make_action, store, clock, context, until
+):
+    store.add_job("task", {}, job_id="a", max_attempts=1)
+    assert store.claim_job(None, "gone@host:1", job_id="a", lease_seconds=10) is not None
+    clock.advance(11)
+    action = make_action("type: wait_for_jobs\njob_ids: [a]")
+    assert await asyncio.wait_for(action.execute(context), 5) == "jobs_done"
+    job = store.get_job("a")
+    assert job is not None and job.status == "failed"
+    assert "lease of gone@host:1 expired" in (job.error_message or "")

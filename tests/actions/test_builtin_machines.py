@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from statemachine_engine.actions.builtin import machines
-from statemachine_engine.errors import ActionError
+from statemachine_engine.errors import ActionError, ConfigError
 
 TINY = """
 name: tiny
@@ -145,5 +145,5 @@ async def test_start_fsm_refuses_an_unsafe_machine_name(make_action, context, sp
 
 
 async def test_start_fsm_needs_config_and_name(make_action, context):
-    with pytest.raises(ActionError, match="yaml_path"):
-        await make_action("type: start_fsm\nmachine_name: a").execute(context)
+    with pytest.raises(ConfigError, match="yaml_path"):
+        make_action("type: start_fsm\nmachine_name: a")

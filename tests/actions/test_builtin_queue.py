@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from statemachine_engine.errors import ActionError
+from statemachine_engine.errors import ActionError, ConfigError
 
 NO_JOB_TYPE = """
 name: any
@@ -124,8 +124,8 @@ async def test_claim_job_while_holding_another_is_an_error(make_action, runtime,
 
 
 async def test_claim_job_needs_a_job_id(make_action, context):
-    with pytest.raises(ActionError, match="job_id"):
-        await make_action("type: claim_job").execute(context)
+    with pytest.raises(ConfigError, match="claim_job requires parameter 'job_id'"):
+        make_action("type: claim_job")
 
 
 async def test_complete_job_sets_the_ack(make_action, runtime, store, context):

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from statemachine_engine.config import load_definition, parse_definition
 from statemachine_engine.config.model import MachineDefinition, Position
+from statemachine_engine.config.params import Declaration
 from statemachine_engine.errors import ConfigError
 
 
@@ -37,6 +38,9 @@ class FakeCatalog:
 
     def provides(self, action_type: str) -> frozenset[str] | None:
         return self.PROVIDES[action_type]
+
+    def declaration(self, action_type: str) -> Declaration:
+        return Declaration()
 
 
 CATALOG = FakeCatalog()

@@ -251,7 +251,7 @@ def test_module_that_raises_on_import_is_a_config_error_with_positions(tmp_path)
 
 
 def _spec(tmp_path: Path, action_type: str) -> Any:
-    bare = MACHINE.replace("%s", "log")
+    bare = MACHINE.replace("%s", "log").replace("path:", "message:")
     definition = parse_definition(bare, "m.yaml", ActionLoader(entry_points=()))
     spec = definition.entry_actions["a"][0]
     return type(spec)(type=action_type, params=spec.params, pos=spec.pos)

@@ -310,7 +310,7 @@ transitions:
     )
     assert await asyncio.wait_for(m.task, 5) == 0
     assert trace(m) == ["recovered"]
-    assert m.engine.context["last_error"] == "kaput"
+    assert m.engine.context["last_error"] == "RuntimeError: kaput"
     assert m.engine.context["last_error_action"] == "BoomAction"
     status = store.get_machine("raiser")
     assert status is not None and status.status == "finished"
@@ -746,8 +746,8 @@ async def test_errors_retry_with_backoff_until_the_job_fails_for_good(
     await until(lambda: job_now().status == "failed")
     failed = job_now()
     assert failed.attempts == 3
-    assert failed.errors == ("broken",) * 3
-    assert failed.error_message == "broken"
+    assert failed.errors == ("exit code 3: broken",) * 3
+    assert failed.error_message == "exit code 3: broken"
     assert [e for _, _, e in history(store, "flaky")] == ["new_job", "error"] * 3
 
 

@@ -257,6 +257,18 @@ class TestLeases:
         clock.advance(10.5)
         assert store.claim_job("render", OWNER_B) is not None
 
+    def test_heartbeat_hands_the_lease_over(self, store: Store, clock: VirtualClock) -> None:
+        store.add_job("render", job_id="J1")
+        store.claim_job(None, OWNER_A, job_id="J1", lease_seconds=10)
+        assert store.heartbeat("J1", OWNER_A, 20, to=OWNER_B) is True
+        job = store.get_job("J1")
+        assert job is not None
+        assert (job.lease_owner, job.attempts, job.status) == (OWNER_B, 1, "processing")
+        assert job.lease_expires_at == clock.now() + 20
+        assert store.heartbeat("J1", OWNER_A, 10) is False, "the old owner lost it"
+        assert store.complete_job("J1", OWNER_A) is False
+        assert store.complete_job("J1", OWNER_B, "done") is True
+
     def test_heartbeat_of_unknown_or_unheld_job(self, store: Store) -> None:
         store.add_job("render", job_id="J1")
         assert store.heartbeat("J1", OWNER_A, 10) is False

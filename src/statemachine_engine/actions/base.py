@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from statemachine_engine.config.params import Declaration, Emits, Param
 
 if TYPE_CHECKING:
     from statemachine_engine.core.runtime import Runtime
 
 _MISSING: Any = object()
+
+__all__ = ["BaseAction", "Declaration", "Emits", "Failure", "Param"]
+
+
+class Failure(str):
+    """An event name that is a failure outcome, with the reason for the job's error.
+
+    `return Failure("not_found", "no such file: x")` fails the held job's attempt when the
+    event fires a transition (or, without one, sends the machine to its `on_error` state).
+    It is still a plain `str` for everything else."""
+
+    reason: str
+
+    def __new__(cls, event: str, reason: str | None = None) -> Failure:
+        made = super().__new__(cls, event)
+        made.reason = reason or event
+        return made
 
 
 class BaseAction(ABC):
@@ -29,6 +49,22 @@ class BaseAction(ABC):
     #: then commit the step before it together with the next one (group commit). An action
     #: that waits, runs a process or acts outside the step must leave this False.
     instant: ClassVar[bool] = False
+
+    #: Parameters and events, checked at load and read by the linter, the JSON Schema and
+    #: the docs. The default declares nothing: any parameter is accepted, events unknown.
+    declaration: ClassVar[Declaration] = Declaration()
+
+    #: Event names this action returns that are failures (fail the held job's attempt):
+    #: the simple way for a custom action to declare them.
+    failure_events: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def declared(cls) -> Declaration:
+        """The declaration with `failure_events` merged in."""
+        own = cls.declaration
+        if not cls.failure_events:
+            return own
+        return dataclasses.replace(own, failure_events=own.failure_events | cls.failure_events)
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = dict(config)
@@ -75,3 +111,7 @@ class BaseAction(ABC):
         """The event name configured under `key` (e.g. `success`), or the default."""
         value = self.config.get(key, default)
         return None if value is None else str(value)
+
+    def failure(self, reason: str, key: str = "error", default: str = "error") -> Failure:
+        """The failure event configured under `key` (default `error`), carrying `reason`."""
+        return Failure(self.event(key, default) or default, reason)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
@@ -78,6 +79,9 @@ def build_parser() -> CliParser:
         metavar="FRACTION",
         help="spread each retry delay by a random factor in [1-j, 1+j] (default 0.1)",
     )
+    # Set by start_fsm when it hands a job to the machine it starts (not for people).
+    parser.add_argument("--hold-job", metavar="JOB_ID", help=argparse.SUPPRESS)
+    parser.add_argument("--report-to", metavar="NAME", help=argparse.SUPPRESS)
     add_logging_arguments(parser, level="INFO")
     return parser
 
@@ -117,6 +121,8 @@ def _main(argv: list[str]) -> int:
             heartbeat=args.heartbeat,
             backoff_base=args.backoff_base,
             jitter=args.jitter,
+            hold_job=args.hold_job,
+            report_to=args.report_to,
         )
         return asyncio.run(_serve(engine))
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statemachine_engine.config.model import ActionCatalog, ActionSpec, Position
+from statemachine_engine.config.params import Declaration, kind_problem
 from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, plain
 
@@ -118,6 +119,9 @@ def parse_action(
         ok = False
     if not ok or action_type is None:
         return None
+    declaration = catalog.declaration(action_type)  # a module that fails to load raises
+    if not _check_params(item, action_type, params, declaration, problems):
+        return None
     spec = ActionSpec(
         type=action_type,
         params=plain(params),
@@ -125,6 +129,72 @@ def parse_action(
         description=None if description is None else str(description),
     )
     return ParsedAction(spec=spec, raw_params=params)
+
+
+def _check_params(
+    item: YamlMap,
+    action_type: str,
+    params: dict[str, Any],
+    declaration: Declaration,
+    problems: Problems,
+) -> bool:
+    """Check `params` against what the action declares: unknown keys (with did-you-mean),
+    missing required ones, values of the wrong kind. False when anything was wrong."""
+    keys = declaration.keys
+    if keys is None:
+        return True
+    before = len(problems.errors)
+    for key in params:
+        if key not in keys:
+            hint = did_you_mean(str(key), keys) or f"{action_type} takes: {', '.join(keys)}"
+            problems.add(
+                _key_pos(item, key),
+                f"unknown parameter {str(key)!r} for {action_type}",
+                hint,
+                code="SM112",
+            )
+    for param in declaration.params or ():
+        if param.required and param.name not in params:
+            problems.add(
+                item.pos,
+                f"{action_type} requires parameter {param.name!r}",
+                f"add `{param.name}: ...` ({param.doc})" if param.doc else None,
+                code="SM111",
+            )
+        elif param.name in params and (expected := kind_problem(param.kind, params[param.name])):
+            problems.add(
+                _value_pos(item, param.name),
+                f"parameter {param.name!r} of {action_type} must be {expected},"
+                f" found {_shown(params[param.name])}",
+                code="SM113",
+            )
+    for group in declaration.one_of:
+        if not any(name in params for name in group):
+            names = " or ".join(f"`{name}`" for name in group)
+            problems.add(item.pos, f"{action_type} requires {names}", code="SM111")
+    for emits in declaration.all_emits:
+        value = params.get(emits.key)
+        if value is not None and kind_problem("event", value):
+            problems.add(
+                _value_pos(item, emits.key),
+                f"`{emits.key}:` of {action_type} must be an event name, found {_shown(value)}",
+                code="SM113",
+            )
+    return len(problems.errors) == before
+
+
+def _shown(value: Any) -> str:
+    text = repr(plain(value))
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _value_pos(item: YamlMap, key: str) -> Position:
+    if key in item.key_pos:
+        return item.where(key)
+    nested = item.get("params")
+    if isinstance(nested, YamlMap) and key in nested.key_pos:
+        return nested.where(key)
+    return item.pos
 
 
 def _key_pos(item: YamlMap, key: Any) -> Position:

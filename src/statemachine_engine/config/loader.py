@@ -12,6 +12,7 @@ from typing import Any
 from statemachine_engine.config.actionspecs import ParsedAction, parse_actions
 from statemachine_engine.config.model import (
     DEFAULT_IDLE_EVENTS,
+    DEFAULT_MAX_INSTANT_STEPS,
     TIMEOUT_RE,
     WILDCARD,
     ActionCatalog,
@@ -26,10 +27,13 @@ from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.sections import (
     parse_context,
     parse_events,
+    parse_failure_events,
     parse_groups,
     parse_idle_events,
     parse_job_options,
+    parse_max_instant_steps,
     parse_metadata,
+    parse_on_error,
     parse_states,
 )
 from statemachine_engine.config.yamlsource import (
@@ -189,6 +193,9 @@ class _Builder:
         idle_events = parse_idle_events(root, problems) | DEFAULT_IDLE_EVENTS
         idle_events |= self.empty_events()
         job_options = parse_job_options(root, problems)
+        failure_events = parse_failure_events(root, problems)
+        on_error = parse_on_error(root, states, problems)
+        max_instant_steps = parse_max_instant_steps(root, problems)
         template = self.template()
         metadata = parse_metadata(root, problems)
 
@@ -223,6 +230,9 @@ class _Builder:
             job_options=job_options,
             template=template,
             text=self.text,
+            failure_events=failure_events,
+            on_error=on_error,
+            max_instant_steps=max_instant_steps or DEFAULT_MAX_INSTANT_STEPS,
         )
 
     def state_positions(self, states: list[str]) -> dict[str, Position]:

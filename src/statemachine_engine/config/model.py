@@ -7,9 +7,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from statemachine_engine.config.params import Declaration
+
 WILDCARD = "*"
 TIMEOUT_RE = re.compile(r"^timeout\((\d+(?:\.\d+)?)\)$")
 DEFAULT_IDLE_EVENTS = frozenset({"no_jobs", "no_events"})
+DEFAULT_MAX_INSTANT_STEPS = 1000
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,14 @@ class MachineDefinition:
     job_options: Mapping[str, JobOptions] = field(default_factory=dict)
     template: bool = False
     text: str = ""
+    failure_events: frozenset[str] = frozenset()
+    #: `options.on_error`: state (or "*" for any) -> where a failure without a transition goes.
+    on_error: Mapping[str, str] = field(default_factory=dict)
+    max_instant_steps: int = DEFAULT_MAX_INSTANT_STEPS
+
+    def on_error_target(self, state: str) -> str | None:
+        """Where a failure with no transition from `state` sends the machine, if configured."""
+        return self.on_error.get(state, self.on_error.get(WILDCARD))
 
     def outgoing(self, state: str) -> tuple[Transition, ...]:
         """Transitions that leave `state`: its own first, then wildcard ones, in file order."""
@@ -126,4 +137,8 @@ class ActionCatalog(Protocol):
 
     def provides(self, action_type: str) -> frozenset[str] | None:
         """Context keys an action type may set, or None when it cannot say (custom actions)."""
+        ...
+
+    def declaration(self, action_type: str) -> Declaration:
+        """The parameters and events an action type declares (empty when it declares none)."""
         ...

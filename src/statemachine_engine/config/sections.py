@@ -10,7 +10,7 @@ from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, YamlStr, comment_groups, plain
 
 EVENT_KEYS = ("context_map", "description")
-OPTION_KEYS = ("idle_events", "jobs")
+OPTION_KEYS = ("idle_events", "jobs", "failure_events", "on_error", "max_instant_steps")
 JOB_OPTION_KEYS = ("lease", "heartbeat", "max_attempts", "backoff", "jitter")
 METADATA_EXTRAS = ("description", "version", "machine_name", "job_type", "config")
 
@@ -187,6 +187,65 @@ def parse_idle_events(root: YamlMap, problems: Problems) -> set[str]:
     if idle is None:
         return set()
     return {str(name) for name in _names(idle, "an event name", problems)}
+
+
+def parse_failure_events(root: YamlMap, problems: Problems) -> frozenset[str]:
+    """`options: {failure_events: [...]}`: events that are failures whatever returns them."""
+    options = root.get("options")
+    if not isinstance(options, YamlMap):
+        return frozenset()
+    found = _list(options, "failure_events", problems, "write `failure_events: [rejected]`")
+    if found is None:
+        return frozenset()
+    return frozenset(str(name) for name in _names(found, "an event name", problems))
+
+
+def parse_on_error(root: YamlMap, states: list[str], problems: Problems) -> dict[str, str]:
+    """`options: {on_error: STATE}` or `{on_error: {"*": STATE, state: STATE}}`: where a
+    failure without a transition sends the machine (per state, "*" for the others)."""
+    options = root.get("options")
+    value = options.get("on_error") if isinstance(options, YamlMap) else None
+    if value is None:
+        return {}
+    assert isinstance(options, YamlMap)
+    hint = 'write `on_error: failed` or `on_error: {"*": failed, processing: cleanup}`'
+    entries: list[tuple[Any, Any, Position]]
+    if isinstance(value, YamlStr):
+        entries = [(WILDCARD, value, value.pos)]
+    elif isinstance(value, YamlMap):
+        entries = [(key, target, value.where(key)) for key, target in value.items()]
+        for key in value:
+            if key != WILDCARD and key not in states:
+                where = value.where_key(key)
+                problems.add(where, f"on_error for undeclared state {str(key)!r}", hint)
+    else:
+        problems.add(options.where("on_error"), "`on_error:` must be a state or a mapping", hint)
+        return {}
+    result: dict[str, str] = {}
+    for key, target, where in entries:
+        if not isinstance(target, str) or target not in states:
+            found = did_you_mean(str(target), states) if isinstance(target, str) else None
+            problems.add(where, f"on_error target {target!r} is not a declared state", found)
+        elif isinstance(key, str):
+            result[key] = str(target)
+    return result
+
+
+def parse_max_instant_steps(root: YamlMap, problems: Problems) -> int | None:
+    """`options: {max_instant_steps: N}`: consecutive steps without waiting before a loop
+    is declared (`loop_detected`)."""
+    options = root.get("options")
+    value = options.get("max_instant_steps") if isinstance(options, YamlMap) else None
+    if value is None:
+        return None
+    assert isinstance(options, YamlMap)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        problems.add(
+            options.where("max_instant_steps"),
+            f"`max_instant_steps:` must be an integer >= 1, found {value!r}",
+        )
+        return None
+    return value
 
 
 def parse_job_options(root: YamlMap, problems: Problems) -> dict[str, JobOptions]:

@@ -7,15 +7,17 @@ import contextlib
 import logging
 import os
 import socket
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Failure
 from statemachine_engine.clock import Clock, SystemClock, iso
-from statemachine_engine.config.model import MachineDefinition, Transition
+from statemachine_engine.config.model import MachineDefinition, Position, Transition
+from statemachine_engine.config.params import failure_events
 from statemachine_engine.core.loader import ActionLoader
-from statemachine_engine.core.runtime import Runtime
+from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.transitions import (
     ERROR_EVENT,
     claimed_job_types,
@@ -25,7 +27,13 @@ from statemachine_engine.core.transitions import (
 )
 from statemachine_engine.core.waiting import Conditions, Parking
 from statemachine_engine.database.connect import default_url, open_store
-from statemachine_engine.database.records import Job, MachineEvent, OutgoingEvent, Step
+from statemachine_engine.database.records import (
+    Job,
+    JobAck,
+    MachineEvent,
+    OutgoingEvent,
+    Step,
+)
 from statemachine_engine.database.store import Store
 from statemachine_engine.database.wakeups import listen_for_wakeups
 from statemachine_engine.errors import StateMachineError, StoreError
@@ -34,6 +42,7 @@ from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring, ring_all
 logger = logging.getLogger(__name__)
 
 EVENT_DOORBELL = {"kind": "event"}
+_NOWHERE = Position("-", 0, 0)
 
 DEFAULT_SAFETY_INTERVAL = 5.0
 DEFAULT_LEASE_SECONDS = 30.0
@@ -61,6 +70,8 @@ class StateMachineEngine:
         heartbeat: float | None = None,
         jitter: float = 0.0,
         listen: bool = True,
+        hold_job: str | None = None,
+        report_to: str | None = None,
     ) -> None:
         self.definition = definition
         self.machine_name = machine_name
@@ -80,7 +91,7 @@ class StateMachineEngine:
             store=self.store,
             clock=self.clock,
             definition=definition,
-            owner=f"{machine_name}@{socket.gethostname()}:{os.getpid()}",
+            owner=owner_of(machine_name),
             db_url=self.db_url,
             config_path=Path(definition.source),
             actions_dirs=self.loader.actions_dirs,
@@ -88,9 +99,13 @@ class StateMachineEngine:
             backoff_base=backoff_base,
             heartbeat_seconds=heartbeat,
             jitter=jitter,
+            safety_interval=safety_interval,
+            report_to=report_to,
         )
+        self._hold_job = hold_job
+        self._failures: dict[BaseAction, frozenset[str]] = {}
         self.actions = {
-            state: [self._bind(self.loader.create(spec)) for spec in specs]
+            state: [self._bind(self.loader.create(spec), spec.params) for spec in specs]
             for state, specs in definition.entry_actions.items()
         }
         self.commits = self.runtime.commits
@@ -104,9 +119,17 @@ class StateMachineEngine:
         self._events_read_at = self.clock.now()
         self._stopping = False
         self._current: asyncio.Future[str | None] | None = None
+        # Loop guard: steps since the machine last waited or took outside input, the recent
+        # transitions (to name a cycle) and the progress counter seen last.
+        self._instant_steps = 0
+        self._recent: deque[tuple[str, str, str]] = deque(maxlen=64)
+        self._progress = 0
+        self._warned: set[tuple[str, int, str]] = set()
 
-    def _bind(self, action: BaseAction) -> BaseAction:
+    def _bind(self, action: BaseAction, params: Mapping[str, Any]) -> BaseAction:
         action.runtime = self.runtime
+        declared = failure_events(type(action).declared(), params)
+        self._failures[action] = declared | self.definition.failure_events
         return action
 
     @property
@@ -133,7 +156,9 @@ class StateMachineEngine:
         """Handle a control-socket message: wake for events and for jobs this machine can
         claim, stop on request."""
         kind = message.get("kind")
-        if kind == "job":
+        if kind == "job_done":
+            self.runtime.job_news.set()
+        elif kind == "job":
             if self._job_types is not None and message.get("job_type") not in self._job_types:
                 return
         elif kind == "control" and message.get("op") == "stop":
@@ -188,7 +213,12 @@ class StateMachineEngine:
             await asyncio.wait({lease})
             with contextlib.suppress(StateMachineError):
                 self.commits.flush()
+            adopted = (
+                self.runtime.job is not None and self.runtime.job.job_id == self.runtime.adopted
+            )
             self.runtime.release_job(self.context)
+            if adopted:
+                self._report_done()
             with contextlib.suppress(StateMachineError):
                 self.store.machine_stopped(self.machine_name, status, self.clock.now())
             if doorbell is not None:
@@ -199,6 +229,8 @@ class StateMachineEngine:
 
     def _register(self) -> None:
         self.runtime.recover_jobs()
+        if self._hold_job is not None:
+            self.runtime.adopt_job(self._hold_job, self.context)
         previous = self.store.get_machine(self.machine_name)
         status = self.store.register_machine(
             self.machine_name,
@@ -224,10 +256,14 @@ class StateMachineEngine:
                     await asyncio.sleep(0)  # machines whose actions never await still yield
                 parked = False
                 self._parking.clear()
+                if self._instant_steps > self.definition.max_instant_steps:
+                    entering = self._loop_detected()
+                    continue
                 if self.definition.is_final(self.state):
                     await self._run_actions()
                     if self._stopping:
                         break
+                    self._unfinished_at_final()
                     self._stage_leftovers()
                     self.commits.flush()
                     logger.info("[%s] reached final state %s", self.machine_name, self.state)
@@ -254,6 +290,7 @@ class StateMachineEngine:
                 entering = True
                 continue
             self.commits.flush()
+            self._instant_steps = 0
             await self._parking.park(None if due is None else due[0])
             self._events_maybe = True
             entering, parked = idle, True
@@ -267,6 +304,7 @@ class StateMachineEngine:
             transition = decide(self.definition, self.state, event.event_type)
             if transition is not None:
                 self.runtime.consume(event, self.context)
+                self._instant_steps = 0  # outside input: not a loop
                 self._commit(transition.event, transition.target)
                 return True
             if at_entry:
@@ -300,48 +338,160 @@ class StateMachineEngine:
 
     async def _run_actions(self) -> tuple[Transition | None, bool]:
         """Run the entry actions of the current state; the first returned event with a
-        transition wins, an error with no transition ends the list. Also says whether the
-        state is idle: an idle self-transition fired, or nothing fired and an action said
-        there was nothing to do (an idle event without a transition also parks)."""
+        transition wins. A failure fails the held job's attempt when it fires a transition;
+        without one it sends the machine to its `on_error` state or back to the state that
+        claimed the job (or, holding no job, ends the list). Also says whether the state is
+        idle: an idle self-transition fired, or an action said there was nothing to do."""
         self.context["current_state"] = self.state
         self.context["step_key"] = f"{self.machine_name}:{self.step}"
         idle = False
-        for action in self.actions.get(self.state, ()):
+        for index, action in enumerate(self.actions.get(self.state, ())):
             event = await self._execute(action)
             if self._stopping:
                 return None, False
             if event is None:
                 continue
-            if event == ERROR_EVENT:
-                self._on_error()
             transition = decide(self.definition, self.state, event)
+            reason = self._failure_reason(action, event)
+            if reason is not None:
+                return self._failed_outcome(action, event, reason, transition), False
             if transition is not None:
                 return transition, is_idle(self.definition, transition, self.state)
-            if event == ERROR_EVENT:
-                return None, False
-            idle = idle or event in self.definition.idle_events
-            logger.debug(
-                "[%s] %s returned %s: no transition from %s",
-                self.machine_name,
-                type(action).__name__,
-                event,
-                self.state,
-            )
+            if event in self.definition.idle_events:
+                idle = True
+                continue
+            self._no_transition(index, action, event)
         return None, idle
+
+    def _failure_reason(self, action: BaseAction, event: str) -> str | None:
+        """The reason when `event` is a failure outcome of `action`, else None."""
+        if isinstance(event, Failure):
+            return event.reason
+        if event in self._failures.get(action, ()) or event == ERROR_EVENT:
+            text = self.context.get("last_error") if event == ERROR_EVENT else None
+            return str(text or f"{type(action).__name__} returned failure event '{event}'")
+        return None
+
+    def _failed_outcome(
+        self, action: BaseAction, event: str, reason: str, transition: Transition | None
+    ) -> Transition | None:
+        """Apply a failure (DESIGN §13.1-13.2): fail the held job's attempt, raise the UI
+        alert, and choose where the machine goes: the failure's transition, else
+        `options.on_error`, else back to the state that claimed the job, else nowhere."""
+        name = type(action).__name__
+        self.context["last_error"] = reason
+        self.context.setdefault("last_error_action", name)
+        self._fail_attempt(reason)
+        if transition is not None:
+            logger.warning(
+                "[%s] %s failed in %s (%s): %s", self.machine_name, name, self.state, event, reason
+            )
+            return transition
+        target = self.definition.on_error_target(self.state)
+        if target is None and self.runtime.job_state is not None and self.runtime.job:
+            target = self.runtime.job_state
+        if target == self.state and self.definition.on_error_target(self.state) == self.state:
+            target = None  # a failure inside the on_error state itself stays there
+        where = f"going to {target}" if target is not None else "staying (no job held)"
+        logger.error(
+            "[%s] %s failed in %s with no transition on '%s': %s; %s",
+            self.machine_name,
+            name,
+            self.state,
+            event,
+            reason,
+            where,
+        )
+        if target is None:
+            return None
+        pos = self.definition.state_pos.get(self.state, _NOWHERE)
+        return Transition(self.state, target, str(event), pos)
+
+    def _fail_attempt(self, reason: str) -> None:
+        """A failure: alert the UI and fail the held job's attempt (unless an action of this
+        step already decided its outcome)."""
+        alert = {"machine_name": self.machine_name, "state": self.state, "error": reason}
+        self.runtime.realtime.append(("error", alert))
+        if self.runtime.job is not None and self.runtime.job_ack is None:
+            self.runtime.fail_job(reason)
+
+    def _no_transition(self, index: int, action: BaseAction, event: str) -> None:
+        """An action's event has no transition here: a WARNING the first time this action
+        does it (the machine goes on with the next action, or waits), DEBUG after that."""
+        key = (self.state, index, event)
+        level = logging.DEBUG if key in self._warned else logging.WARNING
+        self._warned.add(key)
+        logger.log(
+            level,
+            "[%s] %s in state '%s' returned '%s', which has no transition from '%s'",
+            self.machine_name,
+            type(action).__name__,
+            self.state,
+            event,
+            self.state,
+        )
+
+    def _loop_detected(self) -> bool:
+        """More than `max_instant_steps` steps without waiting: a `loop_detected` failure
+        naming the cycle. Returns whether the machine enters a state (on_error, or the
+        claiming state with the attempt failed) rather than waiting where it is."""
+        cycle = self._cycle()
+        reason = (
+            f"loop_detected: more than {self.definition.max_instant_steps} steps without"
+            f" waiting, cycle {cycle} (raise options.max_instant_steps if this is intended)"
+        )
+        self.context["last_error"] = reason
+        self._instant_steps = 0
+        self._fail_attempt(reason)
+        target = self.definition.on_error_target(self.state) or self.runtime.job_state
+        logger.error(
+            "[%s] %s; %s",
+            self.machine_name,
+            reason,
+            f"going to {target}" if target is not None else "waiting in " + self.state,
+        )
+        if target is None:
+            self._stage_leftovers()
+            return False
+        self._commit("loop_detected", target)
+        self._instant_steps = 0
+        return True
+
+    def _cycle(self) -> str:
+        """The most recent cycle of transitions, as `a --e--> b --f--> a`."""
+        recent = list(self._recent)
+        if not recent:
+            return self.state
+        end = recent[-1][2]
+        start = next((i for i in range(len(recent) - 1, -1, -1) if recent[i][0] == end), 0)
+        text = recent[start][0]
+        for _, event, target in recent[start:]:
+            text += f" --{event}--> {target}"
+        return text
+
+    def _unfinished_at_final(self) -> None:
+        """A job claimed by id or handed over that is still held at a final state was never
+        completed: its attempt fails (a job claimed from the queue is released instead)."""
+        runtime = self.runtime
+        if runtime.job is not None and runtime.job_by_id and runtime.job_ack is None:
+            self._fail_attempt(f"machine reached final state {self.state} without completing it")
 
     async def _execute(self, action: BaseAction) -> str | None:
         """Run one action; an exception (or a cancellation that is not a stop) becomes the
-        `error` event with the message in `last_error`."""
-        name = type(action).__name__
+        action's `error` event (a failure) with the message in `last_error`."""
         if action.instant:
             try:
                 result = await action.execute(self.context)
             except StoreError:
                 raise  # a claim's group commit failed: the staged steps rolled back
             except Exception as exc:
-                return self._failed(name, str(exc) or type(exc).__name__)
-            return None if result is None else str(result)
+                return self._raised(action, exc)
+            if self.runtime.progress != self._progress:
+                self._progress = self.runtime.progress
+                self._instant_steps = 0  # a claimed job or a taken event is outside input
+            return result
         self.commits.flush()
+        self._instant_steps = 0
         self._current = asyncio.ensure_future(action.execute(self.context))
         try:
             result = await self._current
@@ -352,30 +502,29 @@ class StateMachineEngine:
             if self._stopping:
                 return None
             if self.runtime.lease_lost:
-                return self._failed(name, "lease lost: the job was given to another worker")
-            return self._failed(name, "action was cancelled")
+                return self._failed(action, "lease lost: the job was given to another worker")
+            return self._failed(action, "action was cancelled")
         except Exception as exc:
-            return self._failed(name, str(exc) or type(exc).__name__)
+            return self._raised(action, exc)
         finally:
             self._current = None
-        return None if result is None else str(result)
+        return result
 
-    def _failed(self, action_name: str, message: str) -> str:
-        logger.error(
-            "[%s] action %s failed in %s: %s", self.machine_name, action_name, self.state, message
-        )
+    def _raised(self, action: BaseAction, exc: Exception) -> Failure:
+        """An action's exception: our own errors by their message, others with their type;
+        the traceback is logged with --debug."""
+        if isinstance(exc, StateMachineError):
+            message = str(exc) or type(exc).__name__
+        else:
+            message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("[%s] %s raised", self.machine_name, type(action).__name__, exc_info=exc)
+        return self._failed(action, message)
+
+    def _failed(self, action: BaseAction, message: str) -> Failure:
         self.context["last_error"] = message
-        self.context["last_error_action"] = action_name
-        return ERROR_EVENT
-
-    def _on_error(self) -> None:
-        """An error fails the attempt of the held job (unless an action already decided)."""
-        error = str(self.context.get("last_error") or "error")
-        self.runtime.realtime.append(
-            ("error", {"machine_name": self.machine_name, "state": self.state, "error": error})
-        )
-        if self.runtime.job is not None and self.runtime.job_ack is None:
-            self.runtime.fail_job(error)
+        self.context["last_error_action"] = type(action).__name__
+        return action.failure(message)
 
     def _stage_leftovers(self) -> None:
         """Stage what the actions left (events to send, job ack) as a step without a state
@@ -414,6 +563,7 @@ class StateMachineEngine:
             outbox=outbox,
             realtime=realtime,
         )
+        report = job is not None and ack is not None and job.job_id == runtime.adopted
 
         def committed(acked: bool) -> None:
             if (not acked or lost) and job is not None:
@@ -422,10 +572,14 @@ class StateMachineEngine:
                     self.machine_name,
                     job.job_id,
                 )
+            if acked and ack is not None and job is not None and ack.outcome == "failed":
+                self._log_failed_attempt(job, ack)
             if acked and ack is not None and ack.retry_delay is not None:
                 self._parking.retry_due(now + ack.retry_delay)
             if acked:
                 self._ring(outbox)
+            if report:
+                self._report_done()
 
         self.commits.stage(step, committed)
         if ack is not None or lost:
@@ -434,8 +588,39 @@ class StateMachineEngine:
             self.state = target
             self.entered_at = now
             self.context["current_state"] = target
+            self._instant_steps += 1
+            self._recent.append((previous, str(event), target))
             logger.info("[%s] %s --%s--> %s", self.machine_name, previous, event, target)
         self._conditions.notify()
+
+    def _log_failed_attempt(self, job: Job, ack: JobAck) -> None:
+        """Every failed attempt is a WARNING; a job failed for good is an ERROR."""
+        final = ack.retry_delay is None or job.attempts >= job.max_attempts
+        if final:
+            logger.error(
+                "[%s] job %s failed for good after attempt %d: %s",
+                self.machine_name,
+                job.job_id,
+                job.attempts,
+                ack.error,
+            )
+            return
+        logger.warning(
+            "[%s] job %s attempt %d of %d failed: %s; retry in %.3g s",
+            self.machine_name,
+            job.job_id,
+            job.attempts,
+            job.max_attempts,
+            ack.error,
+            ack.retry_delay,
+        )
+
+    def _report_done(self) -> None:
+        """Tell the machine that handed this one its job that the job's attempt ended."""
+        target = self.runtime.report_to
+        if target is not None:
+            with contextlib.suppress(StateMachineError, ValueError):
+                ring(target, {"kind": "job_done", "job_id": self.runtime.adopted})
 
     def _ring(self, outbox: Iterable[OutgoingEvent]) -> None:
         """Wake the targets of committed events; a lost doorbell only delays delivery."""

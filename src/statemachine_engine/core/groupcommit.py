@@ -15,6 +15,9 @@ AfterCommit = Callable[[bool], None]
 
 #: Most jobs one claim takes ahead for a worker whose jobs run only instant actions.
 MAX_AHEAD = 32
+#: Most steps one transaction carries: a long run of instant steps commits in slices, so
+#: memory stays bounded and history is written as it happens.
+MAX_STAGED = 256
 
 
 def _nothing(released: Sequence[Job]) -> None:
@@ -66,7 +69,10 @@ class GroupCommit:
         return self._consumes or machine in self._sends_to
 
     def stage(self, step: Step, after: AfterCommit) -> None:
-        """Keep `step` for the next flush; `after(acked)` runs once it has committed."""
+        """Keep `step` for the next flush; `after(acked)` runs once it has committed. A full
+        transaction (MAX_STAGED steps) is flushed first."""
+        if len(self._steps) >= MAX_STAGED:
+            self.flush()
         self._steps.append(step)
         self._after.append(after)
         self._consumes = self._consumes or step.consumed_event_id is not None

@@ -17,6 +17,7 @@ from typing import Any
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.actions.builtin import BUILTINS
 from statemachine_engine.config.model import ActionSpec
+from statemachine_engine.config.params import Declaration
 from statemachine_engine.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -61,6 +62,15 @@ class ActionLoader:
         """Context keys the action may set; a module that fails to load is a ConfigError."""
         try:
             return self.resolve(action_type).provides
+        except ConfigError:
+            raise
+        except Exception as exc:
+            raise ConfigError(str(exc)) from None
+
+    def declaration(self, action_type: str) -> Declaration:
+        """What the action type declares; a module that fails to load is a ConfigError."""
+        try:
+            return self.resolve(action_type).declared()
         except ConfigError:
             raise
         except Exception as exc:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import os
 import random
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +24,24 @@ from statemachine_engine.database.records import (
     OutgoingEvent,
 )
 from statemachine_engine.database.store import Store
-from statemachine_engine.errors import StateMachineError
+from statemachine_engine.errors import ActionError, StateMachineError
 
 logger = logging.getLogger(__name__)
+
+
+def owner_of(machine_name: str, pid: int | None = None) -> str:
+    """The lease owner a machine process writes on the jobs it holds: name@host:pid."""
+    return f"{machine_name}@{socket.gethostname()}:{os.getpid() if pid is None else pid}"
+
+
+@dataclass(frozen=True)
+class HandedJob:
+    """A job this machine handed to a machine it started: who holds it, on which attempt."""
+
+    job_id: str
+    owner: str
+    machine: str
+    attempts: int
 
 
 Pending = tuple[
@@ -54,11 +72,22 @@ class Runtime:
     rng: random.Random = field(default_factory=random.Random)
     job: Job | None = None
     job_state: str | None = None
+    job_by_id: bool = False
     job_ack: JobAck | None = None
     lease_lost: bool = False
     outbox: list[OutgoingEvent] = field(default_factory=list)
     consumed_event: MachineEvent | None = None
     realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    safety_interval: float = 5.0
+    #: Counts claimed jobs and taken events: outside input, which the loop guard resets on.
+    progress: int = 0
+    #: Jobs handed to machines this one started, by id (see hand_over).
+    handed: dict[str, HandedJob] = field(default_factory=dict)
+    #: The job handed to this machine at start, and the machine to tell when it ends.
+    adopted: str | None = None
+    report_to: str | None = None
+    #: Set when a job this machine waits for may have changed (a doorbell, a child's exit).
+    job_news: asyncio.Event = field(default_factory=asyncio.Event)
     commits: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
@@ -77,10 +106,15 @@ class Runtime:
         lease = self.lease_for(job_type) if lease_seconds is None else lease_seconds
         return self.commits.claim(Claim(job_type, self.owner, lease, machine_type, job_id))
 
-    def hold_job(self, job: Job, state: str, context: dict[str, Any]) -> None:
-        """Make `job` the machine's current job, claimed in `state`."""
+    def hold_job(
+        self, job: Job, state: str | None, context: dict[str, Any], *, by_id: bool = False
+    ) -> None:
+        """Make `job` the machine's current job, claimed in `state`. A job claimed by id
+        (or handed over) is never completed by returning to `state`."""
+        self.progress += 1
         self.job = job
         self.job_state = state
+        self.job_by_id = by_id
         self.job_ack = None
         self.lease_lost = False
         context["current_job"] = job.as_context()
@@ -93,6 +127,7 @@ class Runtime:
         until the next claim, so an error state can still name the job that failed."""
         self.job = None
         self.job_state = None
+        self.job_by_id = False
         self.lease_lost = False
 
     def complete_job(self, result: Any = None) -> bool:
@@ -105,7 +140,9 @@ class Runtime:
     def complete_on_return(self, target: str, context: dict[str, Any]) -> None:
         """A transition back to the state that claimed the job completes it, unless the
         step already decided (an error failed it, or an action acknowledged it)."""
-        if self.job is not None and self.job_ack is None and target == self.job_state:
+        if self.job is None or self.job_ack is not None or self.job_by_id:
+            return
+        if target == self.job_state:
             self.complete_job(context.get("result"))
 
     def fail_job(self, error: str, *, retry: bool = True) -> bool:
@@ -156,6 +193,90 @@ class Runtime:
             return None
         return self.retry_delay(job.attempts, job.job_type)
 
+    def hand_over(self, machine: str, pid: int, context: dict[str, Any]) -> Job:
+        """Move the held job's lease to the machine process `pid` just started as `machine`
+        (the attempt goes with it); this machine no longer holds it. Raises ActionError when
+        the lease was lost meanwhile."""
+        job = self.job
+        assert job is not None
+        to = owner_of(machine, pid)
+        if not self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type), to=to):
+            raise ActionError(f"start_fsm: lost the lease on job {job.job_id!r} before handing it")
+        self.handed[job.job_id] = HandedJob(job.job_id, to, machine, job.attempts)
+        self.drop_job(context)
+        logger.info("[%s] handed job %s to %s", self.machine_name, job.job_id, machine)
+        return job
+
+    def handed_attempt_ended(self, job: Job) -> bool:
+        """True when the attempt this machine handed over has ended (or `job` was not handed
+        by this machine and is simply not processing)."""
+        handed = self.handed.get(job.job_id)
+        if handed is None:
+            return job.status != "processing"
+        return not (
+            job.status == "processing"
+            and job.lease_owner == handed.owner
+            and job.attempts == handed.attempts
+        )
+
+    def fail_lost_holder(self, job: Job, why: str) -> str | None:
+        """Fail the attempt of `job` whose holder died (fenced on its owner): back to the
+        queue with backoff, or failed for good."""
+        owner = job.lease_owner or ""
+        error = f"{why} while holding the job"
+        status = self.store.fail_job(
+            job.job_id, owner, error, retry_delay=self._retry_delay_for(job)
+        )
+        if status is not None:
+            log = logger.error if status == "failed" else logger.warning
+            log(
+                "[%s] job %s attempt %d failed: %s",
+                self.machine_name,
+                job.job_id,
+                job.attempts,
+                error,
+            )
+        return status
+
+    def child_exited(self, machine: str, pid: int, code: int) -> None:
+        """A machine this one started has exited: a job still held by it fails its attempt."""
+        owner = owner_of(machine, pid)
+        for handed in [h for h in self.handed.values() if h.owner == owner]:
+            with contextlib.suppress(StateMachineError):
+                job = self.store.get_job(handed.job_id)
+                if job is not None and job.status == "processing" and job.lease_owner == owner:
+                    self.fail_lost_holder(job, f"machine {machine} exited with code {code}")
+        self.job_news.set()
+
+    async def wait_news(self, seconds: float) -> None:
+        """Wait until `job_news` is set or `seconds` pass on the machine's clock."""
+        news = asyncio.ensure_future(self.job_news.wait())
+        sleep = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({news, sleep}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (news, sleep):
+                task.cancel()
+            await asyncio.gather(news, sleep, return_exceptions=True)
+
+    def adopt_job(self, job_id: str, context: dict[str, Any]) -> bool:
+        """Hold the job `job_id` handed to this machine process by the machine that started
+        it; a job that is not (or no longer) ours is left alone with a warning."""
+        self.adopted = job_id
+        job = self.store.get_job(job_id)
+        if job is None or job.status != "processing" or job.lease_owner != self.owner:
+            found = "no such job" if job is None else f"{job.status}, held by {job.lease_owner}"
+            logger.warning(
+                "[%s] job %s was not handed to this process (%s); running without it",
+                self.machine_name,
+                job_id,
+                found,
+            )
+            return False
+        self.hold_job(job, None, context, by_id=True)
+        logger.info("[%s] holding job %s handed over at start", self.machine_name, job_id)
+        return True
+
     def release_job(self, context: dict[str, Any]) -> None:
         """Give the held job back to the queue without counting the attempt (on stop)."""
         job = self.job
@@ -173,7 +294,7 @@ class Runtime:
         prefix = self.owner.rsplit(":", 1)[0] + ":"
         for job in self.store.list_jobs(status="processing", limit=1000):
             owner = job.lease_owner or ""
-            if owner.startswith(prefix):
+            if owner.startswith(prefix) and owner != self.owner:
                 error = f"worker {owner} died while running the job"
                 delay = self._retry_delay_for(job)
                 status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
@@ -190,6 +311,7 @@ class Runtime:
     def consume(self, event: MachineEvent, context: dict[str, Any]) -> None:
         """Take `event` as the event being handled; marked processed when the step commits."""
         self.consumed_event = event
+        self.progress += 1
         context["event_data"] = event.as_context()
         spec = self.definition.events.get(event.event_type)
         if spec is not None and spec.context_map:

@@ -58,8 +58,11 @@ class Store(Protocol):
         """Atomically claim the next runnable job (or the given one); None when there is none."""
         ...
 
-    def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
-        """Extend the lease; False when the lease was lost."""
+    def heartbeat(
+        self, job_id: str, owner: str, lease_seconds: float, *, to: str | None = None
+    ) -> bool:
+        """Extend the lease (handing it to owner `to` when given: the job moves to another
+        machine with its attempt); False when the lease was lost."""
         ...
 
     def complete_job(self, job_id: str, owner: str, result: Any = None) -> bool: ...

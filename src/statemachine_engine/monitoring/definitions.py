@@ -14,6 +14,7 @@ from typing import Any
 
 from statemachine_engine.config.loader import parse_definition
 from statemachine_engine.config.model import WILDCARD, MachineDefinition, Transition
+from statemachine_engine.config.params import Declaration
 
 
 class _AnyName(frozenset[str]):
@@ -29,6 +30,9 @@ class _PermissiveCatalog:
 
     def provides(self, action_type: str) -> frozenset[str] | None:
         return None
+
+    def declaration(self, action_type: str) -> Declaration:
+        return Declaration()
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9 _.,:/()+=@-]")

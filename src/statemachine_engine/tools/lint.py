@@ -42,6 +42,13 @@ CODES: Mapping[str, tuple[str, str]] = {
     "SM106": (WARNING, "bash action without a success event where the state needs one"),
     "SM107": (INFO, "placeholder root no action is known to set"),
     "SM108": (WARNING, "send_event to a machine no validated config defines"),
+    "SM109": (WARNING, "action's default event without a transition"),
+    "SM110": (WARNING, "action that can never run"),
+    "SM111": (ERROR, "missing required action parameter"),
+    "SM112": (ERROR, "unknown action parameter"),
+    "SM113": (ERROR, "action parameter of the wrong type"),
+    "SM114": (WARNING, "cycle of instant actions that cannot end"),
+    "SM115": (INFO, "cycle of instant actions (bounded by max_instant_steps)"),
 }
 
 _NOQA_RE = re.compile(r"#\s*noqa:\s*(SM\d{3}(?:\s*,\s*SM\d{3})*)")
@@ -93,7 +100,7 @@ class Finding:
 def from_config_error(error: ConfigError, source: str) -> Finding:
     """A load-time error as an SM001 finding."""
     return Finding(
-        "SM001",
+        error.code or "SM001",
         error.message,
         error.file or source,
         error.line,

@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Failure, Param
 from statemachine_engine.errors import ActionError
 
 OUTPUT_CAP = 1024 * 1024
@@ -22,6 +22,8 @@ READ_GRACE = 1.0
 """Seconds to finish reading output after the process group is gone (a detached
 grandchild may still hold the pipes)."""
 DEFAULT_TIMEOUT = 30.0
+REASON_TAIL = 2000
+"""Characters of stderr kept in a failure's reason (the job's error)."""
 
 
 class _Capture:
@@ -87,7 +89,28 @@ class BashAction(BaseAction):
     command (the way to pass big values), `env` adds variables, `cwd` sets the directory,
     `pass_env` lists secret variables (e.g. STATEMACHINE_DB) the command may inherit.
     Background processes still running when the command exits are killed with it.
+    A non-zero exit, a mapped code and a timeout are failures: the reason (exit code and the
+    tail of stderr, or the timeout) becomes the held job's error.
     """
+
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("command", "text", required=True, doc="the command; placeholders are escaped"),
+            Param(
+                "timeout", "number", doc="seconds before the process group is killed", default=30
+            ),
+            Param("stdin", doc="a value fed to the command's standard input"),
+            Param("env", "map", doc="extra environment variables"),
+            Param("cwd", "text", doc="working directory"),
+            Param("pass_env", "list", doc="secret variables the command may inherit"),
+            Param("error_mappings", "map", doc="exit code -> failure event", failure_map=True),
+        ),
+        emits=(
+            Emits("success", "job_done", doc="exit code 0"),
+            Emits("error", "error", failure=True, doc="a non-zero exit code not mapped"),
+            Emits("timeout_event", None, failure=True, doc="the timeout (default: `error`)"),
+        ),
+    )
 
     provides: ClassVar[frozenset[str] | None] = frozenset(
         {
@@ -138,26 +161,31 @@ class BashAction(BaseAction):
         code = transport.get_returncode()
         context.update(stdout=out, stderr=err, exit_code=code, output=out.strip())
         if timed_out:
+            reason = f"command timed out after {timeout:g}s; its process group was killed"
             context.update(
-                last_error=f"command timed out after {timeout:g}s; its process group was killed",
+                last_error=reason,
                 last_error_action="bash",
                 last_error_command=command,
                 last_error_exit_code=code,
             )
-            return self.event("timeout_event", self.event("error", "error"))
+            return Failure(self.event("timeout_event", self.event("error", "error")) or "", reason)
         if code == 0:
             return self.event("success", "job_done")
-        context.update(
-            last_error=(err.strip() or f"command exited with code {code}")[-2000:],
-            last_error_action="bash",
-            last_error_command=command,
-            last_error_exit_code=code,
-        )
         mappings = self.config.get("error_mappings") or {}
         if not isinstance(mappings, Mapping):
             raise ActionError("bash: 'error_mappings' must map exit codes to event names")
         mapped = mappings.get(code, mappings.get(str(code)))
-        return str(mapped) if mapped is not None else self.event("error", "error")
+        event = str(mapped) if mapped is not None else self.event("error", "error") or "error"
+        tail = err.strip()[-REASON_TAIL:]
+        named = f" ({event})" if mapped is not None else ""
+        reason = f"exit code {code}{named}" + (f": {tail}" if tail else "")
+        context.update(
+            last_error=reason,
+            last_error_action="bash",
+            last_error_command=command,
+            last_error_exit_code=code,
+        )
+        return Failure(event, reason)
 
     async def _run(
         self,

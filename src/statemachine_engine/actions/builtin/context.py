@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 from statemachine_engine.errors import ActionError
 
 
@@ -15,6 +15,16 @@ class SetContextAction(BaseAction):
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("key", "text", doc="the context key to set"),
+            Param("value", doc="its value (type kept)"),
+            Param("values", "map", doc="several keys at once"),
+            Param("context", "map", doc="the same, as the released package spells it"),
+        ),
+        emits=(Emits("success", None),),
+        one_of=(("key", "values", "context"),),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         mapping_key = next((k for k in ("values", "context") if k in self.config), None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 from statemachine_engine.errors import ActionError, StateMachineError
 
 
@@ -13,6 +13,10 @@ class CheckEventsAction(BaseAction):
     (no_events). The event is marked processed together with the step it causes."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset({"event_data"})
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(),
+        emits=(Emits("empty", "no_events", doc="no pending event (the machine parks)"),),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
@@ -27,6 +31,7 @@ class ClearEventsAction(BaseAction):
     """Drop every pending event for this machine; returns `success` if configured."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    declaration: ClassVar[Declaration] = Declaration(params=(), emits=(Emits("success", None),))
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         count = self.runtime.store.clear_events(self.runtime.machine_name)
@@ -41,6 +46,18 @@ class SendEventAction(BaseAction):
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("target_machine", "text", doc="the machine to send to"),
+            Param("target", "text", doc="the same, as the released package spells it"),
+            Param("event_type", "text", doc="the event"),
+            Param("event", "text", doc="the same, as the released package spells it"),
+            Param("payload", doc="any value (type kept)"),
+            Param("job_id", "text", doc="job the event is about (default: the held one)"),
+        ),
+        emits=(Emits("success", None),),
+        one_of=(("target_machine", "target"), ("event_type", "event")),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         from statemachine_engine.transport.runtime_dir import validate_machine_name

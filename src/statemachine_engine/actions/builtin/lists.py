@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 from statemachine_engine.errors import ActionError
 
 
@@ -24,6 +24,14 @@ class AddToListAction(BaseAction):
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("list_key", "text", required=True, doc="the context key holding the list"),
+            Param("value", doc="the value to append (type kept)"),
+            Param("unique", "bool", doc="do not add a value already there"),
+        ),
+        emits=(Emits("success", None),),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = str(self.param("list_key", context))
@@ -42,6 +50,14 @@ class PopFromListAction(BaseAction):
 
     provides: ClassVar[frozenset[str] | None] = frozenset({"popped_item"})
     instant: ClassVar[bool] = True
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("list_key", "text", required=True, doc="the context key holding the list"),
+            Param("position", "name", doc="first (default) or last"),
+            Param("store_as", "text", doc="context key for the item (default popped_item)"),
+        ),
+        emits=(Emits("success", None), Emits("empty", "list_empty", doc="the list is empty")),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         key = str(self.param("list_key", context))

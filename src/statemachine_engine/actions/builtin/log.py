@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -22,6 +22,13 @@ class LogAction(BaseAction):
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("message", "text", doc="the line; placeholders rendered"),
+            Param("level", "name", doc="debug, info (default), success, warning or error"),
+        ),
+        emits=(Emits("success", None),),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         from statemachine_engine.core.interpolate import render_text

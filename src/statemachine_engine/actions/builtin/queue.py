@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 from statemachine_engine.database.records import Job
 from statemachine_engine.errors import ActionError
 
@@ -15,10 +15,10 @@ class _ClaimAction(BaseAction):
     provides: ClassVar[frozenset[str] | None] = _JOB_KEYS
     instant: ClassVar[bool] = True
 
-    def _took(self, job: Job | None, context: dict[str, Any]) -> str | None:
+    def _took(self, job: Job | None, context: dict[str, Any], *, by_id: bool) -> str | None:
         if job is None:
             return self.event("empty", "no_jobs")
-        self.runtime.hold_job(job, str(context.get("current_state", "")), context)
+        self.runtime.hold_job(job, str(context.get("current_state", "")), context, by_id=by_id)
         self.logger.info(
             "[%s] claimed job %s (attempt %d)",
             context.get("machine_name"),
@@ -35,6 +35,17 @@ class CheckDatabaseQueueAction(_ClaimAction):
     type are claimed. `machine_type` (optional) restricts to jobs addressed to that type.
     """
 
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("job_type", "name", doc="job type to claim (default: `metadata.job_type`)"),
+            Param("machine_type", "name", doc="only jobs addressed to this machine type"),
+        ),
+        emits=(
+            Emits("success", "new_job", doc="a job was claimed"),
+            Emits("empty", "no_jobs", doc="no runnable job (the machine parks)"),
+        ),
+    )
+
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
         if runtime.job is not None:
@@ -45,12 +56,23 @@ class CheckDatabaseQueueAction(_ClaimAction):
             None if job_type is None else str(job_type),
             machine_type=None if machine_type is None else str(machine_type),
         )
-        return self._took(job, context)
+        return self._took(job, context, by_id=False)
 
 
 class ClaimJobAction(_ClaimAction):
     """Claim the job `job_id` → `success` (new_job), or `already_claimed` when it is not
-    runnable. Claiming while another job is held is an error (its lease would leak)."""
+    runnable. Claiming while another job is held is an error (its lease would leak).
+
+    A job claimed by id is never completed by returning to this state: `complete_job` /
+    `fail_job` end it, here or in the machine `start_fsm` hands it to."""
+
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(Param("job_id", "text", required=True, doc="the job to claim"),),
+        emits=(
+            Emits("success", "new_job", doc="the job was claimed"),
+            Emits("already_claimed", "already_claimed", doc="the job is not runnable"),
+        ),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
@@ -60,36 +82,65 @@ class ClaimJobAction(_ClaimAction):
                 return self.event("success", "new_job")
             raise ActionError(
                 f"claim_job: already holding job {runtime.job.job_id!r}; "
-                "complete or fail it before claiming another"
+                "complete, fail or hand it over (start_fsm) before claiming another"
             )
         job = runtime.claim_job(None, lease_seconds=runtime.lease_seconds, job_id=job_id)
         if job is None:
             return self.event("already_claimed", "already_claimed")
-        return self._took(job, context)
+        return self._took(job, context, by_id=True)
+
+
+def _held(action: str, job_id: Any, context: dict[str, Any], runtime: Any) -> None:
+    """Check that `job_id` (when given) names the job this machine holds."""
+    if job_id is None:
+        return
+    held = runtime.job
+    if held is None or held.job_id != str(job_id):
+        holding = f"it holds {held.job_id!r}" if held is not None else "it holds no job"
+        raise ActionError(f"{action}: job {str(job_id)!r} is not held by this machine ({holding})")
 
 
 class CompleteJobAction(BaseAction):
-    """Complete the current job when the step commits; `result` (optional) is stored."""
+    """Complete the held job when the step commits; `result` (optional) is stored. `job_id`
+    (optional) names the job: it must be the one this machine holds (claimed here or handed
+    over by `start_fsm`), else the action fails."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("result", doc="stored as the job's result"),
+            Param("job_id", "text", doc="the job to complete (default: the held one)"),
+        ),
+        emits=(Emits("success", None),),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         result = self.param("result", context, None)
+        _held("complete_job", self.param("job_id", context, None), context, self.runtime)
         if not self.runtime.complete_job(result):
             self.logger.warning("[%s] complete_job: no current job", context.get("machine_name"))
         return self.event("success", None)
 
 
 class FailJobAction(BaseAction):
-    """Fail this attempt of the current job with `message`; retried with backoff unless
-    `retry: false`, failed for good at max attempts."""
+    """Fail this attempt of the held job with `message`; retried with backoff unless
+    `retry: false`, failed for good at max attempts. `job_id` as for `complete_job`."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("message", "text", doc="the error (default: `last_error`)"),
+            Param("retry", "bool", doc="false: failed for good at once"),
+            Param("job_id", "text", doc="the job to fail (default: the held one)"),
+        ),
+        emits=(Emits("success", None),),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         message = self.param("message", context, None) or context.get("last_error") or "failed"
+        _held("fail_job", self.param("job_id", context, None), context, self.runtime)
         retry = self.config.get("retry", True)
         if isinstance(retry, str):
             retry = retry.strip().lower() not in ("false", "no", "off", "0")

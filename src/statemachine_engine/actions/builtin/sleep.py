@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from statemachine_engine.actions.base import BaseAction
+from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 
 
 class SleepAction(BaseAction):
     """Sleep `seconds` (or `duration`); returns `success` if configured."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("seconds", "number", doc="how long (default 1)"),
+            Param("duration", "number", doc="the same, as the released package spells it"),
+        ),
+        emits=(Emits("success", None),),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         seconds = float(self.param("seconds", context, self.config.get("duration", 1)))

@@ -264,14 +264,16 @@ class JobQueue:
         jobs = self.conn.write(lambda tx: claim_next(tx, self.channels, claim, now))
         return jobs[0] if jobs else None
 
-    def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+    def heartbeat(
+        self, job_id: str, owner: str, lease_seconds: float, *, to: str | None = None
+    ) -> bool:
         expires = self.clock.now() + lease_seconds
 
         def work(tx: Tx) -> bool:
             tx.rows(
-                "UPDATE jobs SET lease_expires_at = %s"
+                "UPDATE jobs SET lease_expires_at = %s, lease_owner = %s"
                 " WHERE job_id = %s AND lease_owner = %s AND status = 'processing'",
-                (expires, job_id, owner),
+                (expires, to or owner, job_id, owner),
             )
             return tx.changes() == 1
 

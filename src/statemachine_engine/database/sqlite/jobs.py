@@ -238,13 +238,15 @@ class JobQueue:
             jobs = claim_next(c, claim, self.clock.now())
         return jobs[0] if jobs else None
 
-    def heartbeat(self, job_id: str, owner: str, lease_seconds: float) -> bool:
+    def heartbeat(
+        self, job_id: str, owner: str, lease_seconds: float, *, to: str | None = None
+    ) -> bool:
         now = self.clock.now()
         with self.conn.write() as c:
             c.rows(
-                "UPDATE jobs SET lease_expires_at = ?"
+                "UPDATE jobs SET lease_expires_at = ?, lease_owner = ?"
                 " WHERE job_id = ? AND lease_owner = ? AND status = 'processing'",
-                (now + lease_seconds, job_id, owner),
+                (now + lease_seconds, to or owner, job_id, owner),
             )
             return c.changes() == 1
 
