@@ -48,6 +48,10 @@ MALFORMED = [
     "initial_state: a\nactions:\n  a:\n    - {command: ls}\n",
     "initial_state: a\ntemplate: 'yes'\n",
     "initial_state: a\nactions:\n  a:\n    - {type: bash, timeout: soon}\n",
+    "initial_state: a\nactions:\n  a:\n    - {type: bash, commnd: ls}\n",
+    "initial_state: a\nactions:\n  a:\n    - {type: bash, params: {command: ls, tiemout: 3}}\n",
+    "initial_state: a\nactions:\n  a:\n    - {type: claim_job}\n",
+    "initial_state: a\noptions: {on_eror: a}\n",
 ]
 
 

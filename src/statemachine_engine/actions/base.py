@@ -62,9 +62,9 @@ class BaseAction(ABC):
     def declared(cls) -> Declaration:
         """The declaration with `failure_events` merged in."""
         own = cls.declaration
-        if not cls.failure_events:
-            return own
-        return dataclasses.replace(own, failure_events=own.failure_events | cls.failure_events)
+        return dataclasses.replace(
+            own, failure_events=own.failure_events | cls.failure_events, instant=cls.instant
+        )
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = dict(config)

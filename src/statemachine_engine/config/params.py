@@ -40,7 +40,9 @@ class Param:
 @dataclass(frozen=True)
 class Emits:
     """An event the action returns: named by parameter `key` (so YAML can rename it), else
-    `default` (None: returned only when configured). `failure` marks a failure outcome."""
+    `default`. A default of None means: returned only when configured (otherwise the action
+    returns another of its events, or, for `success`, nothing). `failure` marks a failure
+    outcome."""
 
     key: str
     default: str | None
@@ -52,12 +54,17 @@ class Emits:
 class Declaration:
     """Everything an action says about itself. `params` None means undeclared (unchecked);
     `emits` None means its events are unknown. `one_of` lists groups of parameters of which
-    one must be given; `failure_events` are fixed event names that are failures."""
+    one must be given; `failure_events` are fixed event names that are failures.
+    `other_events`: it also returns event names it cannot list (received events);
+    `takes_input`: it takes work from outside (a claim); `instant` mirrors the class flag."""
 
     params: tuple[Param, ...] | None = None
     emits: tuple[Emits, ...] | None = None
     one_of: tuple[tuple[str, ...], ...] = ()
     failure_events: frozenset[str] = frozenset()
+    other_events: bool = False
+    takes_input: bool = False
+    instant: bool = False
     all_emits: tuple[Emits, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -114,6 +121,16 @@ def events_of(
     for _, name, is_failure in explicit_events(declaration, params):
         (failure if is_failure else success).add(name)
     return frozenset(success), frozenset(failure)
+
+
+def may_return_nothing(declaration: Declaration, params: Mapping[str, Any]) -> bool:
+    """True when the action may return no event (its `success` defaults to nothing)."""
+    if declaration.emits is None:
+        return True
+    return any(
+        e.key == "success" and e.default is None and _event_name(params.get(e.key)) is None
+        for e in declaration.all_emits
+    )
 
 
 def failure_events(declaration: Declaration, params: Mapping[str, Any]) -> frozenset[str]:

@@ -21,11 +21,17 @@ from statemachine_engine.config.model import (
     Position,
     Transition,
 )
+from statemachine_engine.config.params import (
+    ERROR_EVENT,
+    Declaration,
+    events_of,
+    explicit_events,
+    may_return_nothing,
+)
 from statemachine_engine.config.placeholders import BUILTIN_ROOTS, PLACEHOLDER_RE, keys_set_by
 from statemachine_engine.config.problems import close_matches
 from statemachine_engine.core.transitions import decide
 from statemachine_engine.errors import ConfigError
-from statemachine_engine.tools.outputs import explicit_outputs, outputs
 
 ERROR = "error"
 WARNING = "warning"
@@ -240,7 +246,7 @@ class _MachineLint:
         for state in self.d.states:
             found: set[str] | None = set()
             for spec in self.d.entry_actions.get(state, ()):
-                out = outputs(spec)
+                out = self.outputs(spec)
                 if out is None or found is None:
                     found = None
                 else:
@@ -264,8 +270,43 @@ class _MachineLint:
         yield from self.unproduced()
         yield from self.never_fire()
         yield from self.unhandled_outputs()
+        yield from self.unhandled_defaults()
         yield from self.bash_without_success()
+        yield from self.never_run()
+        yield from self.instant_cycles()
         yield from self.placeholders()
+
+    def declaration(self, spec: ActionSpec) -> Declaration:
+        try:
+            return self.machine.catalog.declaration(spec.type)
+        except ConfigError:
+            return Declaration()
+
+    def outputs(self, spec: ActionSpec) -> frozenset[str] | None:
+        """Every event the action may return (`error` included), or None if unknown."""
+        known = events_of(self.declaration(spec), spec.params)
+        if known is None:
+            return None
+        return known[0] | known[1] | {ERROR_EVENT}
+
+    def always_leaves(self, state: str, spec: ActionSpec) -> bool:
+        """True when every outcome of the action ends the state's action list: each event
+        has a transition from `state` or is a failure (which leaves or stops the list)."""
+        declaration = self.declaration(spec)
+        known = events_of(declaration, spec.params)
+        if known is None or declaration.other_events:
+            return False
+        if may_return_nothing(declaration, spec.params):
+            return False
+        return all(decide(self.d, state, event) is not None for event in known[0])
+
+    def waits_for_outside(self, state: str) -> bool:
+        """The state has transitions on events from outside (or timers): a machine that runs
+        its actions there and then waits is doing what it was written for."""
+        own = [t for t in self.d.transitions if t.source == state]
+        return any(
+            t.timeout is not None or t.event in self.external - self.wildcard_events for t in own
+        )
 
     def can_occur(self, state: str, transition: Transition) -> bool:
         if transition.timeout is not None:
@@ -378,7 +419,7 @@ class _MachineLint:
             if self.d.is_final(state):
                 continue
             for spec in self.d.entry_actions.get(state, ()):
-                for key, event in explicit_outputs(spec):
+                for key, event, _ in explicit_events(self.declaration(spec), spec.params):
                     if event in self.d.idle_events or decide(self.d, state, event):
                         continue
                     yield _at(
@@ -389,6 +430,108 @@ class _MachineLint:
                         f"add `- {{from: {state}, to: <state>, event: {event}}}` or change"
                         f" `{key}:`",
                     )
+
+    def unhandled_defaults(self) -> Iterator[Finding]:
+        """A built-in's default event (not configured) with no transition: the machine goes
+        on with the next action or, at the end of the list, waits without a word."""
+        for state in self.d.states:
+            if self.d.is_final(state):
+                continue
+            actions = self.d.entry_actions.get(state, ())
+            for index, spec in enumerate(actions):
+                last = index == len(actions) - 1
+                if last and spec.type == "bash":
+                    continue  # SM106 says it better
+                if last and self.waits_for_outside(state):
+                    continue
+                for emits in self.declaration(spec).all_emits:
+                    event = emits.default
+                    if emits.failure or event is None or emits.key in spec.params:
+                        continue
+                    if event in self.d.idle_events or decide(self.d, state, event):
+                        continue
+                    yield _at(
+                        "SM109",
+                        spec.pos,
+                        f"{spec.type} in state '{state}' returns '{event}' by default"
+                        f" (`{emits.key}:` is not set), which has no transition from"
+                        f" '{state}'",
+                        f"set `{emits.key}:` to the event of the transition that should"
+                        f" follow, or add `- {{from: {state}, to: <state>, event: {event}}}`",
+                    )
+
+    def never_run(self) -> Iterator[Finding]:
+        """Actions after one that always leaves the state can never run."""
+        for state in self.d.states:
+            actions = self.d.entry_actions.get(state, ())
+            for index, spec in enumerate(actions[:-1]):
+                if not self.always_leaves(state, spec):
+                    continue
+                for later in actions[index + 1 :]:
+                    yield _at(
+                        "SM110",
+                        later.pos,
+                        f"{later.type} in state '{state}' can never run: {spec.type} (line"
+                        f" {spec.pos.line}) before it always leaves the state",
+                        "move it before that action, or into the state that follows",
+                    )
+                break
+
+    def instant_cycles(self) -> Iterator[Finding]:
+        """Cycles of states that run only instant actions taking no outside input and fire
+        each other: the machine never waits while it goes round (§13.4 loop guard)."""
+        instant = {state for state in self.d.states if self.is_instant(state)}
+        edges: dict[str, list[Transition]] = {state: [] for state in instant}
+        for state in instant:
+            produced = self.produced.get(state) or frozenset()
+            for transition in self.d.outgoing(state):
+                if transition.event not in produced or transition.target not in instant:
+                    continue
+                if transition.target == state and transition.event in self.d.idle_events:
+                    continue
+                edges[state].append(transition)
+        for component in _cycles(edges):
+            states = sorted(component, key=self.d.states.index)
+            inside = [t for s in states for t in edges[s] if t.target in component]
+            first = min(inside, key=lambda t: (t.pos.line, t.pos.column))
+            path = " -> ".join([*states, states[0]])
+            leaves = any(self.may_leave(state, component) for state in states)
+            if leaves:
+                yield _at(
+                    "SM115",
+                    first.pos,
+                    f"states {path} run only instant actions and fire each other: the"
+                    " machine does not wait while it goes round (it stops with loop_detected"
+                    f" after {self.d.max_instant_steps} steps)",
+                    "fine for a bounded loop such as draining a list; raise"
+                    " options.max_instant_steps if it may run longer",
+                )
+            else:
+                yield _at(
+                    "SM114",
+                    first.pos,
+                    f"states {path} run only instant actions and fire each other with no way"
+                    " out: an endless loop (stopped by loop_detected after"
+                    f" {self.d.max_instant_steps} steps)",
+                    "give the cycle an exit, or a step that waits (an event, a timeout(N), a job)",
+                )
+
+    def is_instant(self, state: str) -> bool:
+        actions = self.d.entry_actions.get(state, ())
+        if not actions or self.d.is_final(state):
+            return False
+        declarations = [self.declaration(spec) for spec in actions]
+        return all(d.instant and not d.takes_input for d in declarations)
+
+    def may_leave(self, state: str, component: set[str]) -> bool:
+        """True when the machine may leave `component` from `state`: an event it produces
+        leads outside, or its actions may run out without firing (then it waits)."""
+        produced = self.produced.get(state) or frozenset()
+        for transition in self.d.outgoing(state):
+            if transition.event in produced and transition.target not in component:
+                return True
+        actions = self.d.entry_actions.get(state, ())
+        return not any(self.always_leaves(state, spec) for spec in actions)
 
     def bash_without_success(self) -> Iterator[Finding]:
         for state in self.d.states:
@@ -449,6 +592,40 @@ class _MachineLint:
                         "declare `provides = frozenset({...})` on the custom action class, or"
                         " give the key a default under `context:`",
                     )
+
+
+def _cycles(edges: Mapping[str, Sequence[Transition]]) -> list[set[str]]:
+    """The strongly connected components of the graph that contain a cycle (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for transition in edges.get(node, ()):
+            target = transition.target
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component: set[str] = set()
+            while True:
+                member = stack.pop()
+                component.add(member)
+                if member == node:
+                    break
+            looped = len(component) > 1 or any(t.target == node for t in edges.get(node, ()))
+            if looped:
+                found.append(component)
+
+    for node in edges:
+        if node not in index:
+            visit(node)
+    return found
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -16,97 +16,84 @@ from typing import Any
 
 from statemachine_engine.actions.builtin import BUILTINS
 from statemachine_engine.config.loader import TOP_LEVEL_KEYS
-from statemachine_engine.tools.outputs import EVENT_PARAMS
+from statemachine_engine.config.params import COMMON_KEYS, Declaration
 
 SCHEMA_ID = "https://statemachine-engine.invalid/schema/machine.json"
 _NAME = {"type": "string", "minLength": 1}
 _EVENT = {"type": "string", "minLength": 1, "description": "name of the event to return"}
 
-_ACTION_PARAMS: dict[str, dict[str, Any]] = {
-    "bash": {
-        "command": {"type": "string", "description": "bash command; placeholders are escaped"},
-        "timeout": {"type": ["number", "null"], "description": "seconds (default 30)"},
-        "stdin": {"description": "value fed to the command's standard input"},
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "cwd": {"type": "string"},
-        "pass_env": {"type": "array", "items": {"type": "string"}},
-        "error_mappings": {
-            "type": "object",
-            "description": "exit code -> event",
-            "additionalProperties": {"type": "string"},
-        },
-    },
-    "log": {"message": {"type": "string"}, "level": {"type": "string"}},
-    "activity_log": {"message": {"type": "string"}, "level": {"type": "string"}},
-    "sleep": {"seconds": {"type": ["number", "string"]}, "duration": {"type": "number"}},
-    "check_database_queue": {"job_type": {"type": "string"}, "machine_type": {"type": "string"}},
-    "claim_job": {"job_id": {"type": ["string", "integer"]}},
-    "complete_job": {"result": {}},
-    "fail_job": {"message": {"type": "string"}, "retry": {"type": "boolean"}},
-    "get_pending_jobs": {
-        "job_type": {"type": "string"},
-        "machine_type": {"type": "string"},
-        "limit": {"type": ["integer", "string"]},
-        "store_as": {"type": "string"},
-    },
-    "wait_for_jobs": {
-        "job_ids": {},
-        "job_ids_key": {"type": "string"},
-        "poll_interval": {"type": ["number", "string"]},
-        "timeout": {"type": ["number", "string", "null"]},
-        "store_as": {"type": "string"},
-    },
-    "send_event": {
-        "target_machine": {"type": "string"},
-        "target": {"type": "string"},
-        "event_type": {"type": "string"},
-        "event": {"type": "string"},
-        "payload": {},
-        "job_id": {"type": ["string", "integer"]},
-    },
-    "check_machine_state": {
-        "target_machine": {"type": "string"},
-        "expected_states": {"type": "array", "items": {"type": "string"}},
-    },
-    "start_fsm": {
-        "yaml_path": {"type": "string"},
-        "config": {"type": "string"},
-        "machine_name": {"type": "string"},
-        "initial_context": {"type": ["object", "string"]},
-        "context_vars": {"type": "array", "items": {"type": "string"}},
-        "additional_args": {"type": "array", "items": {"type": "string"}},
-    },
-    "set_context": {
-        "key": {"type": "string"},
-        "value": {},
-        "values": {"type": "object"},
-        "context": {"type": "object"},
-    },
-    "add_to_list": {"list_key": {"type": "string"}, "value": {}, "unique": {"type": "boolean"}},
-    "pop_from_list": {
-        "list_key": {"type": "string"},
-        "position": {"enum": ["first", "last"]},
-        "store_as": {"type": "string"},
-    },
+_PLACEHOLDER = {"type": "string", "pattern": "\\{", "description": "a placeholder"}
+_KINDS: dict[str, dict[str, Any]] = {
+    "text": {"type": ["string", "number"]},
+    "name": _NAME,
+    "event": _EVENT,
+    "number": {"type": ["number", "string"]},
+    "int": {"type": ["integer", "string"]},
+    "bool": {"anyOf": [{"type": "boolean"}, _PLACEHOLDER]},
+    "list": {"anyOf": [{"type": "array"}, _PLACEHOLDER]},
+    "names": {"anyOf": [_NAME, {"type": "array", "items": _NAME}]},
+    "map": {"anyOf": [{"type": "object"}, _PLACEHOLDER]},
+    "any": {},
 }
+
+
+def _declared(name: str) -> Declaration:
+    from statemachine_engine.core.loader import ActionLoader
+
+    return ActionLoader(entry_points=()).resolve(name).declared()
+
+
+def _properties(declaration: Declaration) -> dict[str, Any]:
+    """Each parameter and event key of a built-in, described."""
+    properties: dict[str, Any] = {
+        key: {"description": "(accepted, no effect)"} for key in COMMON_KEYS
+    }
+    for param in declaration.params or ():
+        properties[param.name] = {**_KINDS[param.kind], "description": param.doc}
+    for emits in declaration.all_emits:
+        default = f" (default {emits.default})" if emits.default else ""
+        kind = "failure" if emits.failure else "event"
+        properties[emits.key] = {**_EVENT, "description": f"{kind}: {emits.doc}{default}"}
+    properties["description"] = {"type": "string"}
+    return properties
+
+
+def _required(names: tuple[str, ...]) -> dict[str, Any]:
+    """One of `names` given flat or under `params:`."""
+    flat = [{"required": [name], "properties": {name: {}}} for name in names]
+    nested = [
+        {
+            "required": ["params"],
+            "properties": {
+                "params": {"type": "object", "required": [name], "properties": {name: {}}}
+            },
+        }
+        for name in names
+    ]
+    return {"anyOf": flat + nested}
 
 
 def _action_schema() -> dict[str, Any]:
     """An action: `type` (a built-in offered for completion, or any custom name) and its
-    parameters, flat or under `params:`; known parameters of built-ins are described."""
+    parameters, flat or under `params:`. A built-in's parameters come from its declaration:
+    the required ones must be there and no other key is accepted."""
     branches = []
     for name in sorted(BUILTINS):
-        properties: dict[str, Any] = {key: dict(_EVENT) for key in EVENT_PARAMS.get(name, {})}
-        properties.update(_ACTION_PARAMS.get(name, {}))
+        declaration = _declared(name)
+        properties = _properties(declaration)
+        params = {"type": "object", "properties": properties, "additionalProperties": False}
+        groups: list[tuple[str, ...]] = [(p.name,) for p in declaration.params or () if p.required]
+        groups += list(declaration.one_of)
+        then: dict[str, Any] = {
+            "properties": {**properties, "type": {}, "params": params},
+            "additionalProperties": False,
+        }
+        if groups:
+            then["allOf"] = [_required(group) for group in groups]
         branches.append(
             {
                 "if": {"properties": {"type": {"const": name}}, "required": ["type"]},
-                "then": {
-                    "properties": {
-                        **properties,
-                        "params": {"type": "object", "properties": properties},
-                    }
-                },
+                "then": then,
             }
         )
     return {
@@ -209,9 +196,25 @@ def build_schema() -> dict[str, Any]:
             "context": {"type": "object", "description": "defaults for context keys"},
             "options": {
                 "type": "object",
+                "additionalProperties": False,
                 "properties": {
                     "idle_events": {"type": "array", "items": _NAME},
                     "jobs": {"type": "object"},
+                    "failure_events": {
+                        "type": "array",
+                        "items": _NAME,
+                        "description": "events that are failures whatever returns them",
+                    },
+                    "on_error": {
+                        "description": "where a failure without a transition goes: a state,"
+                        ' or a map state -> state ("*" for the others)',
+                        "anyOf": [_NAME, {"type": "object", "additionalProperties": _NAME}],
+                    },
+                    "max_instant_steps": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "steps without waiting before loop_detected (default 1000)",
+                    },
                 },
             },
             "machine_name": {"type": "string"},

@@ -14,8 +14,17 @@ class CheckEventsAction(BaseAction):
 
     provides: ClassVar[frozenset[str] | None] = frozenset({"event_data"})
     declaration: ClassVar[Declaration] = Declaration(
-        params=(),
+        params=(
+            Param(
+                "event_types", "names", doc="released package: accepted, events are read in order"
+            ),
+            Param(
+                "target_machine", "text", doc="released package: accepted, a machine reads its own"
+            ),
+        ),
         emits=(Emits("empty", "no_events", doc="no pending event (the machine parks)"),),
+        other_events=True,
+        takes_input=True,
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:

@@ -44,6 +44,7 @@ class CheckDatabaseQueueAction(_ClaimAction):
             Emits("success", "new_job", doc="a job was claimed"),
             Emits("empty", "no_jobs", doc="no runnable job (the machine parks)"),
         ),
+        takes_input=True,
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
@@ -72,6 +73,7 @@ class ClaimJobAction(_ClaimAction):
             Emits("success", "new_job", doc="the job was claimed"),
             Emits("already_claimed", "already_claimed", doc="the job is not runnable"),
         ),
+        takes_input=True,
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
