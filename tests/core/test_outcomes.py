@@ -11,7 +11,6 @@ from typing import Any, ClassVar
 import pytest
 
 from statemachine_engine.actions.base import BaseAction, Failure
-from statemachine_engine.clock import VirtualClock
 from statemachine_engine.core import ActionLoader
 from statemachine_engine.database.records import Job
 from statemachine_engine.database.sqlite import SQLiteStore

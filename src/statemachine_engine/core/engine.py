@@ -113,6 +113,7 @@ class StateMachineEngine:
         self._job_types = claimed_job_types(definition)
         self._conditions = Conditions()
         self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
+        self.runtime.retry_due = self._parking.retry_due
         # Events arrive with a doorbell (or a wake-up); without one since the last empty read
         # the store is read again only after the safety interval, as a parked machine would.
         self._events_maybe = True

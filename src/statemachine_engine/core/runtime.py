@@ -34,6 +34,10 @@ def owner_of(machine_name: str, pid: int | None = None) -> str:
     return f"{machine_name}@{socket.gethostname()}:{os.getpid() if pid is None else pid}"
 
 
+def _never(at: float) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class HandedJob:
     """A job this machine handed to a machine it started: who holds it, on which attempt."""
@@ -88,6 +92,8 @@ class Runtime:
     report_to: str | None = None
     #: Set when a job this machine waits for may have changed (a doorbell, a child's exit).
     job_news: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Called with the time a job failed here becomes claimable again (the engine looks then).
+    retry_due: Callable[[float], None] = _never
     commits: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
@@ -224,9 +230,10 @@ class Runtime:
         queue with backoff, or failed for good."""
         owner = job.lease_owner or ""
         error = f"{why} while holding the job"
-        status = self.store.fail_job(
-            job.job_id, owner, error, retry_delay=self._retry_delay_for(job)
-        )
+        delay = self._retry_delay_for(job)
+        status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
+        if status == "pending" and delay is not None:
+            self.retry_due(self.clock.now() + delay)
         if status is not None:
             log = logger.error if status == "failed" else logger.warning
             log(

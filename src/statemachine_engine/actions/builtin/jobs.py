@@ -25,7 +25,8 @@ def _number(action: str, name: str, value: Any, *, allow_zero: bool = False) -> 
 
 class GetPendingJobsAction(BaseAction):
     """List the runnable jobs of `job_type` (default: the machine's `metadata.job_type`, else
-    every type) — pending ones and those whose holder's lease expired — optionally only
+    every type) — pending ones whose run-after time has come, and those whose holder's lease
+    expired — optionally only
     those a `machine_type` may claim (its own and untargeted ones), in claim order
     (priority, then age), at most `limit`, without claiming them. The job views land in
     context `store_as` (default `pending_jobs`); returns `success` (jobs_found) or `empty`
@@ -57,6 +58,8 @@ class GetPendingJobsAction(BaseAction):
             for job in self._all(status, None if job_type is None else str(job_type)):
                 if status == "processing" and not _expired(job, now):
                     continue
+                if job.run_after > now:
+                    continue  # waiting out a retry backoff or a --run-after
                 if machine_type is None or job.machine_type in (None, str(machine_type)):
                     jobs.setdefault(job.job_id, job)
         oldest_first = reversed(jobs.values())  # list_jobs gives newest first; ties keep rowid
