@@ -59,9 +59,11 @@ unit: install pg
 site: cli-docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
-# The CLI reference page is generated from the parsers; a test fails when it is stale.
+# The CLI and actions reference pages are generated from the parsers and the action
+# declarations; a test fails when one is stale.
 cli-docs: install
 	$(PY) scripts/gen_cli_docs.py
+	$(PY) scripts/gen_actions_docs.py
 
 docs: cli-docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve

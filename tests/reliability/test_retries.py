@@ -40,7 +40,7 @@ def test_always_failing_job_backs_off_then_fails_with_history(
     job = db.get_job("always")
     assert job is not None
     assert job.attempts == MAX
-    assert list(job.errors) == [f"boom {n}" for n in range(1, MAX + 1)]
+    assert list(job.errors) == [f"exit code 3: boom {n}" for n in range(1, MAX + 1)]
     starts = [float(x) for x in (workdir / "marks" / "always").read_text().split()]
     assert len(starts) == MAX
     gaps = [b - a for a, b in itertools.pairwise(starts)]

@@ -96,3 +96,39 @@ async def test_page_follows_a_job_and_reports_an_error(
     await page.locator("#log li.err", has_text="kaboom").first.wait_for(timeout=10_000)
     assert await page.locator('#log li[data-kind="state_change"]').count() >= 3
     assert page_errors == []
+
+
+STAYER = """\
+name: Stayer
+initial_state: fetching
+states: [fetching, resting]
+actions:
+  fetching:
+    - {type: bash, command: "echo no route >&2; exit 4"}
+transitions:
+  - {from: fetching, to: resting, event: job_done}
+  - {from: fetching, to: resting, event: skip}
+  - {from: resting, to: fetching, event: again}
+"""
+
+
+async def test_a_machine_that_fails_and_stays_is_marked_until_it_moves_on(
+    machine: Any, ui_server: Any, browser: Any, shot: Any, store: Any
+) -> None:
+    stayer = await machine(STAYER, "stayer")
+    await stayer.engine.wait_parked(timeout=10)
+    page = await browser.new_page(viewport={"width": 1500, "height": 900})
+    await page.goto(ui_server.url + "/")
+    row = page.locator('#machines tr[data-name="stayer"]')
+    await row.locator(".alert-mark:not([hidden])").wait_for(timeout=10_000)
+    assert "exit code 4: no route" in (
+        await row.locator(".alert-mark").get_attribute("title") or ""
+    )
+    assert "alerting" in (await row.get_attribute("class") or "")
+    await page.screenshot(path=shot("machine-alert"), full_page=True)
+
+    store.send_event("stayer", "skip")
+    stayer.engine.wake()
+    await row.locator(".state", has_text="resting").wait_for(timeout=10_000)
+    await row.locator(".alert-mark[hidden]").wait_for(state="attached", timeout=10_000)
+    assert "alerting" not in (await row.get_attribute("class") or "")

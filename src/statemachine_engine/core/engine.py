@@ -382,8 +382,8 @@ class StateMachineEngine:
         name = type(action).__name__
         self.context["last_error"] = reason
         self.context.setdefault("last_error_action", name)
-        self._fail_attempt(reason)
         if transition is not None:
+            self._fail_attempt(reason)
             logger.warning(
                 "[%s] %s failed in %s (%s): %s", self.machine_name, name, self.state, event, reason
             )
@@ -393,6 +393,7 @@ class StateMachineEngine:
             target = self.runtime.job_state
         if target == self.state and self.definition.on_error_target(self.state) == self.state:
             target = None  # a failure inside the on_error state itself stays there
+        self._fail_attempt(reason, stays=target is None)
         where = f"going to {target}" if target is not None else "staying (no job held)"
         logger.error(
             "[%s] %s failed in %s with no transition on '%s': %s; %s",
@@ -408,10 +409,17 @@ class StateMachineEngine:
         pos = self.definition.state_pos.get(self.state, _NOWHERE)
         return Transition(self.state, target, str(event), pos)
 
-    def _fail_attempt(self, reason: str) -> None:
-        """A failure: alert the UI and fail the held job's attempt (unless an action of this
+    def _fail_attempt(self, reason: str, *, stays: bool = False) -> None:
+        """A failure: alert the UI (`stays`: the machine stays in this state, which the UI
+        marks until it moves on) and fail the held job's attempt (unless an action of this
         step already decided its outcome)."""
-        alert = {"machine_name": self.machine_name, "state": self.state, "error": reason}
+        alert: dict[str, Any] = {
+            "machine_name": self.machine_name,
+            "state": self.state,
+            "error": reason,
+        }
+        if stays:
+            alert["stays"] = True
         self.runtime.realtime.append(("error", alert))
         if self.runtime.job is not None and self.runtime.job_ack is None:
             self.runtime.fail_job(reason)
@@ -443,8 +451,8 @@ class StateMachineEngine:
         )
         self.context["last_error"] = reason
         self._instant_steps = 0
-        self._fail_attempt(reason)
         target = self.definition.on_error_target(self.state) or self.runtime.job_state
+        self._fail_attempt(reason, stays=target is None)
         logger.error(
             "[%s] %s; %s",
             self.machine_name,

@@ -17,6 +17,7 @@ const state = {
   definitionViews: new Map(), // digest -> definition view, once loaded
   log: [],
   errors: 0,
+  alerts: new Map(),        // name -> error of a failure the machine stays in
   selected: null,
   jobStatus: "",
   jobOffset: 0,
@@ -82,13 +83,21 @@ function parseJsonField(text, what) {
 
 function aliveClass(m) { return m.alive === true ? "dot alive" : m.alive === false ? "dot dead" : "dot"; }
 
+function alertMark(m) {
+  const error = state.alerts.get(m.machine_name);
+  const mark = el("span", { class: "alert-mark", title: error || "", text: "failed, waiting" });
+  mark.hidden = error === undefined;
+  return mark;
+}
+
 function machineRow(m) {
   const tr = el("tr", { data: { name: m.machine_name } },
-    el("td", { class: "name", text: m.machine_name }),
+    el("td", { class: "name" }, m.machine_name, " ", alertMark(m)),
     el("td", { class: "state", text: m.current_state }),
     el("td", { class: "since", text: ago(m.state_entered_at || m.updated_at) }),
     el("td", { class: "pid", text: m.pid ?? "" }),
     el("td", {}, el("span", { class: aliveClass(m), title: m.alive ? "alive" : "not running" })));
+  if (state.alerts.has(m.machine_name)) tr.classList.add("alerting");
   tr.addEventListener("click", () => selectMachine(m.machine_name));
   return tr;
 }
@@ -121,6 +130,8 @@ function updateMachineRow(m) {
   tr.querySelector(".since").textContent = ago(m.state_entered_at || m.updated_at);
   tr.querySelector(".pid").textContent = m.pid ?? "";
   tr.querySelector(".dot").className = aliveClass(m);
+  tr.querySelector(".alert-mark").replaceWith(alertMark(m));
+  tr.classList.toggle("alerting", state.alerts.has(m.machine_name));
   const cell = tr.querySelector(".state");
   if (cell.animate) cell.animate([{ background: "#ffd54f" }, { background: "transparent" }], 900);
 }
@@ -421,8 +432,13 @@ function applyEvent(e, live) {
     state.errors += 1;
     if (live) toast(`${e.machine_name || "job"}: ${summary(e)}`);
   }
-  if (!live) return;
+  // A machine that failed and stays where it is (no transition, no job to go back with)
+  // keeps an alert until it moves on.
   const m = e.machine_name && state.machines.get(e.machine_name);
+  if (e.kind === "error" && p.stays && e.machine_name) state.alerts.set(e.machine_name, p.error);
+  else if (e.kind === "state_change" && p.from_state !== p.to_state) state.alerts.delete(e.machine_name);
+  if (!live) return;
+  if (e.kind === "error" && m) updateMachineRow(m);
   if (e.kind === "state_change" && m) {
     m.previous_state = p.from_state;
     m.current_state = p.to_state;
@@ -458,6 +474,7 @@ function onSnapshot(snap) {
   state.machines = new Map(snap.machines.map((m) => [m.machine_name, m]));
   state.log = [];
   state.errors = 0;
+  state.alerts.clear();
   for (const e of snap.history) applyEvent(e, false);
   state.lastId = snap.last_id;
   state.jobCounts = snap.job_counts;
