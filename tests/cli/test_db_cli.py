@@ -93,6 +93,7 @@ def env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Env]:
     db_path = tmp_path / "sm.db"
+    open_store(f"sqlite:///{db_path}").close()  # an existing, empty database
     runtime = Path(tempfile.mkdtemp(prefix="smcli-"))  # short: socket paths are limited
     os.chmod(runtime, 0o700)
     monkeypatch.setenv("STATEMACHINE_DB", f"sqlite:///{db_path}")
@@ -173,7 +174,7 @@ def test_add_job_payload_shapes_store_and_claim(
 def test_add_job_invalid_json_is_one_line_and_adds_nothing(env: Env, text: str) -> None:
     message = env.run("add-job", "J", "--type", "t", "--payload", text).one_error_line()
     assert message.startswith("--payload is not valid JSON")
-    assert not env.db_path.exists()
+    assert job_count(env) == 0
 
 
 def test_add_job_payload_over_the_limit_is_refused(env: Env) -> None:
@@ -272,8 +273,9 @@ def test_reset_processing_releases_stuck_jobs(env: Env) -> None:
         env.run("add-job", job_id, "--type", job_type)
     store = env.store()
     try:
-        assert store.claim_job("a", "dead@1", job_id="A") is not None
-        assert store.claim_job("b", "dead@2") is not None
+        # Leases that have run out: their workers are stuck or gone.
+        assert store.claim_job("a", "dead@1", job_id="A", lease_seconds=-1) is not None
+        assert store.claim_job("b", "dead@2", lease_seconds=-1) is not None
         assert env.run("reset-processing", "--type", "b").out == (
             "released 1 processing job(s) of type 'b' back to pending\n"
         )
@@ -354,7 +356,11 @@ def test_send_event_rejects_bad_input_before_storing(env: Env) -> None:
     message = env.run("send-event", "--target", "../etc", "--type", "go").one_error_line()
     assert "invalid machine name" in message
     env.run("send-event", "--target", "w", "--type", "go", "--payload", "{").one_error_line()
-    assert not env.db_path.exists()
+    store = env.store()
+    try:
+        assert store.list_events() == []
+    finally:
+        store.close()
 
 
 # machine-status and history
