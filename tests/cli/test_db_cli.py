@@ -611,3 +611,85 @@ def test_concurrent_add_job_if_absent_both_succeed(env: Env) -> None:
     assert [r.out for r in results] == ["J1\n", "J1\n"]
     assert sum("already exists" in r.err for r in results) == 1
     assert job_count(env) == 1
+
+
+# a database that is not there, unbounded inputs
+
+
+READ_ONLY_COMMANDS = [
+    ("list-jobs",),
+    ("show-job", "J"),
+    ("machine-status",),
+    ("history",),
+    ("retry-job", "J"),
+    ("cancel-job", "J"),
+    ("reset-processing",),
+    ("prune", "--older-than", "1d"),
+    ("mark-stopped", "w"),
+]
+
+
+@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS, ids=lambda argv: argv[0])
+def test_commands_on_a_missing_database_refuse_and_create_nothing(
+    env: Env, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo" / "sub" / "sm.db"
+    message = env.run("--db", f"sqlite:///{missing}", *argv).one_error_line()
+    assert message == f"no database at {missing} (check --db or STATEMACHINE_DB)"
+    assert not (tmp_path / "typo").exists()
+    message = env.run("--db", f"sqlite:///{tmp_path / 'nope.db'}", *argv).one_error_line()
+    assert message.startswith("no database at ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm.db"]
+
+
+def test_writing_commands_say_once_that_they_created_the_database(env: Env, tmp_path: Path) -> None:
+    fresh = tmp_path / "new" / "fresh.db"
+    url = f"sqlite:///{fresh}"
+    first = env.run("--db", url, "add-job", "J1", "--type", "t")
+    assert (first.rc, first.out, first.err) == (0, "J1\n", f"created a new database at {fresh}\n")
+    second = env.run("--db", url, "add-job", "J2", "--type", "t")
+    assert (second.rc, second.err) == (0, "")
+    other = tmp_path / "events.db"
+    sent = env.run("--db", f"sqlite:///{other}", "send-event", "--target", "w", "--type", "go")
+    assert sent.rc == 0 and sent.err == f"created a new database at {other}\n"
+
+
+@pytest.mark.timeout(30)
+def test_payload_from_dev_zero_is_refused_after_the_limit(env: Env) -> None:
+    result = env.spawn("add-job", "J", "--type", "t", "--payload", "@/dev/zero")
+    assert result.one_error_line() == (
+        "--payload from /dev/zero is more than the limit of 1048576 bytes"
+    )
+    assert job_count(env) == 0
+
+
+@pytest.mark.timeout(30)
+def test_an_endless_stdin_pipe_is_refused_after_the_limit(env: Env) -> None:
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.run(
+            [str(CLI), "add-job", "J", "--type", "t", "--payload", "@-"],
+            stdin=yes.stdout,
+            capture_output=True,
+            text=True,
+            env=env.environ(),
+            timeout=20,
+        )
+    finally:
+        yes.kill()
+        yes.wait()
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert result.one_error_line() == "--payload from stdin is more than the limit of 1048576 bytes"
+
+
+@pytest.mark.timeout(30)
+def test_an_endless_fifo_payload_is_refused_after_the_limit(env: Env, tmp_path: Path) -> None:
+    fifo = tmp_path / "payload.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"yes > {fifo}"])
+    try:
+        result = env.spawn("add-job", "J", "--type", "t", "--data", f"@{fifo}")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.one_error_line() == f"--data from {fifo} is more than the limit of 1048576 bytes"

@@ -200,3 +200,49 @@ def test_reset_processing_spares_live_workers_unless_forced(
     result = procs.cli("reset-processing")
     assert result.returncode == 0 and result.stdout.startswith("released 1 ")
     assert job_status(db, "j1") == ("pending", 1)
+
+
+def _remove_database(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_whose_database_file_is_deleted_exits_1(
+    procs: Any, db: SQLiteStore, db_path: Path, kit: Any
+) -> None:
+    config = procs.config("worker", kit.worker_yaml("true"))
+    worker = procs.machine(config, "w")
+    kit.wait_until(lambda: "started in state" in procs.log(worker), 15, "the worker started")
+    _remove_database(db_path)
+    assert worker.wait(timeout=15) == 1  # the 1 s safety re-check notices
+    log = procs.log(worker)
+    assert f"database {db_path} was deleted while in use" in log, log
+    assert "Traceback" not in log
+    assert not db_path.exists(), "the worker must not recreate the file"
+
+
+@pytest.mark.timeout(60)
+def test_a_replaced_database_stops_its_worker_and_add_job_says_it_created_one(
+    procs: Any, db: SQLiteStore, db_path: Path, tmp_path: Path, kit: Any
+) -> None:
+    config = procs.config("worker", kit.worker_yaml("true"))
+    worker = procs.machine(config, "w")
+    kit.wait_until(lambda: "started in state" in procs.log(worker), 15, "the worker started")
+    _remove_database(db_path)
+    added = procs.cli("add-job", "J1", "--type", "task")
+    assert added.returncode == 0, added.stderr
+    assert added.stderr == f"created a new database at {db_path}\n"
+    assert worker.wait(timeout=15) == 1  # woken by the doorbell, or the safety re-check
+    log = procs.log(worker)
+    assert f"database {db_path} was" in log and ("replaced" in log or "deleted" in log), log
+    again = procs.cli("add-job", "J2", "--type", "task")
+    assert (again.returncode, again.stderr) == (0, "")
+    # A worker started on the new file runs the jobs that went there.
+    fresh = procs.machine(config, "w")
+    store = SQLiteStore(str(db_path))
+    try:
+        kit.wait_until(lambda: store.count_jobs().get("completed") == 2, 15, "jobs completed")
+    finally:
+        store.close()
+    assert fresh.poll() is None
