@@ -246,3 +246,57 @@ def test_a_replaced_database_stops_its_worker_and_add_job_says_it_created_one(
     finally:
         store.close()
     assert fresh.poll() is None
+
+
+@pytest.fixture
+def pg_url(tmp_path: Path) -> Iterator[str]:
+    import hashlib
+
+    from statemachine_engine.database.postgres import testing as pg_testing
+
+    schema = "i_" + hashlib.md5(str(tmp_path).encode(), usedforsecurity=False).hexdigest()[:20]
+    url = pg_testing.with_schema(pg_testing.check_server(), schema)
+    yield url
+    pg_testing.drop_schema(url)
+
+
+@pytest.mark.timeout(90)
+def test_a_twin_is_refused_on_postgresql_too(
+    procs: Any,
+    pg_url: str,
+    workdir: Path,
+    env: dict[str, str],
+    other_runtime_dir: Path,
+    kit: Any,
+) -> None:
+    from statemachine_engine.database.postgres import PostgresStore
+
+    store = PostgresStore(pg_url)
+    try:
+        procs.db_url = pg_url
+        config = procs.config("worker", kit.worker_yaml(HOLD))
+        store.add_job("task", job_id="j1")
+        first = procs.machine(config, "w")
+        kit.wait_until(lambda: started(workdir, "j1"), 20, "the first worker started j1")
+        twin_env = {**env, "STATEMACHINE_RUNTIME_DIR": str(other_runtime_dir)}
+        twin = procs.machine(config, "w", env=twin_env)
+        assert twin.wait(timeout=30) == 2
+        [line] = [x for x in procs.log(twin).splitlines() if x.strip()]
+        assert "'w' is already running" in line and f"pid {first.pid}" in line
+        row = store.get_machine("w")
+        assert row is not None and (row.status, row.pid) == ("running", first.pid)
+        assert row.pid_start == process_start(first.pid)
+        (workdir / "go").touch()
+
+        def done() -> bool:
+            job = store.get_job("j1")
+            return job is not None and (job.status, job.attempts, job.errors) == (
+                "completed",
+                1,
+                (),
+            )
+
+        kit.wait_until(done, 20, "j1 completed once by the first worker")
+        assert first.poll() is None
+    finally:
+        store.close()
