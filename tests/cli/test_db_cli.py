@@ -367,10 +367,16 @@ def test_send_event_rejects_bad_input_before_storing(env: Env) -> None:
 
 
 def register(store: Store, name: str, pid: int) -> None:
-    definition = {"definition_name": "w", "definition_hash": f"h-{name}", "definition_text": "{}"}
-    host = socket.gethostname()
     store.register_machine(
-        name, "idle", pid=pid, hostname=host, config_path="w.yaml", at=time.time(), **definition
+        name,
+        "idle",
+        pid=pid,
+        hostname=socket.gethostname(),
+        config_path="w.yaml",
+        definition_name="w",
+        definition_hash=f"h-{name}",
+        definition_text="{}",
+        at=time.time(),
     )
 
 
