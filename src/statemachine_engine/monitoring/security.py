@@ -45,7 +45,7 @@ SECURITY_HEADERS = [
 
 _PORT = r"(?::(?P<port>[0-9]{1,5}))?"
 _HOST_RE = re.compile(
-    r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?))" + _PORT
+    r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?))" + _PORT
 )
 _IPV6_LOOPBACK = ipaddress.IPv6Address("::1")
 
@@ -123,7 +123,9 @@ class Guard:
         bind = self.bind_host.strip().lower().strip("[]")
         if bind in WILDCARD_HOSTS:
             return self.token is not None
-        return name == host_name(bind)
+        with contextlib.suppress(ValueError):
+            bind = str(ipaddress.ip_address(bind))
+        return name == bind
 
     def origin_allowed(self, origin: str | None, host_header: str | None) -> bool:
         """Same-origin only: an Origin must carry the very host:port the request was sent to."""
