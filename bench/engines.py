@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import threading
 import time
@@ -310,7 +309,12 @@ class Released(Engine):
             check=True,
             capture_output=True,
         )
-        self.db = sqlite3.connect(self.db_path, timeout=30)
+        # apsw, not the stdlib sqlite3 module: this process also holds our Store, and two
+        # SQLite libraries in one process break each other's POSIX locks (docs/reliability.md).
+        import apsw
+
+        self.db = apsw.Connection(str(self.db_path))
+        self.db.set_busy_timeout(30_000)
         self._db_cursor = 0
         self._db_polled = 0.0
 
@@ -340,12 +344,11 @@ class Released(Engine):
             "SELECT id, machine_name, event_type, payload FROM realtime_events"
             " WHERE id > ? AND event_type IN ('state_change', 'machine_registered') ORDER BY id",
             (self._db_cursor,),
-        ).fetchall()
-        self.db.commit()  # end the read transaction so writers are not held up
+        ).fetchall()  # autocommit: the read transaction ends here, writers are not held up
         for row_id, name, kind, text in rows:
-            self._db_cursor = row_id
+            self._db_cursor = int(str(row_id))
             with contextlib.suppress(ValueError, KeyError, TypeError):
-                self.sink.record(kind, name, json.loads(text))
+                self.sink.record(str(kind), str(name), json.loads(str(text)))
 
     def enqueue(self, job_type: str, count: int = 1) -> float:
         # The same row its `statemachine-db add-job` / JobModel.create_job writes; one
@@ -374,7 +377,7 @@ class Released(Engine):
         row = self.db.execute(
             "SELECT count(*) FROM jobs WHERE job_type = ? AND status = 'completed'", (job_type,)
         ).fetchone()
-        return int(row[0])
+        return int(str(row[0])) if row is not None else 0
 
     def new_transitions(self) -> list[Transition]:
         self._poll_fallback()

@@ -68,6 +68,10 @@ class DuplicateJobError(StoreError):
         super().__init__(f"job {job_id!r} already exists")
 
 
+class MachineRunningError(StoreError):
+    """A machine of this name already runs against the database (a start is refused)."""
+
+
 class NotFoundError(StoreError):
     """A job, machine or event asked for does not exist."""
 

@@ -93,6 +93,7 @@ def env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> Iterator[Env]:
     db_path = tmp_path / "sm.db"
+    open_store(f"sqlite:///{db_path}").close()  # an existing, empty database
     runtime = Path(tempfile.mkdtemp(prefix="smcli-"))  # short: socket paths are limited
     os.chmod(runtime, 0o700)
     monkeypatch.setenv("STATEMACHINE_DB", f"sqlite:///{db_path}")
@@ -173,7 +174,7 @@ def test_add_job_payload_shapes_store_and_claim(
 def test_add_job_invalid_json_is_one_line_and_adds_nothing(env: Env, text: str) -> None:
     message = env.run("add-job", "J", "--type", "t", "--payload", text).one_error_line()
     assert message.startswith("--payload is not valid JSON")
-    assert not env.db_path.exists()
+    assert job_count(env) == 0
 
 
 def test_add_job_payload_over_the_limit_is_refused(env: Env) -> None:
@@ -272,8 +273,9 @@ def test_reset_processing_releases_stuck_jobs(env: Env) -> None:
         env.run("add-job", job_id, "--type", job_type)
     store = env.store()
     try:
-        assert store.claim_job("a", "dead@1", job_id="A") is not None
-        assert store.claim_job("b", "dead@2") is not None
+        # Leases that have run out: their workers are stuck or gone.
+        assert store.claim_job("a", "dead@1", job_id="A", lease_seconds=-1) is not None
+        assert store.claim_job("b", "dead@2", lease_seconds=-1) is not None
         assert env.run("reset-processing", "--type", "b").out == (
             "released 1 processing job(s) of type 'b' back to pending\n"
         )
@@ -354,17 +356,27 @@ def test_send_event_rejects_bad_input_before_storing(env: Env) -> None:
     message = env.run("send-event", "--target", "../etc", "--type", "go").one_error_line()
     assert "invalid machine name" in message
     env.run("send-event", "--target", "w", "--type", "go", "--payload", "{").one_error_line()
-    assert not env.db_path.exists()
+    store = env.store()
+    try:
+        assert store.list_events() == []
+    finally:
+        store.close()
 
 
 # machine-status and history
 
 
 def register(store: Store, name: str, pid: int) -> None:
-    definition = {"definition_name": "w", "definition_hash": f"h-{name}", "definition_text": "{}"}
-    host = socket.gethostname()
     store.register_machine(
-        name, "idle", pid=pid, hostname=host, config_path="w.yaml", at=time.time(), **definition
+        name,
+        "idle",
+        pid=pid,
+        hostname=socket.gethostname(),
+        config_path="w.yaml",
+        definition_name="w",
+        definition_hash=f"h-{name}",
+        definition_text="{}",
+        at=time.time(),
     )
 
 
@@ -605,3 +617,85 @@ def test_concurrent_add_job_if_absent_both_succeed(env: Env) -> None:
     assert [r.out for r in results] == ["J1\n", "J1\n"]
     assert sum("already exists" in r.err for r in results) == 1
     assert job_count(env) == 1
+
+
+# a database that is not there, unbounded inputs
+
+
+READ_ONLY_COMMANDS = [
+    ("list-jobs",),
+    ("show-job", "J"),
+    ("machine-status",),
+    ("history",),
+    ("retry-job", "J"),
+    ("cancel-job", "J"),
+    ("reset-processing",),
+    ("prune", "--older-than", "1d"),
+    ("mark-stopped", "w"),
+]
+
+
+@pytest.mark.parametrize("argv", READ_ONLY_COMMANDS, ids=lambda argv: argv[0])
+def test_commands_on_a_missing_database_refuse_and_create_nothing(
+    env: Env, tmp_path: Path, argv: tuple[str, ...]
+) -> None:
+    missing = tmp_path / "typo" / "sub" / "sm.db"
+    message = env.run("--db", f"sqlite:///{missing}", *argv).one_error_line()
+    assert message == f"no database at {missing} (check --db or STATEMACHINE_DB)"
+    assert not (tmp_path / "typo").exists()
+    message = env.run("--db", f"sqlite:///{tmp_path / 'nope.db'}", *argv).one_error_line()
+    assert message.startswith("no database at ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sm.db"]
+
+
+def test_writing_commands_say_once_that_they_created_the_database(env: Env, tmp_path: Path) -> None:
+    fresh = tmp_path / "new" / "fresh.db"
+    url = f"sqlite:///{fresh}"
+    first = env.run("--db", url, "add-job", "J1", "--type", "t")
+    assert (first.rc, first.out, first.err) == (0, "J1\n", f"created a new database at {fresh}\n")
+    second = env.run("--db", url, "add-job", "J2", "--type", "t")
+    assert (second.rc, second.err) == (0, "")
+    other = tmp_path / "events.db"
+    sent = env.run("--db", f"sqlite:///{other}", "send-event", "--target", "w", "--type", "go")
+    assert sent.rc == 0 and sent.err == f"created a new database at {other}\n"
+
+
+@pytest.mark.timeout(30)
+def test_payload_from_dev_zero_is_refused_after_the_limit(env: Env) -> None:
+    result = env.spawn("add-job", "J", "--type", "t", "--payload", "@/dev/zero")
+    assert result.one_error_line() == (
+        "--payload from /dev/zero is more than the limit of 1048576 bytes"
+    )
+    assert job_count(env) == 0
+
+
+@pytest.mark.timeout(30)
+def test_an_endless_stdin_pipe_is_refused_after_the_limit(env: Env) -> None:
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        proc = subprocess.run(
+            [str(CLI), "add-job", "J", "--type", "t", "--payload", "@-"],
+            stdin=yes.stdout,
+            capture_output=True,
+            text=True,
+            env=env.environ(),
+            timeout=20,
+        )
+    finally:
+        yes.kill()
+        yes.wait()
+    result = Result(proc.returncode, proc.stdout, proc.stderr)
+    assert result.one_error_line() == "--payload from stdin is more than the limit of 1048576 bytes"
+
+
+@pytest.mark.timeout(30)
+def test_an_endless_fifo_payload_is_refused_after_the_limit(env: Env, tmp_path: Path) -> None:
+    fifo = tmp_path / "payload.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(["sh", "-c", f"yes > {fifo}"])
+    try:
+        result = env.spawn("add-job", "J", "--type", "t", "--data", f"@{fifo}")
+    finally:
+        writer.kill()
+        writer.wait()
+    assert result.one_error_line() == f"--data from {fifo} is more than the limit of 1048576 bytes"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import pytest
 
 from statemachine_engine.clock import VirtualClock
 from statemachine_engine.database.codec import PayloadTooLargeError
+from statemachine_engine.database.liveness import process_start, this_host
 from statemachine_engine.database.records import (
     JOB_STATUSES,
     Claim,
@@ -19,11 +22,24 @@ from statemachine_engine.database.records import (
     Step,
 )
 from statemachine_engine.database.store import MAX_PAYLOAD_BYTES, Store
-from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
+from statemachine_engine.errors import (
+    DuplicateJobError,
+    MachineRunningError,
+    NotFoundError,
+    StoreError,
+)
 
 RawSql = Callable[[Store, str], list[dict[str, Any]]]
 OWNER_A = "worker@host:1"
 OWNER_B = "worker@host:2"
+
+
+@pytest.fixture
+def live_pid() -> Iterator[int]:
+    """The pid of a live process that is not this one."""
+    with subprocess.Popen(["sleep", "60"]) as proc:
+        yield proc.pid
+        proc.kill()
 
 
 def claim_all(store: Store, owner: str = OWNER_A, **kwargs: Any) -> list[str]:
@@ -676,6 +692,62 @@ class TestMachines:
         assert status is not None and (status.status, status.updated_at) == ("stopped", 5.0)
         store.machine_stopped("ghost", "stopped", at=5.0)
         assert store.get_machine("ghost") is None
+
+    def test_a_name_runs_once_while_its_process_lives_on_this_host(
+        self, store: Store, live_pid: int
+    ) -> None:
+        here = this_host()
+        start = process_start(live_pid)
+        kwargs: dict[str, Any] = {
+            "config_path": "w.yaml",
+            "definition_name": "w",
+            "definition_hash": "h",
+            "definition_text": "name: w\n",
+        }
+        store.register_machine(
+            "w", "idle", pid=live_pid, hostname=here, pid_start=start, at=1.0, **kwargs
+        )
+        with pytest.raises(
+            MachineRunningError,
+            match=rf"'w' is already running .*pid {live_pid} on host {re.escape(here)}",
+        ):
+            store.register_machine("w", "idle", pid=live_pid + 1, hostname=here, at=2.0, **kwargs)
+        store.machine_stopped("w", "crashed", at=3.0)  # the refused starter's clean-up: a no-op
+        status = store.get_machine("w")
+        assert status is not None and (status.status, status.pid, status.pid_start) == (
+            "running",
+            live_pid,
+            start,
+        )
+        # The same pid with another start time is a reused pid: the old process is gone.
+        assert start is not None
+        store.register_machine(
+            "w", "idle", pid=live_pid, hostname=here, pid_start=start + 1, at=4.0, **kwargs
+        )
+        store.register_machine("w", "idle", pid=live_pid + 1, hostname=here, at=5.0, **kwargs)
+        status = store.get_machine("w")
+        assert status is not None and (status.pid, status.pid_start, status.started_at) == (
+            live_pid + 1,
+            None,
+            5.0,
+        )
+
+    def test_a_name_recorded_running_on_another_host_is_refused_until_marked_stopped(
+        self, store: Store, open_store: Callable[..., Store]
+    ) -> None:
+        kwargs: dict[str, Any] = {
+            "config_path": "w.yaml",
+            "definition_name": "w",
+            "definition_hash": "h",
+            "definition_text": "name: w\n",
+        }
+        store.register_machine("w", "idle", pid=7, hostname="elsewhere.example", at=1.0, **kwargs)
+        with pytest.raises(
+            MachineRunningError, match=r"on host elsewhere\.example \(pid 7\).*mark-stopped w"
+        ):
+            store.register_machine("w", "idle", pid=8, hostname=this_host(), at=2.0, **kwargs)
+        open_store().machine_stopped("w", "stopped", at=3.0)  # what mark-stopped does
+        store.register_machine("w", "idle", pid=8, hostname=this_host(), at=4.0, **kwargs)
 
     def test_list_machines_by_name(self, store: Store) -> None:
         for name in ["zeta", "alpha", "mid"]:

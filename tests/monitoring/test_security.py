@@ -122,3 +122,66 @@ def test_symlink_out_of_the_asset_dir_is_not_served(tmp_path: Path) -> None:
     for bad in ("leak.txt", "../secret.txt", "/etc/passwd", "a\x00b", "..\\secret.txt", ""):
         assert static_file(root, bad) is None
     assert static_file(STATIC_DIR, "index.html") is not None
+
+
+REBINDING_HOSTS = [
+    "127.0.0.1.attacker.example:{port}",
+    "127.0.0.1:{port}@evil.example",
+    "127.0.0.1:{port} evil",
+    "127.evil.example:{port}",
+    "127.1:{port}",
+    "localhost.attacker.example:{port}",
+    "[::1].evil:{port}",
+    "[::ffff:127.0.0.1]:{port}",
+    "127.0.0.1:{port}:80",
+    "127.0.0.1:99999",
+    "localhost.:{port}",
+]
+
+
+def _raw_status(live: Any, method: str, host: str, extra: str = "", body: bytes = b"") -> int:
+    head = f"{method} /api/jobs HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n{extra}"
+    if body:
+        head += f"content-type: application/json\r\ncontent-length: {len(body)}\r\n"
+    response = live.raw(head.encode("latin-1") + b"\r\n" + body)
+    return int(response.split(b" ", 2)[1])
+
+
+@pytest.mark.parametrize("host", REBINDING_HOSTS)
+def test_dns_rebinding_hosts_are_refused_over_real_http(live: Any, host: str) -> None:
+    # A page served from a name that resolves to 127.0.0.1 sends its own name as Host and
+    # Origin: neither a GET nor a "same-origin" POST that would create a job gets through.
+    shown = host.format(port=live.port)
+    assert _raw_status(live, "GET", shown) == 403
+    origin = f"origin: http://{shown}\r\n"
+    assert _raw_status(live, "POST", shown, origin, b'{"job_type": "t"}') == 403
+    assert httpx.get(f"{live.url}/api/jobs").json()["jobs"] == []
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}", "127.3.4.5"]
+)
+def test_loopback_literals_and_localhost_are_served(live: Any, host: str) -> None:
+    shown = host.format(port=live.port)
+    assert _raw_status(live, "GET", shown) == 200
+    origin = f"origin: http://{shown}\r\n"
+    assert _raw_status(live, "POST", shown, origin, b'{"job_type": "t"}') == 201
+
+
+def test_origin_must_match_the_host_strictly() -> None:
+    guard = Guard()
+    assert guard.origin_allowed("http://127.0.0.1:3001", "127.0.0.1:3001")
+    assert guard.origin_allowed("http://LOCALHOST:3001", "localhost:3001")
+    assert not guard.origin_allowed("http://127.0.0.1:3001@evil.example", "127.0.0.1:3001")
+    assert not guard.origin_allowed("http://127.0.0.1:3001/x", "127.0.0.1:3001")
+    assert not guard.origin_allowed("http://127.0.0.1:3002", "127.0.0.1:3001")
+    assert not guard.origin_allowed("null", "127.0.0.1:3001")
+    assert not guard.origin_allowed("file://127.0.0.1:3001", "127.0.0.1:3001")
+
+
+def test_explicit_hosts_and_wildcard_bind_still_need_well_formed_hosts() -> None:
+    named = Guard(bind_host="0.0.0.0", token=TOKEN, extra_hosts=frozenset({"box.lan"}))
+    assert named.host_allowed("box.lan:3001") and named.host_allowed("other.lan")
+    assert not named.host_allowed("box.lan:3001@evil") and not named.host_allowed("a b")
+    assert Guard(extra_hosts=frozenset({"box.lan"})).host_allowed("box.lan:3001")
+    assert not Guard(extra_hosts=frozenset({"box.lan"})).host_allowed("box.lan.evil:3001")

@@ -6,6 +6,7 @@ unsafe YAML loader, pickle, shell=True or formatted SQL. Catalogue items 26, 27 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import resource
 import subprocess
@@ -353,3 +354,37 @@ def test_the_scanner_catches_what_it_should(tmp_path: Path) -> None:
     ok = ast.parse("c.rows('SELECT 1' ' FROM t', (x,))\nc.rows(_CLAIM, args)\n")
     calls = [n for n in ast.walk(ok) if isinstance(n, ast.Call) and n.args]
     assert not any(_is_formatted(c.args[0]) for c in calls)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["fifo", "device", "directory"])
+def test_a_machine_file_that_is_not_a_regular_file_is_refused_without_blocking(
+    tmp_path: Path, kit: Any, kind: str
+) -> None:
+    # Opening a FIFO nobody writes blocks for ever; /dev/zero never ends.
+    path = tmp_path / "worker.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+        what = "a FIFO (named pipe)"
+    elif kind == "device":
+        path.symlink_to("/dev/zero")
+        what = "a character device"
+    else:
+        path.mkdir()
+        what = "a directory"
+    bin_dir = Path(kit.STATEMACHINE).parent
+    commands = [
+        [kit.STATEMACHINE, str(path), "--machine-name", "x", "--db", f"sqlite:///{tmp_path}/x.db"],
+        [str(bin_dir / "statemachine-validate"), str(path)],
+        [str(bin_dir / "statemachine-fsm"), str(path), "--stdout"],
+        [kit.STATEMACHINE, "up", str(path)],
+    ]
+    for argv in commands:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=20, cwd=tmp_path)
+        assert done.returncode == 2, (argv, done.stderr)
+        [line] = done.stderr.strip().splitlines()
+        assert line.endswith(
+            f"{path}: {'a system' if 'up' in argv else 'a machine'} file must"
+            f" be a regular file, but it is {what}"
+        ), line
+    assert not (tmp_path / "x.db").exists()

@@ -8,12 +8,12 @@ import json
 import logging
 import math
 import os
-import socket
+import stat
 import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from statemachine_engine.errors import StateMachineError, UsageError
 
@@ -94,6 +94,59 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+def require_regular_file(path: str | os.PathLike[str], what: str) -> None:
+    """Fail with one line when `path` exists but is not a regular file: opening a FIFO
+    blocks until a writer comes (for ever), and a device such as /dev/zero never ends.
+    A missing file is left to the reader, which names it in its own words."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if stat.S_ISREG(mode):
+        return
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    kind = next((name for test, name in kinds if test(mode)), "not a regular file")
+    fail(f"{os.fspath(path)}: {what} must be a regular file, but it is {kind}")
+
+
+def read_bounded(source: str, what: str, limit: int) -> str:
+    """The UTF-8 text of file `source` (`-` for stdin), read in chunks and refused as soon as
+    it passes `limit` bytes, so /dev/zero or an endless pipe cannot exhaust memory."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        if source == "-":
+            stream: IO[bytes] | None = getattr(sys.stdin, "buffer", None)
+            if stream is None:  # a text stream put in place of stdin (tests, embedding)
+                text: str = sys.stdin.read(limit + 1)
+                if len(text.encode("utf-8")) > limit:
+                    fail(f"{what} from stdin is more than the limit of {limit} bytes")
+                return text
+            handle, close = stream, False
+        else:
+            handle, close = open(source, "rb"), True  # noqa: SIM115 - closed below
+        try:
+            while chunk := handle.read(min(65536, limit + 1 - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    shown = "stdin" if source == "-" else source
+                    fail(f"{what} from {shown} is more than the limit of {limit} bytes")
+        finally:
+            if close:
+                handle.close()
+        return b"".join(chunks).decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        fail(f"cannot read {what} from {source or '(empty path)'}: {reason}")
+
+
 def parse_json_arg(text: str, what: str) -> Any:
     """Parse a JSON command-line value; `@path` reads a file and `@-` reads stdin.
 
@@ -101,16 +154,9 @@ def parse_json_arg(text: str, what: str) -> Any:
     input raises UsageError with one line naming `what`.
     """
     if text.startswith("@"):
-        source = text[1:]
-        try:
-            if source == "-":
-                text = sys.stdin.read()
-            else:
-                with open(source, encoding="utf-8") as handle:
-                    text = handle.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            fail(f"cannot read {what} from {source or '(empty path)'}: {reason}")
+        from statemachine_engine.database.store import MAX_PAYLOAD_BYTES
+
+        text = read_bounded(text[1:], what, MAX_PAYLOAD_BYTES)
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
@@ -270,11 +316,17 @@ def global_options_parent() -> CliParser:
 
 
 @contextlib.contextmanager
-def opened_store(url: str | None) -> Iterator[Store]:
-    """Open the store `url` names (None: `default_url()`) and close it afterwards."""
+def opened_store(url: str | None, *, create: bool = False) -> Iterator[Store]:
+    """Open the store `url` names (None: `default_url()`) and close it afterwards.
+
+    Commands that only read, or change rows that must already exist, never create a
+    database: a missing SQLite file fails with one line. Commands that add rows pass
+    create=True and say on stderr when they created the file."""
     from statemachine_engine.database.connect import default_url, open_store
 
-    store = open_store(url or default_url())
+    store = open_store(url or default_url(), create=create)
+    if getattr(store, "created", False):
+        print(f"created a new database at {getattr(store, 'path', store.url)}", file=sys.stderr)
     try:
         yield store
     finally:
@@ -359,14 +411,9 @@ def print_json(value: object) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def process_alive(pid: int | None, hostname: str | None) -> bool | None:
-    """Whether a process id is alive on this host; None when it is elsewhere or unknown."""
-    if not pid or pid <= 0 or (hostname and hostname != socket.gethostname()):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+def process_alive(pid: int | None, hostname: str | None, start: int | None = None) -> bool | None:
+    """Whether a process (pid, and start time when recorded) is alive on this host; None
+    when it is elsewhere or unknown."""
+    from statemachine_engine.database import liveness
+
+    return liveness.process_alive(pid, start, hostname)

@@ -34,12 +34,14 @@ from statemachine_engine.cli.common import (
     process_alive,
     run_cli,
 )
+from statemachine_engine.database.liveness import holder_alive
 from statemachine_engine.database.records import (
     JOB_STATUSES,
     Job,
     MachineStatus,
     TransitionRecord,
 )
+from statemachine_engine.database.rows import machine_of
 from statemachine_engine.database.store import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, Store
 from statemachine_engine.errors import DuplicateJobError
 
@@ -71,7 +73,7 @@ def cmd_add_job(args: argparse.Namespace) -> int:
         if args.delay:
             fail("give either --delay or --run-after, not both")
         run_after = args.run_after
-    with opened_store(args.db) as store:
+    with opened_store(args.db, create=True) as store:
         try:
             job = store.add_job(
                 args.job_type,
@@ -177,7 +179,7 @@ def cmd_send_event(args: argparse.Namespace) -> int:
         validate_machine_name(target)
     payload = payload_from_args(args)
     outgoing = [OutgoingEvent(t, args.event_type, payload, args.job_id) for t in targets]
-    with opened_store(args.db) as store:
+    with opened_store(args.db, create=True) as store:
         events = store.send_events(outgoing, source=args.source)
         notified = isinstance(store, ListeningStore)  # NOTIFY reached machines on any host
     results = []
@@ -213,7 +215,7 @@ def _alive(machine: MachineStatus) -> bool | None:
     """Whether a machine marked running still has a process; None when we cannot tell."""
     if machine.status != "running":
         return None
-    return process_alive(machine.pid, machine.hostname)
+    return process_alive(machine.pid, machine.hostname, machine.pid_start)
 
 
 def _machine_row(m: MachineStatus, alive: bool | None) -> tuple[object, ...]:
@@ -279,18 +281,72 @@ def _processing_jobs(store: Store, job_type: str | None) -> list[Job]:
             return found
 
 
+def _why_resettable(store: Store, job: Job, now: float) -> str | None:
+    """Why a processing job may be taken from its worker, or None while that worker may
+    still run it (same liveness rule as a machine's start: pid and process start time)."""
+    owner = job.lease_owner
+    if owner is None:
+        return "no lease owner"
+    if job.lease_expires_at is not None and job.lease_expires_at <= now:
+        return "lease expired"
+    if holder_alive(owner, store.get_machine(machine_of(owner))) is False:
+        return "worker process is gone"
+    return None
+
+
 def cmd_reset_processing(args: argparse.Namespace) -> int:
-    """Return jobs stuck in processing to pending without counting the attempt."""
+    """Return processing jobs whose lease expired or whose worker is gone to pending without
+    counting the attempt; with --force also jobs of live workers, counting the attempt as
+    failed with "reset by operator" (so a second run never shares an attempt number)."""
+    released: list[Job] = []
+    forced: list[tuple[Job, str | None]] = []
+    kept: list[Job] = []
     with opened_store(args.db) as store:
-        stuck = _processing_jobs(store, args.job_type)
-        released = [
-            job
-            for job in stuck
-            if job.lease_owner is not None and store.release_job(job.job_id, job.lease_owner)
-        ]
-    _ring_job_types(job.job_type for job in released)
+        now = time.time()
+        for job in _processing_jobs(store, args.job_type):
+            owner = job.lease_owner or ""
+            if _why_resettable(store, job, now) is not None:
+                if store.release_job(job.job_id, owner):
+                    released.append(job)
+            elif args.force:
+                status = store.fail_job(job.job_id, owner, "reset by operator", retry_delay=0)
+                if status is not None:
+                    forced.append((job, status))
+            else:
+                kept.append(job)
+    _ring_job_types(job.job_type for job in [*released, *(j for j, _ in forced)])
     of_type = f" of type {args.job_type!r}" if args.job_type else ""
     print(f"released {len(released)} processing job(s){of_type} back to pending")
+    for job, status in forced:
+        print(f"job {job.job_id!r} taken from {job.lease_owner} (reset by operator): {status}")
+    for job in kept:
+        until = format_time(job.lease_expires_at)
+        print(
+            f"job {job.job_id!r} left alone: {job.lease_owner} is alive and its lease runs"
+            f" until {until} (--force takes it anyway)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_mark_stopped(args: argparse.Namespace) -> int:
+    """Record a machine as stopped whose process is gone but whose row says running (a host
+    that died, a killed container), so the name can start again."""
+    with opened_store(args.db) as store:
+        machine = store.get_machine(args.name)
+        if machine is None:
+            fail(f"no machine {args.name!r} has run against this database")
+        if machine.status != "running":
+            print(f"machine {args.name!r} is already recorded as {machine.status}")
+            return 0
+        if process_alive(machine.pid, machine.hostname, machine.pid_start):
+            fail(
+                f"machine {args.name!r} is running (pid {machine.pid} on this host);"
+                " stop it instead (SIGTERM)"
+            )
+        store.machine_stopped(args.name, "stopped", time.time())
+    where = f"pid {machine.pid} on host {machine.hostname}"
+    print(f"machine {args.name!r} ({where}) is now recorded as stopped")
     return 0
 
 
@@ -403,9 +459,17 @@ def _add_job_commands(sub: Any) -> None:
     p = _add_command(sub, "cancel-job", cmd_cancel_job, "cancel a pending job")
     p.add_argument("job_id", metavar="JOB_ID")
 
-    help_text = "return jobs stuck in processing to pending (their workers must be dead)"
+    help_text = (
+        "return processing jobs whose lease expired or whose worker process is gone to pending"
+    )
     p = _add_command(sub, "reset-processing", cmd_reset_processing, help_text)
     _add_type_filter(p)
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="also take jobs from live workers with valid leases (the attempt counts as"
+        " failed, 'reset by operator'; the old worker's result is then discarded)",
+    )
 
 
 def _add_machine_commands(sub: Any) -> None:
@@ -452,6 +516,13 @@ def _add_machine_commands(sub: Any) -> None:
         metavar="DURATION",
         help="e.g. 7d, 12h, 30m, 90s",
     )
+
+    help_text = (
+        "record a machine as stopped whose process is gone but which the database shows"
+        " running (e.g. its host died), so the name can start again"
+    )
+    p = _add_command(sub, "mark-stopped", cmd_mark_stopped, help_text)
+    p.add_argument("name", metavar="NAME", help="machine name")
 
     help_text = "show recent state transitions, oldest first"
     p = _add_command(sub, "history", cmd_history, help_text, "transition-history")

@@ -9,6 +9,7 @@ from statemachine_engine.cli.common import (
     CliParser,
     add_actions_dir_argument,
     add_logging_arguments,
+    require_regular_file,
     run_cli,
 )
 
@@ -42,6 +43,7 @@ def _main(argv: list[str]) -> int:
 
     for config in args.configs:
         path = Path(config)
+        require_regular_file(path, "a machine file")
         loader = ActionLoader(default_actions_dirs(args.actions_dir, path))
         definition = load_definition(path, loader)
         if args.stdout:

@@ -19,6 +19,7 @@ from statemachine_engine.cli.common import (
     non_empty,
     non_negative_float,
     parse_json_arg,
+    require_regular_file,
     run_cli,
 )
 
@@ -93,6 +94,7 @@ def _main(argv: list[str]) -> int:
     from statemachine_engine.core.loader import default_actions_dirs
 
     config = Path(args.config)
+    require_regular_file(config, "a machine file")
     initial: dict[str, Any] = {}
     if args.initial_context:
         value = parse_json_arg(args.initial_context, "--initial-context")

@@ -51,7 +51,10 @@ def build_parser() -> CliParser:
 
 
 def is_loopback_host(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+    """Whether binding to `host` keeps the UI on this machine (loopback literals, localhost)."""
+    from statemachine_engine.monitoring.security import is_loopback_name
+
+    return is_loopback_name(host.lower())
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from statemachine_engine.cli.common import CliParser, add_db_argument, run_cli
+from statemachine_engine.cli.common import (
+    CliParser,
+    add_db_argument,
+    require_regular_file,
+    run_cli,
+)
 from statemachine_engine.tools.system import MachineEntry, SystemSpec, load_system
 
 PROG = "statemachine up"
@@ -197,6 +202,7 @@ def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from statemachine_engine.database.connect import default_url
 
+    require_regular_file(args.system, "a system file")
     spec = load_system(args.system)
     db = args.db or spec.db or default_url()
     supervisor = Supervisor(spec, db, ui=not args.no_ui)

@@ -15,6 +15,7 @@ from statemachine_engine.cli.common import (
     add_actions_dir_argument,
     add_logging_arguments,
     fail,
+    require_regular_file,
     run_cli,
 )
 
@@ -51,6 +52,9 @@ def _main(argv: list[str]) -> int:
     if not args.configs:
         fail("give at least one CONFIG (or --schema)")
     from statemachine_engine.tools.validate import validate
+
+    for config in args.configs:
+        require_regular_file(config, "a machine file")
 
     report = validate([Path(c) for c in args.configs], actions_dirs=args.actions_dir)
     if args.format == "json":

@@ -27,6 +27,7 @@ from statemachine_engine.core.transitions import (
 )
 from statemachine_engine.core.waiting import Conditions, Parking
 from statemachine_engine.database.connect import default_url, open_store
+from statemachine_engine.database.liveness import process_start
 from statemachine_engine.database.records import (
     Job,
     JobAck,
@@ -229,21 +230,22 @@ class StateMachineEngine:
             self._conditions.close(f"machine {self.machine_name} {status} in {self.state}")
 
     def _register(self) -> None:
-        self.runtime.recover_jobs()
-        if self._hold_job is not None:
-            self.runtime.adopt_job(self._hold_job, self.context)
         previous = self.store.get_machine(self.machine_name)
         status = self.store.register_machine(
             self.machine_name,
             self.state,
             pid=os.getpid(),
             hostname=socket.gethostname(),
+            pid_start=process_start(os.getpid()),
             config_path=self.definition.source,
             definition_name=self.definition.name,
             definition_hash=self.definition.digest,
             definition_text=self.definition.text,
             at=self.clock.now(),
         )
+        if self._hold_job is not None:  # before recovery: the handed job carries our pid
+            self.runtime.adopt_job(self._hold_job, self.context)
+        self.runtime.recover_jobs(previous)
         # A restart skips one step number, so no step key of the previous run (whose last
         # step may never have committed) is handed out again.
         self.step = status.step + (1 if previous is not None else 0)

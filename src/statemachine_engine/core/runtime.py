@@ -16,11 +16,13 @@ from typing import Any
 from statemachine_engine.clock import Clock
 from statemachine_engine.config.model import JobOptions, MachineDefinition
 from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.database.liveness import owner_pid, process_alive, this_host
 from statemachine_engine.database.records import (
     Claim,
     Job,
     JobAck,
     MachineEvent,
+    MachineStatus,
     OutgoingEvent,
 )
 from statemachine_engine.database.store import Store
@@ -294,20 +296,27 @@ class Runtime:
                 logger.info("[%s] released job %s to the queue", self.machine_name, job.job_id)
         self.drop_job(context)
 
-    def recover_jobs(self) -> None:
-        """Jobs still held by an earlier run of this machine on this host: that run died
-        mid-job (a clean stop releases), so the attempt counts and is retried with backoff;
-        a job that kills its worker must not be retried forever."""
-        prefix = self.owner.rsplit(":", 1)[0] + ":"
+    def recover_jobs(self, previous: MachineStatus | None = None) -> None:
+        """Jobs still held by an earlier run of this machine on this host whose process is
+        gone (pid not alive, or alive with another start time than `previous`, the machine
+        row before this run registered): that run died mid-job (a clean stop releases), so
+        the attempt counts and is retried with backoff; a job that kills its worker must not
+        be retried forever. A holder that may still live keeps its job until its lease ends."""
+        host = this_host()
         for job in self.store.list_jobs(status="processing", limit=1000):
             owner = job.lease_owner or ""
-            if owner.startswith(prefix) and owner != self.owner:
-                error = f"worker {owner} died while running the job"
-                delay = self._retry_delay_for(job)
-                status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
-                logger.warning(
-                    "[%s] %s: job %s is %s", self.machine_name, error, job.job_id, status
-                )
+            pid = owner_pid(owner, self.machine_name, host)
+            if pid is None or (self.job is not None and job.job_id == self.job.job_id):
+                continue  # not ours, or the job handed to this run at start
+            if pid != os.getpid():  # our own pid: an earlier engine in this process
+                same = previous is not None and (previous.pid, previous.hostname) == (pid, host)
+                start = previous.pid_start if same and previous is not None else None
+                if process_alive(pid, start, host) is not False:
+                    continue
+            error = f"worker {owner} died while running the job"
+            delay = self._retry_delay_for(job)
+            status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
+            logger.warning("[%s] %s: job %s is %s", self.machine_name, error, job.job_id, status)
 
     def send(
         self, target: str, event_type: str, payload: Any = None, job_id: str | None = None

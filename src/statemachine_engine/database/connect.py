@@ -36,8 +36,10 @@ def open_store(
     *,
     schema_dirs: Sequence[str | Path] = (),
     clock: Clock | None = None,
+    create: bool = True,
 ) -> Store:
-    """Open the store a URL names, applying pending migrations."""
+    """Open the store a URL names, applying pending migrations. With create=False a missing
+    SQLite file is a StoreError ("no database at ...") and nothing is created."""
     url = url or default_url()
     if url.startswith(("postgresql://", "postgres://")):
         from statemachine_engine.database.postgres import PostgresStore
@@ -50,4 +52,6 @@ def open_store(
         )
     from statemachine_engine.database.sqlite import SQLiteStore
 
-    return SQLiteStore(sqlite_path(url), schema_dirs=schema_dirs, clock=clock, url=url)
+    return SQLiteStore(
+        sqlite_path(url), schema_dirs=schema_dirs, clock=clock, url=url, create=create
+    )

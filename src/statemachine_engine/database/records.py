@@ -94,6 +94,7 @@ class MachineStatus:
     state_entered_at: float | None = None
     pid: int | None = None
     hostname: str | None = None
+    pid_start: int | None = None
     config_path: str | None = None
     definition_name: str | None = None
     definition_hash: str | None = None

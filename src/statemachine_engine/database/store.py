@@ -143,9 +143,16 @@ class Store(Protocol):
         definition_hash: str,
         definition_text: str,
         at: float,
-    ) -> MachineStatus: ...
+        pid_start: int | None = None,
+    ) -> MachineStatus:
+        """Record machine `name` as running in process `pid` (started at `pid_start`, see
+        database.liveness) on `hostname`. Raises MachineRunningError while the row says the
+        name runs in another live process on this host, or runs on another host."""
+        ...
 
-    def machine_stopped(self, name: str, status: str, at: float) -> None: ...
+    def machine_stopped(self, name: str, status: str, at: float) -> None:
+        """Record the end of a run; a no-op for a name this store was refused registering."""
+        ...
 
     def get_machine(self, name: str) -> MachineStatus | None: ...
 

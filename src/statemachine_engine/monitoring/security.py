@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
+import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from starlette.requests import ClientDisconnect
 
@@ -25,7 +27,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_BODY_BYTES = 1024 * 1024
 TOKEN_COOKIE = "statemachine_ui_token"  # noqa: S105 - a cookie name
-LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names, not a bind
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -42,16 +43,60 @@ SECURITY_HEADERS = [
 ]
 
 
+_PORT = r"(?::(?P<port>[0-9]{1,5}))?"
+_HOST_RE = re.compile(
+    r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9_](?:[a-z0-9_.-]{0,251}[a-z0-9_])?))" + _PORT
+)
+_IPV6_LOOPBACK = ipaddress.IPv6Address("::1")
+
+
+def parse_host(value: str) -> tuple[str, int | None] | None:
+    """Strictly parse a Host header or an origin's netloc into (host, port): a DNS name or IPv4
+    literal, or a bracketed IPv6 literal, and an optional numeric port; nothing else (no
+    userinfo, spaces, paths or trailing garbage). None when it is not of that form."""
+    found = _HOST_RE.fullmatch(value.lower())
+    if found is None:
+        return None
+    port = found["port"]
+    if port is not None and not 0 < int(port) < 65536:
+        return None
+    if found["ipv6"] is not None:
+        try:
+            host = str(ipaddress.IPv6Address(found["ipv6"]))
+        except ValueError:
+            return None
+    else:
+        host = found["name"]
+        if ".." in host:
+            return None
+    return host, None if port is None else int(port)
+
+
 def host_name(host_header: str) -> str:
-    """The host part of a Host header or netloc (`[::1]:3001` → `::1`), lower-cased."""
-    value = host_header.strip().lower()
-    if value.startswith("["):
-        return value[1 : value.find("]")] if "]" in value else value
-    return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
+    """The host part of a Host header or netloc (`[::1]:3001` → `::1`), lower-cased; the
+    whole value when it is not a well-formed host[:port]."""
+    parsed = parse_host(host_header.strip())
+    return parsed[0] if parsed is not None else host_header.strip().lower()
+
+
+def is_loopback_name(host: str) -> bool:
+    """True for `localhost` and loopback IP literals (127.0.0.0/8 in dotted-quad form, ::1)
+    only: `127.0.0.1.evil.example` is a DNS name an attacker controls, not loopback."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address):
+        return address == _IPV6_LOOPBACK
+    return address.is_loopback and str(address) == host
 
 
 def is_loopback(host: str) -> bool:
-    return host_name(host) in LOOPBACK_NAMES or host_name(host).startswith("127.")
+    """True when a Host header (or bare host) names this machine's loopback interface."""
+    parsed = parse_host(host.strip())
+    return parsed is not None and is_loopback_name(parsed[0])
 
 
 @dataclass
@@ -64,27 +109,36 @@ class Guard:
     extra_hosts: frozenset[str] = field(default_factory=frozenset)
 
     def host_allowed(self, host_header: str | None) -> bool:
-        """DNS-rebinding defence: the Host header must name this server."""
+        """DNS-rebinding defence: the Host header must name this server: a loopback IP literal
+        or `localhost`, an `extra_hosts` name, the bound address, or any well-formed host
+        when bound to a wildcard address behind a token."""
         if not host_header:
             return False
-        name = host_name(host_header)
-        if name in LOOPBACK_NAMES or name.startswith("127."):
+        parsed = parse_host(host_header)
+        if parsed is None:
+            return False
+        name = parsed[0]
+        if is_loopback_name(name) or name in self.extra_hosts:
             return True
-        if name in self.extra_hosts:
-            return True
-        bind = host_name(self.bind_host)
+        bind = self.bind_host.strip().lower().strip("[]")
         if bind in WILDCARD_HOSTS:
             return self.token is not None
+        with contextlib.suppress(ValueError):
+            bind = str(ipaddress.ip_address(bind))
         return name == bind
 
     def origin_allowed(self, origin: str | None, host_header: str | None) -> bool:
         """Same-origin only: an Origin must carry the very host:port the request was sent to."""
         if origin is None:
             return True
-        parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.netloc or host_header is None:
+        if host_header is None or "://" not in origin:
             return False
-        return parts.netloc.lower() == host_header.strip().lower()
+        scheme, netloc = origin.split("://", 1)
+        if scheme.lower() not in ("http", "https"):
+            return False
+        ours = parse_host(host_header)
+        theirs = parse_host(netloc)
+        return ours is not None and theirs == ours
 
     def token_ok(self, headers: dict[str, str], query: str) -> bool:
         if self.token is None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
+from statemachine_engine.database.liveness import registration_refusal
 from statemachine_engine.database.postgres.connection import Channels, Connection, Tx
 from statemachine_engine.database.postgres.jobs import (
     claim_next,
@@ -27,18 +28,22 @@ from statemachine_engine.database.records import (
     TransitionRecord,
 )
 from statemachine_engine.database.rows import event_from_row, machine_from_row, transition_from_row
+from statemachine_engine.errors import MachineRunningError
 
 EVENT_NOTICE = '{"kind":"event"}'
 
 _REGISTER = (
     "INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,"
-    " hostname, config_path, definition_name, definition_hash, started_at, updated_at,"
+    " hostname, pid_start, config_path, definition_name, definition_hash, started_at,"
+    " updated_at,"
     " previous_state, last_event, current_job_id)"
-    " VALUES (%(name)s, %(state)s, %(at)s, 'running', %(pid)s, %(hostname)s, %(config_path)s,"
-    " %(definition_name)s, %(definition_hash)s, %(at)s, %(at)s, NULL, NULL, NULL)"
+    " VALUES (%(name)s, %(state)s, %(at)s, 'running', %(pid)s, %(hostname)s, %(pid_start)s,"
+    " %(config_path)s, %(definition_name)s, %(definition_hash)s, %(at)s, %(at)s, NULL, NULL,"
+    " NULL)"
     " ON CONFLICT (machine_name) DO UPDATE SET current_state = excluded.current_state,"
     " state_entered_at = excluded.state_entered_at, status = 'running', pid = excluded.pid,"
-    " hostname = excluded.hostname, config_path = excluded.config_path,"
+    " hostname = excluded.hostname, pid_start = excluded.pid_start,"
+    " config_path = excluded.config_path,"
     " definition_name = excluded.definition_name, definition_hash = excluded.definition_hash,"
     " started_at = excluded.started_at, updated_at = excluded.updated_at,"
     " previous_state = NULL, last_event = NULL, current_job_id = NULL"
@@ -93,6 +98,7 @@ class MachineLog:
 
     conn: Connection
     clock: Clock
+    refused_names: set[str]
     channels: Channels
 
     def send_event(
@@ -192,8 +198,16 @@ class MachineLog:
         definition_hash: str,
         definition_text: str,
         at: float,
+        pid_start: int | None = None,
     ) -> MachineStatus:
         def work(tx: Tx) -> dict[str, Any]:
+            # Serialise starts of one name (there may be no row to lock yet).
+            tx.rows("SELECT pg_advisory_xact_lock(hashtext(%s))", ("machine_state:" + name,))
+            current = tx.one("SELECT * FROM machine_state WHERE machine_name = %s", (name,))
+            refusal = registration_refusal(current, name, pid, hostname)
+            if refusal is not None:
+                self.refused_names.add(name)
+                raise MachineRunningError(refusal)
             tx.rows(
                 "INSERT INTO machine_definitions (digest, name, source, text, created_at)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (digest) DO NOTHING",
@@ -207,6 +221,7 @@ class MachineLog:
                     "at": at,
                     "pid": pid,
                     "hostname": hostname,
+                    "pid_start": pid_start,
                     "config_path": config_path,
                     "definition_name": definition_name,
                     "definition_hash": definition_hash,
@@ -228,9 +243,14 @@ class MachineLog:
             )
             return dict(row)
 
-        return machine_from_row(self.conn.write(work))
+        registered = machine_from_row(self.conn.write(work))
+        self.refused_names.discard(name)
+        return registered
 
     def machine_stopped(self, name: str, status: str, at: float) -> None:
+        if name in self.refused_names:
+            return  # the row belongs to the machine that runs: never mark it stopped
+
         def work(tx: Tx) -> None:
             tx.rows(
                 "UPDATE machine_state SET status = %s, updated_at = %s, current_job_id = NULL"

@@ -34,6 +34,7 @@ class PostgresStore(JobQueue, MachineLog, RealtimeStream, Retention):
         self.target = parse_url(url)
         self.schema = self.target.schema
         self.clock = clock or SystemClock()
+        self.refused_names: set[str] = set()
         self.channels = Channels(self.schema)
         self.conn = Connection(self.target, migrations)
 

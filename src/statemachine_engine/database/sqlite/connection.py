@@ -96,17 +96,45 @@ class _BusyWait:
         return True
 
 
-class Connection:
-    """One apsw connection with dict rows and explicit immediate write transactions."""
+def _file_id(path: str) -> tuple[int, int] | None:
+    """(st_dev, st_ino) of the file a path names now; None when it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
 
-    def __init__(self, path: str, migrations: Sequence[Migration]) -> None:
+
+class Connection:
+    """One apsw connection with dict rows and explicit immediate write transactions.
+
+    With create=False a missing file is an error and nothing is created (neither the file
+    nor its directory); `created` tells whether this connection created the database. The
+    file's device and inode are remembered so that a database deleted or replaced under a
+    running process is noticed (check_identity) instead of written to in vain."""
+
+    def __init__(self, path: str, migrations: Sequence[Migration], *, create: bool = True) -> None:
         check_sqlite_version()
         self.path = path
+        self.created = False
+        self._stat_path: str | None = None
+        self._identity: tuple[int, int] | None = None
+        flags = apsw.SQLITE_OPEN_READWRITE
         if path != ":memory:":
-            _prepare_directory(path)
+            existed = os.path.exists(path)
+            if not create and not existed:
+                raise StoreError(f"no database at {path} (check --db or STATEMACHINE_DB)")
+            if create:
+                _prepare_directory(path)
+                flags |= apsw.SQLITE_OPEN_CREATE
+            self.created = not existed
+        else:
+            flags |= apsw.SQLITE_OPEN_CREATE
         try:
-            self.db = apsw.Connection(path)
+            self.db = apsw.Connection(path, flags=flags)
         except apsw.Error as exc:
+            if not create and isinstance(exc, apsw.CantOpenError) and not os.path.exists(path):
+                raise StoreError(f"no database at {path} (check --db or STATEMACHINE_DB)") from None
             raise _open_error(exc, path) from None
         try:
             self.db.set_busy_handler(_BusyWait().retry)
@@ -118,6 +146,9 @@ class Connection:
                 raise StoreError(f"database {path} cannot use WAL journal mode (got {mode!r})")
             self.db.execute("PRAGMA synchronous=FULL")
             self._migrate(migrations)
+            if path != ":memory:":
+                self._stat_path = os.path.abspath(path)
+                self._identity = _file_id(self._stat_path)
         except BaseException as exc:
             self.db.close()
             if isinstance(exc, apsw.Error):
@@ -126,6 +157,23 @@ class Connection:
 
     def close(self) -> None:
         self.db.close()
+
+    def check_identity(self) -> None:
+        """Raise StoreError when the database file was deleted or replaced since it was
+        opened: this connection still reads and writes the old, unlinked file, so every write
+        would be lost and every job added to the new file would go unseen. One stat call."""
+        if self._stat_path is None or self._identity is None:
+            return
+        try:
+            now = _file_id(self._stat_path)
+        except OSError:
+            return  # cannot tell (e.g. a directory became unreadable): SQLite will say
+        if now is None:
+            raise StoreError(f"database {self.path} was deleted while in use; stopping")
+        if now != self._identity:
+            raise StoreError(
+                f"database {self.path} was replaced by another file while in use; stopping"
+            )
 
     def rows(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         bindings = args if isinstance(args, dict) else tuple(args)
@@ -144,7 +192,9 @@ class Connection:
     @contextlib.contextmanager
     def write(self) -> Iterator[Connection]:
         """An immediate write transaction: takes the write lock up front so the busy
-        timeout applies (a deferred read-then-write transaction fails at once)."""
+        timeout applies (a deferred read-then-write transaction fails at once). Every write
+        (claims, step commits, heartbeats) first checks that the file is still ours."""
+        self.check_identity()
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:

@@ -8,6 +8,7 @@ from typing import Any
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
+from statemachine_engine.database.liveness import registration_refusal
 from statemachine_engine.database.records import (
     Claim,
     Committed,
@@ -27,16 +28,19 @@ from statemachine_engine.database.sqlite.jobs import (
     release_held,
 )
 from statemachine_engine.database.sqlite.stream import insert_realtime
+from statemachine_engine.errors import MachineRunningError
 
 _REGISTER = (
     "INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,"
-    " hostname, config_path, definition_name, definition_hash, started_at, updated_at,"
+    " hostname, pid_start, config_path, definition_name, definition_hash, started_at,"
+    " updated_at,"
     " previous_state, last_event, current_job_id)"
-    " VALUES (:name, :state, :at, 'running', :pid, :hostname, :config_path, :definition_name,"
-    " :definition_hash, :at, :at, NULL, NULL, NULL)"
+    " VALUES (:name, :state, :at, 'running', :pid, :hostname, :pid_start, :config_path,"
+    " :definition_name, :definition_hash, :at, :at, NULL, NULL, NULL)"
     " ON CONFLICT (machine_name) DO UPDATE SET current_state = excluded.current_state,"
     " state_entered_at = excluded.state_entered_at, status = 'running', pid = excluded.pid,"
-    " hostname = excluded.hostname, config_path = excluded.config_path,"
+    " hostname = excluded.hostname, pid_start = excluded.pid_start,"
+    " config_path = excluded.config_path,"
     " definition_name = excluded.definition_name, definition_hash = excluded.definition_hash,"
     " started_at = excluded.started_at, updated_at = excluded.updated_at,"
     " previous_state = NULL, last_event = NULL, current_job_id = NULL"
@@ -88,6 +92,7 @@ class MachineLog:
 
     conn: Connection
     clock: Clock
+    refused_names: set[str]
 
     def send_event(
         self,
@@ -114,6 +119,7 @@ class MachineLog:
         return [event_from_row(row) for row in rows]
 
     def next_event(self, target: str) -> MachineEvent | None:
+        self.conn.check_identity()  # the parked machine's safety re-check passes here
         row = self.conn.one(
             "SELECT * FROM machine_events WHERE target_machine = ? AND status = 'pending'"
             " ORDER BY id LIMIT 1",
@@ -161,8 +167,14 @@ class MachineLog:
         definition_hash: str,
         definition_text: str,
         at: float,
+        pid_start: int | None = None,
     ) -> MachineStatus:
         with self.conn.write() as c:
+            current = c.one("SELECT * FROM machine_state WHERE machine_name = ?", (name,))
+            refusal = registration_refusal(current, name, pid, hostname)
+            if refusal is not None:
+                self.refused_names.add(name)
+                raise MachineRunningError(refusal)
             c.rows(
                 "INSERT OR IGNORE INTO machine_definitions (digest, name, source, text,"
                 " created_at) VALUES (?, ?, ?, ?, ?)",
@@ -176,6 +188,7 @@ class MachineLog:
                     "at": at,
                     "pid": pid,
                     "hostname": hostname,
+                    "pid_start": pid_start,
                     "config_path": config_path,
                     "definition_name": definition_name,
                     "definition_hash": definition_hash,
@@ -194,9 +207,12 @@ class MachineLog:
                 },
                 at,
             )
+        self.refused_names.discard(name)
         return machine_from_row(row)
 
     def machine_stopped(self, name: str, status: str, at: float) -> None:
+        if name in self.refused_names:
+            return  # the row belongs to the machine that runs: never mark it stopped
         with self.conn.write() as c:
             c.rows(
                 "UPDATE machine_state SET status = ?, updated_at = ?, current_job_id = NULL"

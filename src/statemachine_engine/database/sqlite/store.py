@@ -24,6 +24,7 @@ class SQLiteStore(JobQueue, MachineLog, RealtimeStream, Retention):
         schema_dirs: Sequence[str | Path] = (),
         clock: Clock | None = None,
         url: str | None = None,
+        create: bool = True,
     ) -> None:
         migrations = builtin_migrations("sqlite")
         for directory in schema_dirs:
@@ -31,7 +32,9 @@ class SQLiteStore(JobQueue, MachineLog, RealtimeStream, Retention):
         self.path = path
         self.url = url or f"sqlite:///{path}"
         self.clock = clock or SystemClock()
-        self.conn = Connection(path, migrations)
+        self.refused_names: set[str] = set()
+        self.conn = Connection(path, migrations, create=create)
+        self.created = self.conn.created
 
     def close(self) -> None:
         self.conn.close()
