@@ -8,7 +8,8 @@ class StateMachineError(Exception):
 
 
 class ConfigError(StateMachineError):
-    """A machine definition is invalid; carries the file position and a hint."""
+    """A machine definition is invalid; carries the file position, a hint and, for errors
+    with a lint code of their own (SM120…), that code (the linter shows SM001 otherwise)."""
 
     def __init__(
         self,
@@ -18,8 +19,10 @@ class ConfigError(StateMachineError):
         line: int | None = None,
         column: int | None = None,
         hint: str | None = None,
+        code: str | None = None,
     ) -> None:
         self.message = message
+        self.code = code
         self.file = file
         self.line = line
         self.column = column

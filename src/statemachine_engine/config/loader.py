@@ -32,6 +32,7 @@ from statemachine_engine.config.sections import (
     parse_metadata,
     parse_states,
 )
+from statemachine_engine.config.shellcheck import check_shell_commands
 from statemachine_engine.config.yamlsource import (
     MAX_BYTES,
     YamlList,
@@ -198,6 +199,7 @@ class _Builder:
             for spec in (events or {}).values():
                 roots |= set(spec.context_map)
             check_placeholders(self.actions, roots, problems)
+        check_shell_commands(self.actions, self.text, problems)
 
         problems.raise_first()
         if events is None:

@@ -35,12 +35,16 @@ class Problems:
     def __init__(self) -> None:
         self.errors: list[ConfigError] = []
 
-    def add(self, pos: Position, message: str, hint: str | None = None) -> None:
+    def add(
+        self, pos: Position, message: str, hint: str | None = None, *, code: str | None = None
+    ) -> None:
         """Record an error at `pos`; line breaks from user text are escaped to keep one line."""
         message = one_line(message)
         hint = None if hint is None else one_line(hint)
         self.errors.append(
-            ConfigError(message, file=pos.file, line=pos.line, column=pos.column, hint=hint)
+            ConfigError(
+                message, file=pos.file, line=pos.line, column=pos.column, hint=hint, code=code
+            )
         )
 
     def raise_first(self) -> None:

@@ -42,6 +42,10 @@ CODES: Mapping[str, tuple[str, str]] = {
     "SM106": (WARNING, "bash action without a success event where the state needs one"),
     "SM107": (INFO, "placeholder root no action is known to set"),
     "SM108": (WARNING, "send_event to a machine no validated config defines"),
+    "SM120": (ERROR, "placeholder where bash runs text as code, not declared :int or :ident"),
+    "SM121": (ERROR, "bash command that is not valid shell (bash -n)"),
+    "SM122": (ERROR, "placeholder where no value can be escaped (backticks, ${...}, heredoc)"),
+    "SM123": (ERROR, "placeholder declaring an unknown kind (not :int or :ident)"),
 }
 
 _NOQA_RE = re.compile(r"#\s*noqa:\s*(SM\d{3}(?:\s*,\s*SM\d{3})*)")
@@ -91,9 +95,9 @@ class Finding:
 
 
 def from_config_error(error: ConfigError, source: str) -> Finding:
-    """A load-time error as an SM001 finding."""
+    """A load-time error as a finding: its own code (SM120…) if it has one, else SM001."""
     return Finding(
-        "SM001",
+        error.code if error.code is not None and error.code in CODES else "SM001",
         error.message,
         error.file or source,
         error.line,

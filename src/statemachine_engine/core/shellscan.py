@@ -1,0 +1,415 @@
+"""Where each placeholder of a bash template lands: how to escape it, or why it cannot be.
+
+A scanner follows bash's quoting, words and simple commands through the literal text of a
+template. Quoting decides the escaping; words decide whether bash would evaluate the text as
+code even when quoted (arithmetic, array subscripts, arguments naming variables). Why this is
+hand-written rather than a grammar library: docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from statemachine_engine.core.placeholder import tokens
+
+_WORD_START = frozenset(" \t\n;&|()<>")
+_REFUSED = {"bt": "inside backticks", "param": "inside a ${...} expansion"}
+_NO_CONTINUATION = frozenset({"sq", "ansi", "comment"})
+"""Contexts where backslash-newline is kept as text; everywhere else bash removes it."""
+
+_ARITH_OPS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+_NAME_TESTS = frozenset({"-v", "-R"})
+_DECLARE = frozenset({"declare", "typeset", "local", "export", "readonly"})
+_NAME_ARGS = frozenset({"read", "unset", "mapfile", "readarray", "getopts"})
+_CODE_ARGS = {
+    "let": "an argument of `let`, which is arithmetic",
+    "eval": "an argument of `eval`, which runs it as a command",
+    "trap": "an argument of `trap`, which runs it as a command",
+}
+_PREFIX_WORDS = frozenset(
+    {"!", "time", "if", "then", "else", "elif", "do", "while", "until", "{", "command", "builtin"}
+)
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
+_SUBSCRIPT = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?\[[^\]]*\Z")
+_ARITH = "an arithmetic expression"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One placeholder: its quoting context and, if any, why no value or only a declared
+    number/identifier may go there."""
+
+    key: str
+    offset: int
+    quoting: str
+    refused: str = ""
+    evaluates: str = ""
+
+
+@dataclass
+class _Frame:
+    kind: str
+    depth: int = 0
+    dollar: bool = False
+    brackets: str = "()"
+    words: list[str] = field(default_factory=list)
+    cur: list[str] = field(default_factory=list)
+    in_word: bool = False
+    redirect: bool = False
+    test: list[str] | None = None
+    compound: str | None = None
+
+
+def _plain(word: str) -> str:
+    """A word with quote characters and backslashes dropped (enough to spot keywords)."""
+    return word.translate({ord("'"): None, ord('"'): None, ord("\\"): None})
+
+
+def _skip(text: str, i: int) -> int:
+    """Index past any backslash-newline pairs at i (bash removes them before parsing)."""
+    while text.startswith("\\\n", i):
+        i += 2
+    return i
+
+
+def _at(text: str, i: int, literal: str) -> int:
+    """End index if `literal` is at i, letting backslash-newline sit between its characters."""
+    for char in literal:
+        i = _skip(text, i)
+        if i >= len(text) or text[i] != char:
+            return -1
+        i += 1
+    return i
+
+
+class _Scanner:
+    """Feeds literal text, then `place` tells where a placeholder at that point lands."""
+
+    def __init__(self, int_names: frozenset[str], array_names: frozenset[str]) -> None:
+        self.stack = [_Frame("bare")]
+        self.escaped = False
+        self.prev = ""
+        self.word_char = False
+        self.blocked = ""
+        self.int_names, self.array_names = int_names, array_names
+        self.declared_int: set[str] = set()
+        self.declared_array: set[str] = set()
+        self.tests: list[tuple[int, list[str], int]] = []
+        self.slots: list[Slot] = []
+
+    def command_frame(self) -> _Frame:
+        return next(f for f in reversed(self.stack) if f.kind in ("bare", "cmd"))
+
+    def feed(self, text: str) -> None:
+        i = 0
+        while i < len(text):
+            if not self.escaped and self.stack[-1].kind not in _NO_CONTINUATION:
+                skipped = _skip(text, i)
+                if skipped != i:
+                    i = skipped
+                    continue
+            was_escaped = self.escaped
+            self._track(text, i)
+            i = self._step(text, i)
+            self.prev = "x" if was_escaped or self.word_char else text[i - 1]
+            self.word_char = False
+
+    def _track(self, text: str, i: int) -> None:
+        """Word and command bookkeeping for the character at i, before it is consumed."""
+        frame, top, char = self.command_frame(), self.stack[-1], text[i]
+        if top.kind == "comment":
+            if char == "\n":
+                self._end_command(frame)
+        elif top is not frame or self.escaped:
+            frame.cur.append(char)
+            frame.in_word = True
+        elif char == "#" and (self.prev == "" or self.prev in _WORD_START):
+            self._end_word(frame)
+        elif char in ("<", ">") and frame.test is None and _at(text, i + 1, "(") < 0:
+            self._end_word(frame)
+            frame.redirect = True
+        elif char in "&|" and (self.prev in ("<", ">") or text[i + 1 : i + 2] == ">"):
+            frame.redirect = True
+        elif char in " \t":
+            self._end_word(frame)
+        elif (
+            char == "("
+            and frame.test is None
+            and (assign := _ASSIGN.fullmatch(cur := "".join(frame.cur)))
+        ):
+            self._note_declaration(frame.words, cur)
+            frame.compound = assign.group(1)
+            frame.cur.clear()
+            frame.in_word = False
+        elif char == ")" and frame.compound is not None:
+            self._end_word(frame)
+            frame.compound = None
+            frame.cur.append("x")
+            frame.in_word = True
+        elif char in "\n;&|()":
+            self._end_word(frame)
+            if frame.test is not None:
+                frame.test.append(char)
+            else:
+                self._end_command(frame)
+        else:
+            frame.cur.append(char)
+            frame.in_word = True
+
+    def _start_compound(self, frame: _Frame) -> None:
+        """`NAME=(` opens a compound array assignment; its elements are not command words."""
+        word = "".join(frame.cur)
+        self._note_declaration(frame.words, word)
+        frame.compound = word.split("=", 1)[0].rstrip("+")
+
+    def _end_command(self, frame: _Frame) -> None:
+        self._end_word(frame)
+        frame.words.clear()
+        frame.redirect = False
+        frame.compound = None
+        frame.test = None
+
+    def _end_word(self, frame: _Frame) -> None:
+        if not frame.in_word:
+            return
+        word = "".join(frame.cur)
+        frame.cur.clear()
+        frame.in_word = False
+        if frame.redirect:
+            frame.redirect = False
+        elif frame.compound is not None:
+            return
+        elif frame.test is not None:
+            if word == "]]":
+                frame.test = None
+                frame.words.append(word)
+            else:
+                frame.test.append(word)
+        elif word == "[[" and all(_plain(w) in _PREFIX_WORDS for w in frame.words):
+            frame.test = []
+        else:
+            self._note_declaration(frame.words, word)
+            frame.words.append(word)
+
+    def _note_declaration(self, words: list[str], word: str) -> None:
+        """Names declared integer or array anywhere make assignments to them arithmetic."""
+        name, args = _command(words)
+        if name not in _DECLARE or word.startswith(("-", "+")):
+            return
+        options = _options(args)
+        match = _ASSIGN.match(word) or re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", word)
+        if match is None:
+            return
+        var = match.group(1) if match.re is _ASSIGN else match.group(0)
+        if "i" in options:
+            self.declared_int.add(var)
+        if "a" in options or "A" in options:
+            self.declared_array.add(var)
+
+    def _step(self, text: str, i: int) -> int:
+        char, frame = text[i], self.stack[-1]
+        kind = frame.kind
+        if self.escaped:
+            self.escaped = False
+        elif kind in ("sq", "comment"):
+            if char == ("'" if kind == "sq" else "\n"):
+                self.stack.pop()
+        elif char == "\\":
+            self.escaped = True
+        elif kind in ("ansi", "bt"):
+            if char == ("'" if kind == "ansi" else "`"):
+                self.stack.pop()
+        elif char == "`":
+            self.stack.append(_Frame("bt"))
+        elif char == "$":
+            return self._dollar(text, i, in_dq=kind == "dq")
+        elif kind == "dq":
+            if char == '"':
+                self.stack.pop()
+        elif char in "'\"":
+            self.stack.append(_Frame("sq" if char == "'" else "dq"))
+        elif kind in ("bare", "cmd") and (end := _at(text, i, "((")) > 0:
+            self.stack.append(_Frame("arith"))
+            return end
+        elif kind in ("param", "arith") or (kind == "cmd" and char in "()"):
+            return self._nest(text, i, frame)
+        else:
+            return self._bare(text, i)
+        return i + 1
+
+    def _dollar(self, text: str, i: int, *, in_dq: bool) -> int:
+        if (end := _at(text, i, "$$")) > 0:
+            return end
+        openers = (
+            ("$((", "arith", "()"),
+            ("$(", "cmd", "()"),
+            ("${", "param", "{}"),
+            ("$[", "arith", "[]"),
+            ("$'", "ansi", ""),
+        )
+        for opener, kind, brackets in openers:
+            end = _at(text, i, opener)
+            if end > 0 and not (in_dq and kind == "ansi"):
+                self.stack.append(_Frame(kind, dollar=True, brackets=brackets))
+                return end
+        return i + 1
+
+    def _nest(self, text: str, i: int, frame: _Frame) -> int:
+        """Count brackets; the one closing $(...), ${...}, $[...], <(...) or $((...)) ends a
+        word char. `((`/`$((` closed by a lone `)` was a subshell, as bash reads it too."""
+        opener, closer = frame.brackets[0], frame.brackets[1]
+        if text[i] == opener:
+            frame.depth += 1
+        elif text[i] == closer:
+            frame.depth -= 1
+            if frame.depth >= 0:
+                return i + 1
+            paren_arith = frame.kind == "arith" and frame.brackets == "()"
+            if paren_arith and _at(text, i, "))") < 0:
+                if frame.dollar:
+                    frame.kind, frame.depth = "cmd", 0
+                    return i + 1
+                self.stack.pop()
+                self.stack[-1].depth += 1
+                return i + 1
+            self.stack.pop()
+            self.word_char = frame.dollar
+            if paren_arith:
+                return _at(text, i, "))")
+        return i + 1
+
+    def _bare(self, text: str, i: int) -> int:
+        at_word_start = self.prev == "" or self.prev in _WORD_START
+        if text[i] == "#" and at_word_start:
+            self.stack.append(_Frame("comment"))
+        elif (end := max(_at(text, i, "<("), _at(text, i, ">("))) > 0:
+            self.stack.append(_Frame("cmd", dollar=True))
+            return end
+        elif (end := _at(text, i, "<<<")) > 0:
+            return end
+        elif _at(text, i, "<<") > 0:
+            self.blocked = "after a here-document operator (<<)"
+        elif at_word_start and re.match(r"case\b", text[i:]) and len(self.stack) > 1:
+            self.blocked = "after a `case` inside $(...)"
+        return i + 1
+
+    def place(self, key: str, offset: int) -> Slot:
+        """The slot of a placeholder at the current position; the scan then goes on past it
+        as if a word character stood there."""
+        kind = self.stack[-1].kind
+        refused = self.blocked or _REFUSED.get(kind, "")
+        if self.escaped:
+            refused = "right after a backslash"
+        evaluates = _ARITH if kind == "arith" else ""
+        frame = self.command_frame()
+        if not refused and not evaluates and kind != "comment":
+            evaluates = self._evaluates(frame)
+            if frame.test is not None and not evaluates:
+                self.tests.append((len(self.slots), frame.test, len(frame.test)))
+        frame.cur.append("\x00")
+        frame.in_word = True
+        self.escaped = False
+        self.prev = "x"
+        quoting = "bare" if kind == "cmd" else kind
+        slot = Slot(key, offset, quoting, refused, evaluates)
+        self.slots.append(slot)
+        return slot
+
+    def _evaluates(self, frame: _Frame) -> str:
+        cur = "".join(frame.cur)
+        if frame.redirect:
+            return ""
+        if _SUBSCRIPT.match(cur):
+            return "an array subscript"
+        if frame.test is not None:
+            return ""
+        if frame.compound is not None:
+            if frame.compound in self.int_names:
+                return f"an element of the integer array {frame.compound}"
+            return ""
+        name, args = _command(frame.words)
+        assign = _ASSIGN.match(cur)
+        if name is None:
+            if assign and assign.group(1) in self.int_names:
+                return f"an assignment to the integer variable {assign.group(1)}"
+            return ""
+        previous = _plain(args[-1]) if args else ""
+        if name in _CODE_ARGS:
+            return _CODE_ARGS[name]
+        if name in _NAME_ARGS:
+            return f"an argument of `{name}`, which names a variable"
+        if (name == "printf" and (previous == "-v" or cur.startswith("-v"))) or (
+            name == "wait" and previous == "-p"
+        ):
+            return f"the variable name given to `{name}`"
+        if name in ("test", "[") and previous in _NAME_TESTS:
+            return f"the operand of `{previous}`, which names a variable"
+        if name in _DECLARE and not cur.startswith(("-", "+")):
+            if assign is None:
+                return f"a variable name given to `{name}`"
+            options = set(_options(args))
+            var = assign.group(1)
+            if options & set("iaA") or var in self.int_names | self.array_names:
+                return f"the value of `{name}` for an integer or array variable"
+        return ""
+
+    def finish(self) -> list[Slot]:
+        """Slots, with `[[ ]]` operands resolved now that the words after them are known."""
+        slots = list(self.slots)
+        for index, words, position in self.tests:
+            before = _plain(words[position - 1]) if position > 0 else ""
+            after = _plain(words[position + 1]) if position + 1 < len(words) else ""
+            if before in _NAME_TESTS:
+                reason = f"the operand of `[[ {before} ]]`, which names a variable"
+            elif before in _ARITH_OPS or after in _ARITH_OPS:
+                reason = f"an operand of `[[ {before if before in _ARITH_OPS else after} ]]`, "
+                reason += "which is arithmetic"
+            else:
+                continue
+            slot = slots[index]
+            slots[index] = Slot(slot.key, slot.offset, slot.quoting, slot.refused, reason)
+        return slots
+
+
+def _command(words: list[str]) -> tuple[str | None, list[str]]:
+    """The command name of a simple command's words (past keywords, assignments) and its
+    arguments; None while only keywords and assignments were seen."""
+    pos = 0
+    while pos < len(words) and (_plain(words[pos]) in _PREFIX_WORDS or _ASSIGN.match(words[pos])):
+        pos += 1
+    if pos == len(words):
+        return None, []
+    return _plain(words[pos]), words[pos + 1 :]
+
+
+def _options(args: list[str]) -> str:
+    return "".join(_plain(a)[1:] for a in args if a.startswith(("-", "+")) and _plain(a) != "--")
+
+
+def _scan(template: str, int_names: frozenset[str], array_names: frozenset[str]) -> _Scanner:
+    scanner = _Scanner(int_names, array_names)
+    for token in tokens(template):
+        if token.is_key:
+            scanner.place(token.text, token.offset)
+        else:
+            scanner.feed(token.text)
+    for frame in scanner.stack:
+        if frame.kind in ("bare", "cmd"):
+            scanner._end_word(frame)
+    return scanner
+
+
+@lru_cache(maxsize=512)
+def analyze(template: str) -> tuple[Slot, ...]:
+    """Every placeholder of a bash template with its quoting and any reason it is unsafe.
+
+    Two passes: the first finds the names declared integer or array (`declare -i n`), so an
+    assignment to them written before the declaration is known to be arithmetic too.
+    """
+    first = _scan(template, frozenset(), frozenset())
+    ints, arrays = frozenset(first.declared_int), frozenset(first.declared_array)
+    if not ints and not arrays:
+        return tuple(first.finish())
+    return tuple(_scan(template, ints, arrays).finish())
