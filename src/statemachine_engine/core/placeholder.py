@@ -17,7 +17,7 @@ PLACEHOLDER = re.compile(rf"\{{({_PATH}(?:\|{_PATH})*)(?::([A-Za-z]+))?\}}")
 """`{path}`, `{path|other.path}` (first one set), optionally `:kind` before the closing brace."""
 
 KINDS: dict[str, tuple[re.Pattern[str], str]] = {
-    "int": (re.compile(r"-?(?:0|[1-9][0-9]*)"), "a plain integer (digits, optional minus)"),
+    "int": (re.compile(r"0|-?[1-9][0-9]*"), "a plain integer (digits, optional minus)"),
     "ident": (re.compile(r"[A-Za-z_][A-Za-z0-9_]*"), "an identifier (letters, digits, _)"),
 }
 """Declared kinds: a value must match the pattern in full, or the action fails."""

@@ -299,23 +299,38 @@ class _Scanner:
         """The slot of a placeholder at the current position; the scan then goes on past it
         as if a word character stood there."""
         kind = self.stack[-1].kind
-        refused = self.blocked or _REFUSED.get(kind, "")
+        refused = self.blocked or next(
+            (_REFUSED[f.kind] for f in self.stack if f.kind in _REFUSED), ""
+        )
         if self.escaped:
             refused = "right after a backslash"
-        evaluates = _ARITH if kind == "arith" else ""
-        frame = self.command_frame()
-        if not refused and not evaluates and kind != "comment":
-            evaluates = self._evaluates(frame)
-            if frame.test is not None and not evaluates:
-                self.tests.append((len(self.slots), frame.test, len(frame.test)))
-        frame.cur.append("\x00")
-        frame.in_word = True
+        evaluates = ""
+        if not refused and kind != "comment":
+            evaluates = self._evaluates_in_stack(len(self.slots))
+        for frame in self.stack:
+            if frame.kind in ("bare", "cmd"):
+                frame.cur.append("\x00")
+                frame.in_word = True
         self.escaped = False
         self.prev = "x"
         quoting = "bare" if kind == "cmd" else kind
         slot = Slot(key, offset, quoting, refused, evaluates)
         self.slots.append(slot)
         return slot
+
+    def _evaluates_in_stack(self, index: int) -> str:
+        """Why bash would evaluate the text here, looking at every enclosing frame: a value
+        printed by `$(...)` inside `$((...))` or in a `read` argument is evaluated too."""
+        for frame in self.stack:
+            if frame.kind == "arith":
+                return _ARITH
+            if frame.kind in ("bare", "cmd"):
+                reason = self._evaluates(frame)
+                if reason:
+                    return reason
+                if frame.test is not None:
+                    self.tests.append((index, frame.test, len(frame.test)))
+        return ""
 
     def _evaluates(self, frame: _Frame) -> str:
         cur = "".join(frame.cur)
@@ -369,6 +384,8 @@ class _Scanner:
             else:
                 continue
             slot = slots[index]
+            if slot.evaluates:
+                continue
             slots[index] = Slot(slot.key, slot.offset, slot.quoting, slot.refused, reason)
         return slots
 
