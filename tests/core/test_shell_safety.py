@@ -40,6 +40,12 @@ REPRODUCTIONS = [
     "for (( i = 0; i < {data.v}; i++ )); do :; done",
     "[[ 1 -lt '{data.v}' ]]",
     "eval echo {data.v}",
+    "n={data.v}; if (( n > 10 )); then echo big; fi",
+    "v=$(echo {data.v}); [[ $v -gt 1 ]]",
+    "read -r n <<< {data.v}; echo $(( n + 1 ))",
+    "for i in {data.v}; do let 'j=i'; done",
+    "echo $(( $(printf %s {data.v}) ))",
+    '(( $(printf %s "{data.v}") ))',
 ]
 
 
@@ -72,6 +78,11 @@ def test_declared_placeholder_refuses_other_values(
         with pytest.raises(ActionError, match=rf"\{{data\.v:{kind}\}} must be"):
             render_shell(declared, job(attack.format(m=marker)))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("template", ['echo ${arr["{v}"]}', "echo ${x:-\"$(echo '{v}')\"}"])
+def test_quotes_inside_parameter_expansion_are_still_refused(template: str) -> None:
+    assert analyze(template)[0].refused == "inside a ${...} expansion"
 
 
 def test_declared_int_runs_with_a_number() -> None:
@@ -194,6 +205,13 @@ CASES: list[tuple[str, str | None, Expect]] = [
     ("let 'n={x}'; printf %s $n", "int", _same),
     ("declare -i n={x}; printf %s $n", "int", _same),
     ("n=0; declare -i n; n={x}; printf %s $n", "int", _same),
+    ("v={x}; printf %s $(( v + 1 ))", "int", _int(lambda n: n + 1)),
+    (
+        "read -r v <<< {x}; [[ $v -lt 0 ]] && printf neg",
+        "int",
+        lambda x: "neg"[: 3 * (x[0] == "-")],
+    ),
+    ("printf %s $(( $(printf %s {x}) ))", "int", _same),
     ("declare -a a; a[{x}]=1; printf %s ${#a[@]}", "int", lambda x: "1" if int(x) >= 0 else ""),
     ("read -r {x} <<< hi; printf ok", "ident", lambda x: "ok"),
     ("printf -v {x} %s hi; printf ok", "ident", lambda x: "ok"),

@@ -34,6 +34,7 @@ _PREFIX_WORDS = frozenset(
 _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
 _SUBSCRIPT = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?\[[^\]]*\Z")
 _ARITH = "an arithmetic expression"
+_NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class _Scanner:
         self.declared_array: set[str] = set()
         self.tests: list[tuple[int, list[str], int]] = []
         self.slots: list[Slot] = []
+        self.arith_text: list[str] = []
 
     def command_frame(self) -> _Frame:
         return next(f for f in reversed(self.stack) if f.kind in ("bare", "cmd"))
@@ -111,6 +113,8 @@ class _Scanner:
                     i = skipped
                     continue
             was_escaped = self.escaped
+            if self.stack[-1].kind == "arith":
+                self.arith_text.append(text[i])
             self._track(text, i)
             i = self._step(text, i)
             self.prev = "x" if was_escaped or self.word_char else text[i - 1]
@@ -183,6 +187,7 @@ class _Scanner:
             return
         elif frame.test is not None:
             if word == "]]":
+                self._note_test(frame.test)
                 frame.test = None
                 frame.words.append(word)
             else:
@@ -191,7 +196,16 @@ class _Scanner:
             frame.test = []
         else:
             self._note_declaration(frame.words, word)
+            if _command(frame.words)[0] == "let":
+                self.declared_int.update(_NAMES.findall(word))
             frame.words.append(word)
+
+    def _note_test(self, words: list[str]) -> None:
+        """Variables used as operands of `[[ … -eq … ]]` are evaluated as arithmetic."""
+        for i, word in enumerate(words):
+            if _plain(word) in _ARITH_OPS:
+                for operand in words[max(i - 1, 0) : i] + words[i + 1 : i + 2]:
+                    self.declared_int.update(_NAMES.findall(operand))
 
     def _note_declaration(self, words: list[str], word: str) -> None:
         """Names declared integer or array anywhere make assignments to them arithmetic."""
@@ -335,6 +349,10 @@ class _Scanner:
     def _evaluates(self, frame: _Frame) -> str:
         cur = "".join(frame.cur)
         if frame.redirect:
+            name, args = _command(frame.words)
+            targets = [_plain(a) for a in args if _plain(a) in self.int_names]
+            if name in _NAME_ARGS and targets:
+                return f"input `{name}` stores in {targets[0]}, which bash evaluates as arithmetic"
             return ""
         if _SUBSCRIPT.match(cur):
             return "an array subscript"
@@ -342,15 +360,17 @@ class _Scanner:
             return ""
         if frame.compound is not None:
             if frame.compound in self.int_names:
-                return f"an element of the integer array {frame.compound}"
+                return f"an element of {frame.compound}, which bash evaluates as arithmetic"
             return ""
         name, args = _command(frame.words)
         assign = _ASSIGN.match(cur)
         if name is None:
             if assign and assign.group(1) in self.int_names:
-                return f"an assignment to the integer variable {assign.group(1)}"
+                return f"an assignment to {assign.group(1)}, which bash evaluates as arithmetic"
             return ""
         previous = _plain(args[-1]) if args else ""
+        if name in ("for", "select") and args and _plain(args[0]) in self.int_names:
+            return f"the words of a loop over {_plain(args[0])}, which bash evaluates as arithmetic"
         if name in _CODE_ARGS:
             return _CODE_ARGS[name]
         if name in _NAME_ARGS:
@@ -367,7 +387,7 @@ class _Scanner:
             options = set(_options(args))
             var = assign.group(1)
             if options & set("iaA") or var in self.int_names | self.array_names:
-                return f"the value of `{name}` for an integer or array variable"
+                return f"the value `{name}` gives {var}, an integer, array or arithmetic variable"
         return ""
 
     def finish(self) -> list[Slot]:
@@ -422,11 +442,14 @@ def _scan(template: str, int_names: frozenset[str], array_names: frozenset[str])
 def analyze(template: str) -> tuple[Slot, ...]:
     """Every placeholder of a bash template with its quoting and any reason it is unsafe.
 
-    Two passes: the first finds the names declared integer or array (`declare -i n`), so an
-    assignment to them written before the declaration is known to be arithmetic too.
+    Two passes: the first finds the variables bash evaluates as arithmetic (declared
+    `declare -i n`, or used in `$((n))`, `[[ $n -eq 1 ]]`, `let`) and the arrays, so an
+    assignment of a placeholder to them, before or after, is known to be arithmetic too.
     """
     first = _scan(template, frozenset(), frozenset())
-    ints, arrays = frozenset(first.declared_int), frozenset(first.declared_array)
+    used = _NAMES.findall("".join(first.arith_text))
+    ints = frozenset(first.declared_int | set(used))
+    arrays = frozenset(first.declared_array)
     if not ints and not arrays:
         return tuple(first.finish())
     return tuple(_scan(template, ints, arrays).finish())
