@@ -35,6 +35,7 @@ _ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
 _SUBSCRIPT = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*)?\[[^\]]*\Z")
 _ARITH = "an arithmetic expression"
 _NAMES = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EXPANDED = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class _Scanner:
         self.tests: list[tuple[int, list[str], int]] = []
         self.slots: list[Slot] = []
         self.arith_text: list[str] = []
+        self.evaluated: set[str] = set()
 
     def command_frame(self) -> _Frame:
         return next(f for f in reversed(self.stack) if f.kind in ("bare", "cmd"))
@@ -179,6 +181,7 @@ class _Scanner:
         if not frame.in_word:
             return
         word = "".join(frame.cur)
+        self._note_evaluated(frame, word)
         frame.cur.clear()
         frame.in_word = False
         if frame.redirect:
@@ -196,16 +199,33 @@ class _Scanner:
             frame.test = []
         else:
             self._note_declaration(frame.words, word)
-            if _command(frame.words)[0] == "let":
-                self.declared_int.update(_NAMES.findall(word))
             frame.words.append(word)
 
+    def _note_evaluated(self, frame: _Frame, word: str) -> None:
+        """Variables expanded in a word bash evaluates as code (`let "n=$v"`, `read $v`,
+        `arr[$i]=x`, `n=$v` for an integer n) are evaluated too: assigning a placeholder to
+        them is as unsafe as writing it there."""
+        if frame.test is not None or word.startswith(("-", "+")):
+            return
+        if self._evaluates(frame, word):
+            name = _command(frame.words)[0]
+            names_only = name in _NAME_ARGS or name in ("printf", "wait", "test", "[")
+            if names_only or (name in _DECLARE and "=" not in word):
+                self.evaluated.update(_EXPANDED.findall(word))
+            else:
+                self.evaluated.update(_NAMES.findall(word))
+        assign = _ASSIGN.match(word)
+        if assign and assign.group(2):
+            self.evaluated.update(_NAMES.findall(assign.group(2)))
+
     def _note_test(self, words: list[str]) -> None:
-        """Variables used as operands of `[[ … -eq … ]]` are evaluated as arithmetic."""
+        """Variables in operands of `[[ … -eq … ]]` and `[[ -v … ]]` are evaluated as code."""
         for i, word in enumerate(words):
             if _plain(word) in _ARITH_OPS:
                 for operand in words[max(i - 1, 0) : i] + words[i + 1 : i + 2]:
-                    self.declared_int.update(_NAMES.findall(operand))
+                    self.evaluated.update(_NAMES.findall(operand))
+            elif _plain(word) in _NAME_TESTS and i + 1 < len(words):
+                self.evaluated.update(_EXPANDED.findall(words[i + 1]))
 
     def _note_declaration(self, words: list[str], word: str) -> None:
         """Names declared integer or array anywhere make assignments to them arithmetic."""
@@ -217,7 +237,7 @@ class _Scanner:
         if match is None:
             return
         var = match.group(1) if match.re is _ASSIGN else match.group(0)
-        if "i" in options:
+        if "i" in options or "n" in options:
             self.declared_int.add(var)
         if "a" in options or "A" in options:
             self.declared_array.add(var)
@@ -339,20 +359,20 @@ class _Scanner:
             if frame.kind == "arith":
                 return _ARITH
             if frame.kind in ("bare", "cmd"):
-                reason = self._evaluates(frame)
+                reason = self._evaluates(frame, "".join(frame.cur))
                 if reason:
                     return reason
                 if frame.test is not None:
                     self.tests.append((index, frame.test, len(frame.test)))
         return ""
 
-    def _evaluates(self, frame: _Frame) -> str:
-        cur = "".join(frame.cur)
+    def _evaluates(self, frame: _Frame, cur: str) -> str:
+        """Why bash evaluates the word `cur` (so far) of `frame` as code, or ""."""
         if frame.redirect:
             name, args = _command(frame.words)
             targets = [_plain(a) for a in args if _plain(a) in self.int_names]
             if name in _NAME_ARGS and targets:
-                return f"input `{name}` stores in {targets[0]}, which bash evaluates as arithmetic"
+                return f"input `{name}` stores in {targets[0]}, whose value bash evaluates as code"
             return ""
         if _SUBSCRIPT.match(cur):
             return "an array subscript"
@@ -360,17 +380,17 @@ class _Scanner:
             return ""
         if frame.compound is not None:
             if frame.compound in self.int_names:
-                return f"an element of {frame.compound}, which bash evaluates as arithmetic"
+                return f"an element of {frame.compound}, whose value bash evaluates as code"
             return ""
         name, args = _command(frame.words)
         assign = _ASSIGN.match(cur)
         if name is None:
             if assign and assign.group(1) in self.int_names:
-                return f"an assignment to {assign.group(1)}, which bash evaluates as arithmetic"
+                return f"an assignment to {assign.group(1)}, whose value bash evaluates as code"
             return ""
         previous = _plain(args[-1]) if args else ""
         if name in ("for", "select") and args and _plain(args[0]) in self.int_names:
-            return f"the words of a loop over {_plain(args[0])}, which bash evaluates as arithmetic"
+            return f"the words of a loop over {_plain(args[0])}, whose value bash evaluates as code"
         if name in _CODE_ARGS:
             return _CODE_ARGS[name]
         if name in _NAME_ARGS:
@@ -386,8 +406,8 @@ class _Scanner:
                 return f"a variable name given to `{name}`"
             options = set(_options(args))
             var = assign.group(1)
-            if options & set("iaA") or var in self.int_names | self.array_names:
-                return f"the value `{name}` gives {var}, an integer, array or arithmetic variable"
+            if options & set("iaAn") or var in self.int_names | self.array_names:
+                return f"the value `{name}` gives {var}, which bash evaluates as code"
         return ""
 
     def finish(self) -> list[Slot]:
@@ -438,18 +458,42 @@ def _scan(template: str, int_names: frozenset[str], array_names: frozenset[str])
     return scanner
 
 
+_PARAM_NAMES = (
+    re.compile(r"\$\{!([A-Za-z_][A-Za-z0-9_]*)"),
+    re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\[([^\]]*)\]"),
+    re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:(?![-=+?])([^}]*)\}"),
+)
+"""`${!v}`, `${a[i]}`, `${s:i:n}`: names whose values bash evaluates (read over the raw
+template, so a match inside quotes only makes the check stricter)."""
+_MAX_PASSES = 6
+
+
+def _evaluated_names(template: str, scanner: _Scanner) -> frozenset[str]:
+    names = set(scanner.declared_int) | scanner.evaluated
+    names.update(_NAMES.findall("".join(scanner.arith_text)))
+    for pattern in _PARAM_NAMES:
+        for found in pattern.findall(template):
+            names.update(_NAMES.findall(found))
+    return frozenset(names)
+
+
 @lru_cache(maxsize=512)
 def analyze(template: str) -> tuple[Slot, ...]:
     """Every placeholder of a bash template with its quoting and any reason it is unsafe.
 
-    Two passes: the first finds the variables bash evaluates as arithmetic (declared
-    `declare -i n`, or used in `$((n))`, `[[ $n -eq 1 ]]`, `let`) and the arrays, so an
-    assignment of a placeholder to them, before or after, is known to be arithmetic too.
+    Repeated passes find the variables whose values bash evaluates as code (declared
+    `declare -i n`, used in `$((n))`, `[[ $n -eq 1 ]]`, `let`, `${!n}`, `read $n`, assigned to
+    such a variable...), until no new one appears, so a placeholder assigned to one of them,
+    before or after its use, is refused like one written in its place.
     """
-    first = _scan(template, frozenset(), frozenset())
-    used = _NAMES.findall("".join(first.arith_text))
-    ints = frozenset(first.declared_int | set(used))
-    arrays = frozenset(first.declared_array)
-    if not ints and not arrays:
-        return tuple(first.finish())
-    return tuple(_scan(template, ints, arrays).finish())
+    names: frozenset[str] = frozenset()
+    arrays: frozenset[str] = frozenset()
+    scanner = _scan(template, names, arrays)
+    for _ in range(_MAX_PASSES):
+        found = _evaluated_names(template, scanner) | names
+        found_arrays = frozenset(scanner.declared_array)
+        if found == names and found_arrays == arrays:
+            break
+        names, arrays = found, found_arrays
+        scanner = _scan(template, names, arrays)
+    return tuple(scanner.finish())
