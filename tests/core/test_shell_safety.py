@@ -15,7 +15,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from statemachine_engine.core.interpolate import render_shell, render_text, render_value
-from statemachine_engine.core.shellscan import analyze
+from statemachine_engine.core.shellcode import analyze
 from statemachine_engine.errors import ActionError, PlaceholderError
 
 SUBSCRIPT_ATTACK = "a[$(touch {m})]"

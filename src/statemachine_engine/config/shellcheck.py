@@ -14,7 +14,7 @@ from statemachine_engine.config.model import Position
 from statemachine_engine.config.problems import Problems
 from statemachine_engine.config.yamlsource import YamlStr
 from statemachine_engine.core.placeholder import KINDS, parse_key, tokens
-from statemachine_engine.core.shellscan import Slot, analyze
+from statemachine_engine.core.shellcode import Slot, analyze
 
 UNSAFE = "SM120"
 """A placeholder where bash evaluates text as code, not declared `:int` or `:ident`."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from statemachine_engine.clock import iso
 from statemachine_engine.core.placeholder import check_kind, parse_key, tokens
-from statemachine_engine.core.shellscan import Slot, analyze
+from statemachine_engine.core.shellcode import Slot, analyze
 from statemachine_engine.errors import ActionError, PlaceholderError
 
 MAX_ARG_BYTES = 131072
