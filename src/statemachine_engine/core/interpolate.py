@@ -184,10 +184,10 @@ def _check_slot(slot: Slot) -> None:
             "value cannot be escaped safely; move it into a plain, '...' or \"...\" word"
         )
     if slot.evaluates and parse_key(slot.key).kind is None:
-        raise ActionError(unsafe_message(slot))
+        raise ActionError(_unsafe_message(slot))
 
 
-def unsafe_message(slot: Slot) -> str:
+def _unsafe_message(slot: Slot) -> str:
     """Why a placeholder in an evaluating context is refused, and the fix."""
     return (
         f"placeholder {{{slot.key}}} sits in {slot.evaluates}, where bash runs text as code "

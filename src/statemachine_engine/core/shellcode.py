@@ -321,9 +321,10 @@ _PARAM_NAMES = (
     re.compile(r"\$\{!([A-Za-z_][A-Za-z0-9_]*)"),
     re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*\[([^\]]*)\]"),
     re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:(?![-=+?])([^}]*)\}"),
+    re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?@P\}"),
 )
-"""`${!v}`, `${a[i]}`, `${s:i:n}`: names whose values bash evaluates (read over the raw
-template, so a match inside quotes only makes the check stricter)."""
+"""`${!v}`, `${a[i]}`, `${s:i:n}`, `${v@P}`: names whose values bash evaluates (read over
+the raw template, so a match inside quotes only makes the check stricter)."""
 _MAX_PASSES = 6
 
 
