@@ -326,6 +326,8 @@ _PARAM_NAMES = (
 """`${!v}`, `${a[i]}`, `${s:i:n}`, `${v@P}`: names whose values bash evaluates (read over
 the raw template, so a match inside quotes only makes the check stricter)."""
 _MAX_PASSES = 6
+_CODE_VARIABLES = frozenset({"PS0", "PS1", "PS2", "PS3", "PS4", "PROMPT_COMMAND"})
+"""Variables bash itself expands as prompts or runs as commands (`PS4` under `set -x`)."""
 
 
 def _evaluated_names(template: str, scanner: _Scanner) -> frozenset[str]:
@@ -346,7 +348,7 @@ def analyze(template: str) -> tuple[Slot, ...]:
     such a variable...), until no new one appears, so a placeholder assigned to one of them,
     before or after its use, is refused like one written in its place.
     """
-    names: frozenset[str] = frozenset()
+    names: frozenset[str] = _CODE_VARIABLES
     arrays: frozenset[str] = frozenset()
     scanner = _scan(template, names, arrays)
     for _ in range(_MAX_PASSES):
