@@ -14,7 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from statemachine_engine.core.interpolate import render_shell, render_text, render_value
+from statemachine_engine.core.interpolate import _escape, render_shell, render_text, render_value
+from statemachine_engine.core.placeholder import tokens
 from statemachine_engine.core.shellcode import analyze
 from statemachine_engine.errors import ActionError, PlaceholderError
 
@@ -46,6 +47,17 @@ REPRODUCTIONS = [
     "for i in {data.v}; do let 'j=i'; done",
     "echo $(( $(printf %s {data.v}) ))",
     '(( $(printf %s "{data.v}") ))',
+    "declare -n r={data.v}; echo $r",
+    'v={data.v}; echo "${!v}"',
+    'n={data.v}; s=abc; echo "${s:n}"',
+    'n={data.v}; a=(1); echo "${a[$n]}"',
+    "n={data.v}; [[ -v $n ]]",
+    "v={data.v}; n=$v; (( n ))",
+    'cmd={data.v}; eval "$cmd"',
+    'v={data.v}; read -r "$v" <<< x',
+    "i={data.v}; arr[$i]=1",
+    'p={data.v}; echo "${p@P}"',
+    "PS4={data.v}; set -x; true",
 ]
 
 
@@ -65,6 +77,30 @@ def test_undeclared_placeholder_where_bash_evaluates_is_refused(
     with pytest.raises(ActionError, match=r"\{data\.v\}.*declare it \{data\.v:int\}"):
         render_shell(template, job(SUBSCRIPT_ATTACK.format(m=marker)))
     assert not marker.exists()
+
+
+ESCAPING_ALONE_STOPS = {
+    "unset {data.v}",
+    "declare {data.v}",
+    "declare -a a={data.v}",
+    '(( "{data.v}" > 1 ))',
+}
+"""Reproductions that this particular value does not break with escaping alone (others do:
+`unset 'm[$(…)]'` on an associative array, `declare -a a='([0]=$(…))'`)."""
+
+
+@pytest.mark.parametrize("template", sorted(set(REPRODUCTIONS) - ESCAPING_ALONE_STOPS))
+def test_escaping_alone_would_run_the_value(tmp_path: Path, template: str) -> None:
+    """The reproductions are real: escaped for its quoting only, the value runs in bash."""
+    marker = tmp_path / "pwned"
+    value = SUBSCRIPT_ATTACK.format(m=marker)
+    slots = iter(analyze(template))
+    command = "".join(
+        _escape(next(slots).quoting.replace("arith", "bare"), value) if t.is_key else t.text
+        for t in tokens(template)
+    )
+    run(command)
+    assert marker.exists()
 
 
 @pytest.mark.parametrize("template", REPRODUCTIONS)
