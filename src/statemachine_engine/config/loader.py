@@ -36,6 +36,7 @@ from statemachine_engine.config.sections import (
     parse_on_error,
     parse_states,
 )
+from statemachine_engine.config.shellcheck import check_shell_commands
 from statemachine_engine.config.yamlsource import (
     MAX_BYTES,
     YamlList,
@@ -205,6 +206,7 @@ class _Builder:
             for spec in (events or {}).values():
                 roots |= set(spec.context_map)
             check_placeholders(self.actions, roots, problems)
+        check_shell_commands(self.actions, self.text, problems)
 
         problems.raise_first()
         if events is None:

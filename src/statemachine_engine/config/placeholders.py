@@ -10,8 +10,13 @@ from statemachine_engine.config.actionspecs import ParsedAction
 from statemachine_engine.config.model import ActionCatalog
 from statemachine_engine.config.problems import Problems, close_matches
 from statemachine_engine.config.yamlsource import YamlStr
+from statemachine_engine.core.placeholder import parse_key
 
-PLACEHOLDER_RE = re.compile(r"(?<![$\{])\{([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)\}")
+_PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
+PLACEHOLDER_RE = re.compile(
+    rf"(?<![$\{{])\{{([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*(?:\|{_PATH})*(?::[A-Za-z]+)?)\}}"
+)
+"""A placeholder; group 1 is its (first) root. `{a|b}` and `{a:int}` forms included."""
 
 BUILTIN_ROOTS = frozenset(
     {
@@ -76,14 +81,20 @@ def _strings(value: Any) -> Iterator[YamlStr]:
             yield from _strings(item)
 
 
+def _roots(text: str) -> Iterator[tuple[re.Match[str], str]]:
+    """Each placeholder with each root it may read (`{a|b.c}` reads roots a and b)."""
+    for match in PLACEHOLDER_RE.finditer(text):
+        for root in parse_key(match.group(0)[1:-1]).roots:
+            yield match, root
+
+
 def check_placeholders(
     actions: Sequence[ParsedAction], roots: Collection[str], problems: Problems
 ) -> None:
     """Record an error for each placeholder whose root is not in `roots`."""
     for action in actions:
         for text in _strings(action.raw_params):
-            for match in PLACEHOLDER_RE.finditer(text):
-                root = match.group(1)
+            for match, root in _roots(text):
                 if root in roots:
                     continue
                 matches = close_matches(root, roots, n=3)

@@ -12,10 +12,11 @@ import re
 import shlex
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from statemachine_engine.clock import iso
+from statemachine_engine.core.placeholder import check_kind, parse_key, tokens
+from statemachine_engine.core.shellcode import Slot, analyze
 from statemachine_engine.errors import ActionError, PlaceholderError
 
 MAX_ARG_BYTES = 131072
@@ -27,45 +28,18 @@ BUILTIN_ROOTS = frozenset(
 )
 """Roots that resolve without an action having set them (besides any context key)."""
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*)\}")
 _JOB_FIELDS = {"job_id": "id", "id": "id", "job_type": "job_type", "data": "data"}
-_WORD_START = frozenset(" \t\n;&|()<>")
 _DQ_SPECIAL = re.compile(r'([\\"$`])')
-_REFUSED = {"bt": "backticks", "param": "a ${...} expansion", "arith": "an arithmetic expression"}
 
 
 def _tokens(template: str) -> Iterator[tuple[str, bool]]:
-    """Split a template into (literal text, False) and (placeholder key, True) pieces.
-
-    `{{` and `}}` are literal braces; a `{` right after `$` is shell syntax, not a placeholder.
-    """
-    buf: list[str] = []
-    i, n = 0, len(template)
-    after_dollar = False
-    while i < n:
-        char = template[i]
-        match = None
-        if char == "{" and not after_dollar and not template.startswith("{{", i):
-            match = _PLACEHOLDER.match(template, i)
-        if match is not None:
-            if buf:
-                yield "".join(buf), False
-                buf.clear()
-            yield match.group(1), True
-            i = match.end()
-        elif template.startswith(("{{", "}}"), i):
-            buf.append(char)
-            i += 2
-        else:
-            buf.append(char)
-            i += 1
-        after_dollar = match is None and char == "$"
-    if buf:
-        yield "".join(buf), False
+    """(literal text, False) and (placeholder as written, True) pieces of a template."""
+    for token in tokens(template):
+        yield token.text, token.is_key
 
 
 def placeholders(template: str) -> list[str]:
-    """The dotted placeholder keys in a template, in order of appearance."""
+    """The placeholders in a template as written between the braces, in order."""
     return [piece for piece, is_key in _tokens(template) if is_key]
 
 
@@ -115,6 +89,31 @@ def resolve(key: str, context: Mapping[str, Any], *, now: float | None = None) -
     return value
 
 
+def resolve_placeholder(
+    written: str, context: Mapping[str, Any], *, now: float | None = None
+) -> Any:
+    """The value of a placeholder as written: the first of `a|b` that is set and not None
+    (the released package's fallback), checked against a declared `:int`/`:ident`."""
+    key = parse_key(written)
+    value: Any = None
+    found = False
+    first_missing: PlaceholderError | None = None
+    for path in key.paths:
+        try:
+            value = resolve(path, context, now=now)
+        except PlaceholderError as exc:
+            first_missing = first_missing or exc
+            continue
+        found = True
+        if value is not None:
+            break
+    if not found and first_missing is not None:
+        raise first_missing
+    if key.kind is not None:
+        check_kind(key, to_text(value))
+    return value
+
+
 def to_text(value: Any) -> str:
     """Text form of a value: JSON spelling for bools, dicts and lists; None is empty text.
 
@@ -139,7 +138,7 @@ def to_text(value: Any) -> str:
 def render_text(template: str, context: Mapping[str, Any], *, now: float | None = None) -> str:
     """Substitute every placeholder with the text form of its value."""
     return "".join(
-        to_text(resolve(piece, context, now=now)) if is_key else piece
+        to_text(resolve_placeholder(piece, context, now=now)) if is_key else piece
         for piece, is_key in _tokens(template)
     )
 
@@ -152,7 +151,7 @@ def render_value(value: Any, context: Mapping[str, Any], *, now: float | None = 
     if isinstance(value, str):
         pieces = list(_tokens(value))
         if len(pieces) == 1 and pieces[0][1]:
-            return resolve(pieces[0][0], context, now=now)
+            return resolve_placeholder(pieces[0][0], context, now=now)
         return render_text(value, context, now=now)
     if isinstance(value, Mapping):
         return {k: render_value(v, context, now=now) for k, v in value.items()}
@@ -161,132 +160,40 @@ def render_value(value: Any, context: Mapping[str, Any], *, now: float | None = 
     return value
 
 
-@dataclass
-class _Frame:
-    kind: str
-    depth: int = 0
-    dollar: bool = False
+def _escape(quoting: str, text: str) -> str:
+    """Text that, placed in this quoting context, makes bash see exactly `text`."""
+    if quoting == "sq":
+        return text.replace("'", "'\\''")
+    if quoting == "dq":
+        return _DQ_SPECIAL.sub(r"\\\1", text)
+    if quoting == "ansi":
+        return text.replace("\\", "\\\\").replace("'", "\\'")
+    if quoting == "comment":
+        return shlex.quote(text.replace("\n", " "))
+    if quoting == "arith":
+        return text
+    return shlex.quote(text)
 
 
-class _ShellScanner:
-    """Follows bash quoting through literal template text to know where a value lands."""
+def _check_slot(slot: Slot) -> None:
+    """Refuse a placeholder no value can safely fill, or one bash would evaluate as code
+    unless it is declared `:int`/`:ident` (its value is then checked before use)."""
+    if slot.refused:
+        raise ActionError(
+            f"placeholder {{{slot.key}}} sits {slot.refused} in a shell command, where its "
+            "value cannot be escaped safely; move it into a plain, '...' or \"...\" word"
+        )
+    if slot.evaluates and parse_key(slot.key).kind is None:
+        raise ActionError(_unsafe_message(slot))
 
-    def __init__(self) -> None:
-        self.stack = [_Frame("bare")]
-        self.escaped = False
-        self.prev = ""
-        self.word_char = False
-        self.blocked = ""
 
-    def feed(self, text: str) -> None:
-        i = 0
-        while i < len(text):
-            was_escaped = self.escaped
-            i = self._step(text, i)
-            self.prev = "x" if was_escaped or self.word_char else text[i - 1]
-            self.word_char = False
-
-    def _step(self, text: str, i: int) -> int:
-        char, frame = text[i], self.stack[-1]
-        kind = frame.kind
-        if self.escaped:
-            self.escaped = False
-        elif kind in ("sq", "comment"):
-            if char == ("'" if kind == "sq" else "\n"):
-                self.stack.pop()
-        elif char == "\\":
-            self.escaped = True
-        elif kind in ("ansi", "bt"):
-            if char == ("'" if kind == "ansi" else "`"):
-                self.stack.pop()
-        elif char == "`":
-            self.stack.append(_Frame("bt"))
-        elif char == "$":
-            return self._dollar(text, i, in_dq=kind == "dq")
-        elif kind == "dq":
-            if char == '"':
-                self.stack.pop()
-        elif char in "'\"":
-            self.stack.append(_Frame("sq" if char == "'" else "dq"))
-        elif kind in ("bare", "cmd") and text.startswith("((", i):
-            self.stack.append(_Frame("arith"))
-            return i + 2
-        elif kind in ("param", "arith") or (kind == "cmd" and char in "()"):
-            return self._nest(text, i, frame)
-        else:
-            return self._bare(text, i)
-        return i + 1
-
-    def _dollar(self, text: str, i: int, *, in_dq: bool) -> int:
-        if text.startswith("$$", i):
-            return i + 2
-        for opener, kind in (("$((", "arith"), ("$(", "cmd"), ("${", "param"), ("$'", "ansi")):
-            if text.startswith(opener, i) and not (in_dq and kind == "ansi"):
-                self.stack.append(_Frame(kind, dollar=True))
-                return i + len(opener)
-        return i + 1
-
-    def _nest(self, text: str, i: int, frame: _Frame) -> int:
-        """Count brackets; the one closing $(...), ${...}, <(...) or $((...)) ends a word char.
-
-        `((`/`$((` closed by a lone `)` was a subshell, `( (`/`$( (`, as bash reads it too.
-        """
-        opener, closer = "{}" if frame.kind == "param" else "()"
-        if text[i] == opener:
-            frame.depth += 1
-        elif text[i] == closer:
-            frame.depth -= 1
-            if frame.depth >= 0:
-                return i + 1
-            if frame.kind == "arith" and not text.startswith("))", i):
-                if frame.dollar:
-                    frame.kind, frame.depth = "cmd", 0
-                    return i + 1
-                self.stack.pop()
-                self.stack[-1].depth += 1
-                return i + 1
-            self.stack.pop()
-            self.word_char = frame.dollar
-            if frame.kind == "arith":
-                return i + 2
-        return i + 1
-
-    def _bare(self, text: str, i: int) -> int:
-        at_word_start = self.prev == "" or self.prev in _WORD_START
-        if text[i] == "#" and at_word_start:
-            self.stack.append(_Frame("comment"))
-        elif text.startswith(("<(", ">("), i):
-            self.stack.append(_Frame("cmd", dollar=True))
-            return i + 2
-        elif text.startswith("<<<", i):
-            return i + 3
-        elif text.startswith("<<", i):
-            self.blocked = "after a here-document operator (<<)"
-        elif at_word_start and re.match(r"case\b", text[i:]) and len(self.stack) > 1:
-            self.blocked = "after a `case` inside $(...)"
-        return i + 1
-
-    def escape(self, key: str, text: str) -> str:
-        """Text that, placed at the current position, makes bash see exactly `text`."""
-        kind = self.stack[-1].kind
-        where = self.blocked or _REFUSED.get(kind, "")
-        if self.escaped:
-            where = "right after a backslash"
-        if where:
-            raise ActionError(
-                f"placeholder {{{key}}} sits {where} in a shell command, where its value "
-                "cannot be escaped safely; move it into a plain, '...' or \"...\" word"
-            )
-        self.prev = "x"
-        if kind == "sq":
-            return text.replace("'", "'\\''")
-        if kind == "dq":
-            return _DQ_SPECIAL.sub(r"\\\1", text)
-        if kind == "ansi":
-            return text.replace("\\", "\\\\").replace("'", "\\'")
-        if kind == "comment":
-            return shlex.quote(text.replace("\n", " "))
-        return shlex.quote(text)
+def _unsafe_message(slot: Slot) -> str:
+    """Why a placeholder in an evaluating context is refused, and the fix."""
+    return (
+        f"placeholder {{{slot.key}}} sits in {slot.evaluates}, where bash runs text as code "
+        f"even when quoted; declare it {{{slot.key}:int}} or {{{slot.key}:ident}} so its "
+        "value is checked before the command runs"
+    )
 
 
 def _arg_bytes(text: str, what: str) -> int:
@@ -302,18 +209,20 @@ def _arg_bytes(text: str, what: str) -> int:
 def render_shell(template: str, context: Mapping[str, Any], *, now: float | None = None) -> str:
     """Render a bash command, escaping each value for the quoting context it lands in.
 
-    Refuses (ActionError) values with NUL, values of MAX_ARG_BYTES or more, and placeholders
-    inside backticks, ${...}, arithmetic, here-documents or right after a backslash.
+    Refuses (ActionError) values with NUL, values of MAX_ARG_BYTES or more, placeholders
+    inside backticks, ${...}, here-documents or right after a backslash, and undeclared
+    placeholders where bash evaluates text as code (arithmetic, subscripts, variable names).
     """
-    scanner = _ShellScanner()
+    slots = iter(analyze(template))
     out: list[str] = []
     keys: list[str] = []
     for piece, is_key in _tokens(template):
         if not is_key:
-            scanner.feed(piece)
             out.append(piece)
             continue
-        text = to_text(resolve(piece, context, now=now))
+        slot = next(slots)
+        _check_slot(slot)
+        text = to_text(resolve_placeholder(piece, context, now=now))
         size = _arg_bytes(text, f"placeholder {{{piece}}}")
         if size >= MAX_ARG_BYTES:
             raise ActionError(
@@ -321,7 +230,7 @@ def render_shell(template: str, context: Mapping[str, Any], *, now: float | None
                 f"{MAX_ARG_BYTES} bytes or more cannot be passed on a command line, "
                 "pass them to the command through a file or stdin"
             )
-        out.append(scanner.escape(piece, text))
+        out.append(_escape(slot.quoting, text))
         keys.append(piece)
     command = "".join(out)
     size = _arg_bytes(command, "the command")

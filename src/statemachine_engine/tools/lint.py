@@ -55,6 +55,10 @@ CODES: Mapping[str, tuple[str, str]] = {
     "SM113": (ERROR, "action parameter of the wrong type"),
     "SM114": (WARNING, "cycle of instant actions that cannot end"),
     "SM115": (INFO, "cycle of instant actions (bounded by max_instant_steps)"),
+    "SM120": (ERROR, "placeholder where bash runs text as code, not declared :int or :ident"),
+    "SM121": (ERROR, "bash command that is not valid shell (bash -n)"),
+    "SM122": (ERROR, "placeholder where no value can be escaped (backticks, ${...}, heredoc)"),
+    "SM123": (ERROR, "placeholder declaring an unknown kind (not :int or :ident)"),
 }
 
 _NOQA_RE = re.compile(r"#\s*noqa:\s*(SM\d{3}(?:\s*,\s*SM\d{3})*)")
@@ -104,9 +108,9 @@ class Finding:
 
 
 def from_config_error(error: ConfigError, source: str) -> Finding:
-    """A load-time error as an SM001 finding."""
+    """A load-time error as a finding: its own code (SM120…) if it has one, else SM001."""
     return Finding(
-        error.code or "SM001",
+        error.code if error.code is not None and error.code in CODES else "SM001",
         error.message,
         error.file or source,
         error.line,
