@@ -13,9 +13,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from statemachine_engine.actions.params import Declaration
 from statemachine_engine.config import load_definition, parse_definition
 from statemachine_engine.config.model import MachineDefinition, Position
-from statemachine_engine.config.params import Declaration
 from statemachine_engine.errors import ConfigError
 
 

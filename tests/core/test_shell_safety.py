@@ -14,8 +14,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from statemachine_engine.config.placeholder_syntax import tokens
 from statemachine_engine.core.interpolate import _escape, render_shell, render_text, render_value
-from statemachine_engine.core.placeholder import tokens
 from statemachine_engine.core.shellcode import analyze
 from statemachine_engine.errors import ActionError, PlaceholderError
 

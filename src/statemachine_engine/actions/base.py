@@ -7,7 +7,7 @@ import logging
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from statemachine_engine.config.params import Declaration, Emits, Param
+from statemachine_engine.actions.params import Declaration, Emits, Param
 
 if TYPE_CHECKING:
     from statemachine_engine.core.runtime import Runtime

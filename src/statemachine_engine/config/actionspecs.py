@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from statemachine_engine.actions.params import Declaration, kind_problem
 from statemachine_engine.config.model import ActionCatalog, ActionSpec, Position
-from statemachine_engine.config.params import Declaration, kind_problem
 from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, plain
 

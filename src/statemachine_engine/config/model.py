@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from statemachine_engine.config.params import Declaration
+from statemachine_engine.actions.params import Declaration
 
 WILDCARD = "*"
 TIMEOUT_RE = re.compile(r"^timeout\((\d+(?:\.\d+)?)\)$")

@@ -8,9 +8,9 @@ from typing import Any
 
 from statemachine_engine.config.actionspecs import ParsedAction
 from statemachine_engine.config.model import ActionCatalog
+from statemachine_engine.config.placeholder_syntax import parse_key
 from statemachine_engine.config.problems import Problems, close_matches
 from statemachine_engine.config.yamlsource import YamlStr
-from statemachine_engine.core.placeholder import parse_key
 
 _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
 PLACEHOLDER_RE = re.compile(

@@ -11,9 +11,9 @@ from typing import Any
 
 from statemachine_engine.config.actionspecs import ParsedAction
 from statemachine_engine.config.model import Position
+from statemachine_engine.config.placeholder_syntax import KINDS, parse_key, tokens
 from statemachine_engine.config.problems import Problems
 from statemachine_engine.config.yamlsource import YamlStr
-from statemachine_engine.core.placeholder import KINDS, parse_key, tokens
 from statemachine_engine.core.shellcode import Slot, analyze
 
 UNSAFE = "SM120"

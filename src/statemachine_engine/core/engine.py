@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from statemachine_engine.actions.base import BaseAction, Failure
+from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
-from statemachine_engine.config.params import failure_events
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.transitions import (

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from statemachine_engine.clock import iso
-from statemachine_engine.core.placeholder import check_kind, parse_key, tokens
+from statemachine_engine.config.placeholder_syntax import check_kind, parse_key, tokens
 from statemachine_engine.core.shellcode import Slot, analyze
 from statemachine_engine.errors import ActionError, PlaceholderError
 

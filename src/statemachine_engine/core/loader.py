@@ -16,8 +16,8 @@ from typing import Any
 
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.actions.builtin import BUILTINS
+from statemachine_engine.actions.params import Declaration
 from statemachine_engine.config.model import ActionSpec
-from statemachine_engine.config.params import Declaration
 from statemachine_engine.errors import ConfigError
 
 logger = logging.getLogger(__name__)

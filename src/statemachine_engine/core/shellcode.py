@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from statemachine_engine.core.placeholder import tokens
+from statemachine_engine.config.placeholder_syntax import tokens
 from statemachine_engine.core.shellscan import WORD_START, Frame, Lexer, at
 
 _REFUSED = {"bt": "inside backticks", "param": "inside a ${...} expansion"}

@@ -12,9 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from statemachine_engine.actions.params import Declaration
 from statemachine_engine.config.loader import parse_definition
 from statemachine_engine.config.model import WILDCARD, MachineDefinition, Transition
-from statemachine_engine.config.params import Declaration
 
 
 class _AnyName(frozenset[str]):

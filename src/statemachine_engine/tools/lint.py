@@ -12,6 +12,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from statemachine_engine.actions.params import (
+    ERROR_EVENT,
+    Declaration,
+    events_of,
+    explicit_events,
+    may_return_nothing,
+)
 from statemachine_engine.config.actionspecs import ParsedAction
 from statemachine_engine.config.model import (
     WILDCARD,
@@ -20,13 +27,6 @@ from statemachine_engine.config.model import (
     MachineDefinition,
     Position,
     Transition,
-)
-from statemachine_engine.config.params import (
-    ERROR_EVENT,
-    Declaration,
-    events_of,
-    explicit_events,
-    may_return_nothing,
 )
 from statemachine_engine.config.placeholders import BUILTIN_ROOTS, PLACEHOLDER_RE, keys_set_by
 from statemachine_engine.config.problems import close_matches

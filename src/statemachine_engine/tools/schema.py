@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from statemachine_engine.actions.builtin import BUILTINS
+from statemachine_engine.actions.params import COMMON_KEYS, Declaration
 from statemachine_engine.config.loader import TOP_LEVEL_KEYS
-from statemachine_engine.config.params import COMMON_KEYS, Declaration
 
 SCHEMA_ID = "https://statemachine-engine.invalid/schema/machine.json"
 _NAME = {"type": "string", "minLength": 1}
