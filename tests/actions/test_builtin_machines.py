@@ -147,3 +147,39 @@ async def test_start_fsm_refuses_an_unsafe_machine_name(make_action, context, sp
 async def test_start_fsm_needs_config_and_name(make_action, context):
     with pytest.raises(ConfigError, match="yaml_path"):
         make_action("type: start_fsm\nmachine_name: a")
+
+
+async def test_start_fsm_context_vars_in_the_released_forms_and_store_pid(
+    make_action, store, context, tmp_path, spawn_env, until
+):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    context["current_job"] = {"job_id": "j7", "data": {"who": "nested", "size": 3}}
+    action = make_action(
+        """
+        type: start_fsm
+        yaml_path: tiny.yaml
+        machine_name: tiny-2
+        context_vars:
+          - current_job.data.who as greeting
+          - current_job.data.size as blob_size
+          - current_job.data
+          - missing.key
+        store_pid: true
+        success: started
+        """,
+        keys=["current_job"],
+    )
+    assert await action.execute(context) == "started"
+    pid = context["started_pid"]
+    assert context["spawned_pids"] == [pid]
+    await until(lambda: not Path(f"/proc/{pid}").exists(), timeout=30)
+    log = (spawn_env / "tiny-2.log").read_text()
+    assert "hello nested (3)" in log, log
+
+
+def test_context_vars_entries() -> None:
+    context = {"a": {"b": {"c": 1}}, "x": 2}
+    assert machines._extract(context, "x") == ("x", 2)
+    assert machines._extract(context, "a.b.c") == ("c", 1)
+    assert machines._extract(context, "a.b as here") == ("here", {"c": 1})
+    assert machines._extract(context, "a.nope") is None
