@@ -414,3 +414,15 @@ transitions:
     assert (job_of(store, "x1").status, job_of(store, "x1").result) == ("completed", "fine")
     assert (job_of(store, "x2").status, job_of(store, "x2").error_message) == ("failed", "bad")
     assert "not held by this machine" in m.engine.context["last_error"]
+
+
+async def test_debug_logs_the_traceback_of_an_action_exception(
+    start: StartMachine, store: SQLiteStore, until: Until, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="statemachine_engine")
+    job = store.add_job("task", max_attempts=1)
+    await start(worker("[{type: boom}]"), tracebacks=True)
+    await until(lambda: job_of(store, job.job_id).status == "failed")
+    raised = [r for r in caplog.records if r.exc_info and "BoomAction raised" in r.getMessage()]
+    assert raised and raised[0].exc_info is not None
+    assert raised[0].exc_info[0] is KeyError

@@ -124,6 +124,7 @@ def _main(argv: list[str]) -> int:
             backoff_base=args.backoff_base,
             jitter=args.jitter,
             hold_job=args.hold_job,
+            tracebacks=args.debug,
             report_to=args.report_to,
         )
         return asyncio.run(_serve(engine))

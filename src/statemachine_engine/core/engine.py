@@ -73,6 +73,7 @@ class StateMachineEngine:
         listen: bool = True,
         hold_job: str | None = None,
         report_to: str | None = None,
+        tracebacks: bool = False,
     ) -> None:
         self.definition = definition
         self.machine_name = machine_name
@@ -104,6 +105,7 @@ class StateMachineEngine:
             report_to=report_to,
         )
         self._hold_job = hold_job
+        self._tracebacks = tracebacks
         self._failures: dict[BaseAction, frozenset[str]] = {}
         self.actions = {
             state: [self._bind(self.loader.create(spec), spec.params) for spec in specs]
@@ -528,8 +530,11 @@ class StateMachineEngine:
             message = str(exc) or type(exc).__name__
         else:
             message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug("[%s] %s raised", self.machine_name, type(action).__name__, exc_info=exc)
+        if self._tracebacks or logger.isEnabledFor(logging.DEBUG):
+            level = logging.ERROR if self._tracebacks else logging.DEBUG
+            logger.log(
+                level, "[%s] %s raised", self.machine_name, type(action).__name__, exc_info=exc
+            )
         return self._failed(action, message)
 
     def _failed(self, action: BaseAction, message: str) -> Failure:
