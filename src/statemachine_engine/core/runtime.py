@@ -282,6 +282,8 @@ class Runtime:
                 found,
             )
             return False
+        # The lease was set by the machine that handed it over: renew it on our own terms.
+        self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
         self.hold_job(job, None, context, by_id=True)
         logger.info("[%s] holding job %s handed over at start", self.machine_name, job_id)
         return True
