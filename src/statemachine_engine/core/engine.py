@@ -385,7 +385,7 @@ class StateMachineEngine:
         `options.on_error`, else back to the state that claimed the job, else nowhere."""
         name = type(action).__name__
         self.context["last_error"] = reason
-        self.context.setdefault("last_error_action", name)
+        self.context["last_error_action"] = name
         if transition is not None:
             self._fail_attempt(reason)
             logger.warning(
@@ -502,7 +502,7 @@ class StateMachineEngine:
             if self.runtime.progress != self._progress:
                 self._progress = self.runtime.progress
                 self._instant_steps = 0  # a claimed job or a taken event is outside input
-            return result
+            return _event_name(result)
         self.commits.flush()
         self._instant_steps = 0
         self._current = asyncio.ensure_future(action.execute(self.context))
@@ -521,7 +521,7 @@ class StateMachineEngine:
             return self._raised(action, exc)
         finally:
             self._current = None
-        return result
+        return _event_name(result)
 
     def _raised(self, action: BaseAction, exc: Exception) -> Failure:
         """An action's exception: our own errors by their message, others with their type;
@@ -674,3 +674,8 @@ class StateMachineEngine:
             "parked": self.parked,
             "job_id": self.runtime.job.job_id if self.runtime.job else None,
         }
+
+
+def _event_name(result: object) -> str | None:
+    """What an action returned, as an event name (a Failure stays one)."""
+    return result if result is None or isinstance(result, str) else str(result)
