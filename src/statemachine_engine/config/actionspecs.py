@@ -189,18 +189,13 @@ def _shown(value: Any) -> str:
 
 
 def _value_pos(item: YamlMap, key: str) -> Position:
-    if key in item.key_pos:
-        return item.where(key)
-    nested = item.get("params")
-    if isinstance(nested, YamlMap) and key in nested.key_pos:
-        return nested.where(key)
-    return item.pos
+    """Where the value of parameter `key` is written (flat or under `params:`)."""
+    return _key_pos(item, key, value=True)
 
 
-def _key_pos(item: YamlMap, key: Any) -> Position:
-    if key in item.key_pos:
-        return item.where_key(key)
-    nested = item.get("params")
-    if isinstance(nested, YamlMap) and key in nested.key_pos:
-        return nested.where_key(key)
+def _key_pos(item: YamlMap, key: Any, *, value: bool = False) -> Position:
+    """Where parameter `key` (or, with `value`, its value) is written."""
+    for mapping in (item, item.get("params")):
+        if isinstance(mapping, YamlMap) and key in mapping.key_pos:
+            return mapping.where(key) if value else mapping.where_key(key)
     return item.pos

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator, Sequence
-from typing import Any
 
 from statemachine_engine.config.actionspecs import ParsedAction
 from statemachine_engine.config.model import ActionCatalog
 from statemachine_engine.config.placeholder_syntax import parse_key
 from statemachine_engine.config.problems import Problems, close_matches
-from statemachine_engine.config.yamlsource import YamlStr
+from statemachine_engine.config.yamlsource import yaml_strings
 
 _PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*"
 PLACEHOLDER_RE = re.compile(
@@ -70,17 +69,6 @@ def known_roots(
     return roots
 
 
-def _strings(value: Any) -> Iterator[YamlStr]:
-    if isinstance(value, YamlStr):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
 def _roots(text: str) -> Iterator[tuple[re.Match[str], str]]:
     """Each placeholder with each root it may read (`{a|b.c}` reads roots a and b)."""
     for match in PLACEHOLDER_RE.finditer(text):
@@ -93,7 +81,7 @@ def check_placeholders(
 ) -> None:
     """Record an error for each placeholder whose root is not in `roots`."""
     for action in actions:
-        for text in _strings(action.raw_params):
+        for text in yaml_strings(action.raw_params):
             for match, root in _roots(text):
                 if root in roots:
                     continue

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Any
 
 from statemachine_engine.config.actionspecs import ParsedAction
 from statemachine_engine.config.model import Position
 from statemachine_engine.config.placeholder_syntax import KINDS, parse_key, tokens
 from statemachine_engine.config.problems import Problems
-from statemachine_engine.config.yamlsource import YamlStr
+from statemachine_engine.config.yamlsource import YamlStr, yaml_strings
 from statemachine_engine.core.shellcode import Slot, analyze
 
 UNSAFE = "SM120"
@@ -33,7 +32,7 @@ _BASH_LINE = re.compile(r"line (\d+): (.*)")
 def check_shell_commands(actions: Sequence[ParsedAction], text: str, problems: Problems) -> None:
     """Record a problem for each unsafe placeholder and each `bash` command bash cannot parse."""
     for action in actions:
-        for value in _strings(action.raw_params):
+        for value in yaml_strings(action.raw_params):
             _check_kinds(value, text, problems)
         command = action.raw_params.get("command")
         if action.spec.type != "bash" or not isinstance(command, YamlStr):
@@ -140,14 +139,3 @@ def _line_position(value: YamlStr, line: int, text: str) -> Position:
     wanted = lines[line - 1].strip() if 0 < line <= len(lines) else ""
     index = text.find(wanted, _offset(text, value.pos)) if wanted else -1
     return value.pos if index < 0 else _position_at(text, index, value.pos.file)
-
-
-def _strings(value: Any) -> Iterator[YamlStr]:
-    if isinstance(value, YamlStr):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)

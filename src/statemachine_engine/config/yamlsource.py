@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import yaml
@@ -393,3 +393,15 @@ def comment_groups(
             if str(state) not in members:
                 members.append(str(state))
     return {name: tuple(members) for name, members in groups.items()}
+
+
+def yaml_strings(value: Any) -> Iterator[YamlStr]:
+    """Every string in a parsed YAML value (mappings' values, lists' items), with positions."""
+    if isinstance(value, YamlStr):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from yaml_strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from yaml_strings(item)
