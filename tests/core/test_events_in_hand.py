@@ -12,6 +12,7 @@ import pytest
 
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.core import ActionLoader
+from statemachine_engine.core.interpolate import render_value
 from statemachine_engine.database.records import MAX_EVENT_DELIVERIES, MachineEvent
 from statemachine_engine.database.sqlite import SQLiteStore
 
@@ -28,7 +29,7 @@ class HangAction(BaseAction):
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         event = context["event_data"]
-        type(self).seen.append((event["id"], event["delivery"]))
+        type(self).seen.append((event["id"], render_value("{event.delivery}", context)))
         gate = type(self).gate
         assert gate is not None
         await gate.wait()
