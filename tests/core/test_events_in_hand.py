@@ -167,3 +167,56 @@ async def test_a_clean_stop_gives_the_event_back_uncounted(
     await until(lambda: len(HangAction.seen) == 2)
     assert HangAction.seen == [(go.id, 1), (go.id, 1)]
     assert [r for r in store.realtime_since() if r.kind == "event_interrupted"] == []
+
+
+async def test_an_event_leading_to_a_final_state_ends_handled(
+    machine: StartMachine, store: SQLiteStore
+) -> None:
+    quit_event = store.send_event("ender", "quit")
+    m = await machine(
+        """
+name: ender
+initial_state: idle
+states: [idle, gone]
+events: [quit]
+actions:
+  gone: [{type: log, message: bye}]
+transitions:
+  - {from: idle, to: gone, event: quit}
+""",
+        "ender",
+    )
+    assert await asyncio.wait_for(m.task, 5) == 0
+    [event] = store.list_events(target="ender")
+    assert (event.id, event.status, event.deliveries) == (quit_event.id, "processed", 1)
+
+
+async def test_an_event_taken_by_check_events_is_in_hand_the_same_way(
+    machine: StartMachine, store: SQLiteStore, until: Until
+) -> None:
+    m = await machine(
+        """
+name: poller
+initial_state: polling
+states: [polling, busy]
+events: [go, done, no_events]
+actions:
+  polling: [{type: check_events}]
+  busy: [{type: hang}]
+transitions:
+  - {from: polling, to: polling, event: no_events}
+  - {from: polling, to: busy, event: go}
+  - {from: busy, to: polling, event: done}
+""",
+        "poller",
+        loader=Loader(),
+    )
+    await m.engine.wait_parked()
+    go = store.send_event("poller", "go")
+    m.engine.wake()
+    await until(lambda: HangAction.seen)
+    [event] = store.list_events(target="poller")
+    assert (event.id, event.status) == (go.id, "handling")
+    assert HangAction.gate is not None
+    HangAction.gate.set()
+    await until(lambda: store.list_events(target="poller")[0].status == "processed")
