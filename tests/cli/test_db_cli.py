@@ -437,6 +437,52 @@ def test_history_oldest_first_with_filters_and_alias(env: Env) -> None:
     assert env.run("history", "--machine", "nobody").out == "no transitions recorded\n"
 
 
+def test_list_events_and_history_show_an_event_delivered_again_after_a_crash(env: Env) -> None:
+    store = env.store()
+    try:
+        register(store, "w", os.getpid())
+        go = store.send_event("w", "go", {"n": 1}, source="cli")
+        store.send_event("w", "later")
+        for step in (1, 2):
+            store.commit_step(
+                Step(
+                    "w",
+                    time.time(),
+                    step,
+                    "idle",
+                    "busy",
+                    "go",
+                    consumed_event_id=go.id,
+                    consumed_event_status="handling",
+                )
+            )
+            if step == 1:
+                store.recover_events("w", "machine w (pid 1 on h) died while handling it")
+    finally:
+        store.close()
+    text = env.run("list-events", "--target", "w").out.splitlines()
+    assert text[0].split() == [
+        "ID",
+        "TARGET",
+        "EVENT",
+        "STATUS",
+        "DELIVERIES",
+        "SOURCE",
+        "CREATED",
+        "NOTE",
+    ]
+    later_row, go_row = text[1], text[2]
+    assert "later" in later_row and "pending" in later_row
+    assert "handling" in go_row and "interrupted: machine w (pid 1 on h) died" in go_row
+    events = json.loads(env.run("events", "--status", "handling", "--json").out)
+    assert [(e["id"], e["deliveries"]) for e in events] == [(go.id, 2)]
+    assert env.run("list-events", "--target", "nobody").out == "no events match\n"
+    history = env.run("history", "--machine", "w").out.splitlines()
+    assert f"go #{go.id}, delivery 2" in history[2] and "delivery" not in history[1]
+    records = json.loads(env.run("history", "--json").out)
+    assert [r["event_delivery"] for r in records] == [1, 2]
+
+
 # arguments, options and errors
 
 
@@ -627,6 +673,7 @@ READ_ONLY_COMMANDS = [
     ("show-job", "J"),
     ("machine-status",),
     ("history",),
+    ("list-events",),
     ("retry-job", "J"),
     ("cancel-job", "J"),
     ("reset-processing",),

@@ -34,6 +34,7 @@ from statemachine_engine.cli.common import (
     process_alive,
     run_cli,
 )
+from statemachine_engine.cli.eventlist import add_event_commands, event_label
 from statemachine_engine.database.liveness import holder_alive
 from statemachine_engine.database.records import (
     JOB_STATUSES,
@@ -251,7 +252,7 @@ def cmd_machine_status(args: argparse.Namespace) -> int:
 
 def _transition_row(r: TransitionRecord) -> tuple[object, ...]:
     when = format_time(r.created_at)
-    return (when, r.machine_name, r.step, r.from_state, r.to_state, r.event, r.job_id)
+    return (when, r.machine_name, r.step, r.from_state, r.to_state, event_label(r), r.job_id)
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -541,6 +542,7 @@ def build_parser(prog: str = PROG_NAMES[0]) -> CliParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     _add_job_commands(sub)
     _add_machine_commands(sub)
+    add_event_commands(sub, _add_command)
     return parser
 
 

@@ -18,6 +18,7 @@ from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime, owner_of
+from statemachine_engine.core.storable import clipped
 from statemachine_engine.core.transitions import (
     ERROR_EVENT,
     claimed_job_types,
@@ -221,6 +222,8 @@ class StateMachineEngine:
                 self.runtime.job is not None and self.runtime.job.job_id == self.runtime.adopted
             )
             self.runtime.release_job(self.context)
+            if status == "stopped":  # a crash (exit 1) leaves it for the next start to count
+                self.runtime.release_event()
             if adopted:
                 self._report_done()
             with contextlib.suppress(StateMachineError):
@@ -248,6 +251,7 @@ class StateMachineEngine:
         if self._hold_job is not None:  # before recovery: the handed job carries our pid
             self.runtime.adopt_job(self._hold_job, self.context)
         self.runtime.recover_jobs(previous)
+        self.runtime.recover_events(previous)
         # A restart skips one step number, so no step key of the previous run (whose last
         # step may never have committed) is handed out again.
         self.step = status.step + (1 if previous is not None else 0)
@@ -420,7 +424,7 @@ class StateMachineEngine:
         alert: dict[str, Any] = {
             "machine_name": self.machine_name,
             "state": self.state,
-            "error": reason,
+            "error": clipped(reason),
         }
         if stays:
             alert["stays"] = True
@@ -546,19 +550,24 @@ class StateMachineEngine:
         """Stage what the actions left (events to send, job ack) as a step without a state
         change."""
         runtime = self.runtime
-        if runtime.job_ack or runtime.outbox or runtime.consumed_event or runtime.realtime:
+        pending = runtime.job_ack or runtime.outbox or runtime.consumed_event or runtime.realtime
+        if pending or runtime.in_hand is not None:  # the actions ran out: handling ends
             self._commit(None, None)
 
     def _commit(self, event: str | None, target: str | None) -> None:
         """One step: state change, consumed event, job ack and outbox, all or nothing. It is
         staged and commits at the next flush, together with the steps that follow it while
-        only instant actions run (see GroupCommit); nothing is rung before it commits."""
+        only instant actions run (see GroupCommit); nothing is rung before it commits.
+        An event consumed by a transition stays `handling` until the next step, which ends
+        its handling (`processed`): a crash in between leaves it for the next start."""
         runtime = self.runtime
         if target is not None:
             runtime.complete_on_return(target, self.context)
         job = runtime.job
         lost = runtime.lease_lost
         ack, outbox, consumed, realtime = runtime.take_pending()
+        finished = runtime.in_hand
+        runtime.in_hand = consumed if consumed is not None and target is not None else None
         if lost and ack is None and outbox:
             outbox = []  # the store fences only an ack; without one the engine drops them
         now = self.clock.now()
@@ -573,7 +582,8 @@ class StateMachineEngine:
             to_state=target,
             event=event,
             consumed_event_id=consumed.id if consumed else None,
-            consumed_event_status="processed" if target is not None else "unhandled",
+            consumed_event_status="handling" if target is not None else "unhandled",
+            finished_event_id=finished.id if finished is not None else None,
             job_id=job.job_id if job else None,
             job_ack=ack,
             outbox=outbox,

@@ -47,7 +47,7 @@ def _event_view(event: Mapping[str, Any]) -> dict[str, Any]:
     view: dict[str, Any] = {}
     if "name" in event or "event_type" in event:
         view["name"] = event.get("name", event.get("event_type"))
-    for field in ("payload", "source"):
+    for field in ("payload", "source", "delivery"):
         if field in event:
             view[field] = event[field]
     return view

@@ -16,6 +16,7 @@ from typing import Any
 from statemachine_engine.clock import Clock
 from statemachine_engine.config.model import JobOptions, MachineDefinition
 from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.core.storable import check_storable, clipped
 from statemachine_engine.database.liveness import owner_pid, process_alive, this_host
 from statemachine_engine.database.records import (
     Claim,
@@ -83,6 +84,9 @@ class Runtime:
     lease_lost: bool = False
     outbox: list[OutgoingEvent] = field(default_factory=list)
     consumed_event: MachineEvent | None = None
+    #: The event whose handling is in progress: its consuming step was staged, and the
+    #: machine's next step ends the handling (DESIGN §13.5).
+    in_hand: MachineEvent | None = None
     realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     safety_interval: float = 5.0
     #: Counts claimed jobs and taken events: outside input, which the loop guard resets on.
@@ -139,9 +143,11 @@ class Runtime:
         self.lease_lost = False
 
     def complete_job(self, result: Any = None) -> bool:
-        """Mark the current job completed when the step commits; False if there is none."""
+        """Mark the current job completed when the step commits; False if there is none.
+        Raises ActionError for a result that cannot be stored (the job is left undecided)."""
         if self.job is None:
             return False
+        check_storable(result, f"result of job {self.job.job_id}")
         self.job_ack = JobAck(self.job.job_id, self.owner, "completed", result=result)
         return True
 
@@ -151,7 +157,11 @@ class Runtime:
         if self.job is None or self.job_ack is not None or self.job_by_id:
             return
         if target == self.job_state:
-            self.complete_job(context.get("result"))
+            try:
+                self.complete_job(context.get("result"))
+            except ActionError as exc:
+                logger.warning("[%s] %s; failing the attempt", self.machine_name, exc)
+                self.fail_job(str(exc))
 
     def fail_job(self, error: str, *, retry: bool = True) -> bool:
         """Fail this attempt of the current job when the step commits; it is retried after
@@ -159,6 +169,7 @@ class Runtime:
         if self.job is None:
             return False
         delay = self._retry_delay_for(self.job) if retry else None
+        error = clipped(error)
         self.job_ack = JobAck(self.job.job_id, self.owner, "failed", error=error, retry_delay=delay)
         return True
 
@@ -320,10 +331,45 @@ class Runtime:
             status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
             logger.warning("[%s] %s: job %s is %s", self.machine_name, error, job.job_id, status)
 
+    def recover_events(self, previous: MachineStatus | None) -> None:
+        """Events an earlier run of this machine was handling when it ended without
+        finishing them (killed, or exit 1 on a database error): handed to this run again
+        before any later event, or failed for good after MAX_EVENT_DELIVERIES deliveries."""
+        why = f"an earlier run of {self.machine_name} ended while handling it"
+        if previous is not None:
+            ended = "died" if previous.status == "running" else f"ended ({previous.status})"
+            where = f"pid {previous.pid} on {previous.hostname}"
+            why = f"machine {self.machine_name} ({where}) {ended} while handling it"
+        for event in self.store.recover_events(self.machine_name, why):
+            log = logger.error if event.status == "failed" else logger.warning
+            log(
+                "[%s] event %s (%s): %s",
+                self.machine_name,
+                event.id,
+                event.event_type,
+                event.error_message,
+            )
+
+    def release_event(self) -> None:
+        """Give the event whose handling a stop cut short back to the queue, uncounted."""
+        event, self.in_hand = self.in_hand, None
+        if event is None:
+            return
+        with contextlib.suppress(StateMachineError):
+            if self.store.release_event(event.id):
+                logger.info(
+                    "[%s] released event %s (%s) to be handled at the next start",
+                    self.machine_name,
+                    event.id,
+                    event.event_type,
+                )
+
     def send(
         self, target: str, event_type: str, payload: Any = None, job_id: str | None = None
     ) -> None:
-        """Queue an event for another machine; written in the same transaction as the step."""
+        """Queue an event for another machine; written in the same transaction as the step.
+        Raises ActionError for a payload that cannot be stored (over 1 MiB, not JSON)."""
+        check_storable(payload, f"payload of event {event_type!r} for {target!r}")
         self.outbox.append(OutgoingEvent(target, event_type, payload, job_id))
 
     def consume(self, event: MachineEvent, context: dict[str, Any]) -> None:
@@ -357,7 +403,10 @@ class Runtime:
     def activity(self, message: str, level: str = "info") -> None:
         """A line for the UI's activity feed, committed with the step."""
         self.realtime.append(
-            ("activity", {"machine_name": self.machine_name, "message": message, "level": level})
+            (
+                "activity",
+                {"machine_name": self.machine_name, "message": clipped(message), "level": level},
+            )
         )
 
     def take_pending(self) -> Pending:

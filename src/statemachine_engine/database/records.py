@@ -7,7 +7,11 @@ from typing import Any, Literal
 
 JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = ("pending", "processing", "completed", "failed", "cancelled")
-EventStatus = Literal["pending", "processed", "unhandled"]
+EventStatus = Literal["pending", "handling", "processed", "unhandled", "failed"]
+EVENT_STATUSES: tuple[str, ...] = ("pending", "handling", "processed", "unhandled", "failed")
+#: A run that dies while handling an event hands it again at the next start, up to this many
+#: deliveries in all; then the event is `failed` (DESIGN §13.5).
+MAX_EVENT_DELIVERIES = 3
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,10 @@ class Job:
 
 @dataclass(frozen=True)
 class MachineEvent:
-    """A row of `machine_events`: an event addressed to one machine, delivered in id order."""
+    """A row of `machine_events`: an event addressed to one machine, delivered in id order.
+    `status` is `pending`, `handling` (consumed, its handling not finished yet), `processed`,
+    `unhandled` or `failed` (interrupted by crashes MAX_EVENT_DELIVERIES times);
+    `deliveries` counts the runs it was handed to, `error_message` why it was handed again."""
 
     id: int
     target_machine: str
@@ -64,6 +71,8 @@ class MachineEvent:
     source_machine: str | None = None
     job_id: str | None = None
     processed_at: float | None = None
+    deliveries: int = 0
+    error_message: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -77,6 +86,7 @@ class MachineEvent:
             "payload": self.payload,
             "source": self.source_machine,
             "job_id": self.job_id,
+            "delivery": self.deliveries + 1,
         }
 
 
@@ -118,6 +128,8 @@ class TransitionRecord:
     created_at: float
     job_id: str | None = None
     event_id: int | None = None
+    #: The delivery of `event_id` this step made: 1, or 2 and more for a redelivered event.
+    event_delivery: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +183,8 @@ class Step:
     event: str | None
     consumed_event_id: int | None = None
     consumed_event_status: EventStatus = "processed"
+    #: The event an earlier step consumed whose handling this step ends (now `processed`).
+    finished_event_id: int | None = None
     job_id: str | None = None
     job_ack: JobAck | None = None
     outbox: list[OutgoingEvent] = field(default_factory=list)

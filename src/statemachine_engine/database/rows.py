@@ -47,6 +47,8 @@ def event_from_row(row: dict[str, Any]) -> MachineEvent:
         status=row["status"],
         created_at=row["created_at"],
         processed_at=row["processed_at"],
+        deliveries=row["deliveries"],
+        error_message=row["error_message"],
     )
 
 
@@ -89,3 +91,26 @@ def failed_attempt(
         now + max(retry_delay or 0.0, 0.0),
         now if final else None,
     )
+
+
+def interrupted_event(
+    row: dict[str, Any], why: str, max_deliveries: int
+) -> tuple[str, str, dict[str, Any]]:
+    """What recovering an event whose handling a dead run left unfinished writes, from its
+    `deliveries`: (status, error message, realtime payload). Pending again for another
+    delivery, or failed for good once it was handed `max_deliveries` times."""
+    deliveries = row["deliveries"]
+    final = deliveries >= max_deliveries
+    if final:
+        message = f"interrupted {deliveries} times, last: {why}; not delivered again"
+    else:
+        message = f"interrupted: {why}; delivered again ({deliveries + 1} of {max_deliveries})"
+    notice = {
+        "machine_name": row["target_machine"],
+        "event_id": row["id"],
+        "event": row["event_type"],
+        "deliveries": deliveries,
+        "status": "failed" if final else "pending",
+        "error": message,
+    }
+    return notice["status"], message, notice

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from statemachine_engine.database.records import (
+    MAX_EVENT_DELIVERIES,
     Claim,
     Committed,
     Job,
@@ -121,6 +122,20 @@ class Store(Protocol):
         ...
 
     def mark_event(self, event_id: int, status: str) -> bool: ...
+
+    def recover_events(
+        self, target: str, why: str, *, max_deliveries: int = MAX_EVENT_DELIVERIES
+    ) -> list[MachineEvent]:
+        """Events for `target` still `handling` from a run that ended without finishing their
+        handling (`why` says how): pending again (first in line, by id) with the reason in
+        `error_message`, or `failed` once handed `max_deliveries` times. Each gets an
+        `event_interrupted` realtime row. Call only at the start of a new run of `target`."""
+        ...
+
+    def release_event(self, event_id: int) -> bool:
+        """Give an event whose handling a clean stop cut short back to the queue (pending,
+        the delivery not counted); False when it is not `handling`."""
+        ...
 
     def list_events(
         self, *, target: str | None = None, status: str | None = None, limit: int = 100

@@ -242,11 +242,14 @@ async def send_event(request: Request, name: str, body: NewEvent) -> dict[str, A
     return {**event.to_dict(), "woken": delivered}
 
 
+_EVENT_STATUS = "^(pending|handling|processed|unhandled|failed)$"
+
+
 @router.get("/events", summary="Recent events between machines")
 async def list_events(
     request: Request,
     target: Annotated[str | None, Query(max_length=200)] = None,
-    status: Annotated[str | None, Query(pattern="^(pending|processed|unhandled)$")] = None,
+    status: Annotated[str | None, Query(pattern=_EVENT_STATUS)] = None,
     limit: Limit = 100,
 ) -> dict[str, Any]:
     events = await _db(request).call(

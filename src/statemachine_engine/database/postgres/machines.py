@@ -18,6 +18,7 @@ from statemachine_engine.database.postgres.jobs import (
 )
 from statemachine_engine.database.postgres.stream import insert_realtime
 from statemachine_engine.database.records import (
+    MAX_EVENT_DELIVERIES,
     Claim,
     Committed,
     Job,
@@ -27,7 +28,12 @@ from statemachine_engine.database.records import (
     Step,
     TransitionRecord,
 )
-from statemachine_engine.database.rows import event_from_row, machine_from_row, transition_from_row
+from statemachine_engine.database.rows import (
+    event_from_row,
+    interrupted_event,
+    machine_from_row,
+    transition_from_row,
+)
 from statemachine_engine.errors import MachineRunningError
 
 EVENT_NOTICE = '{"kind":"event"}'
@@ -154,6 +160,44 @@ class MachineLog:
                 "UPDATE machine_events SET status = %s, processed_at = %s"
                 " WHERE id = %s AND status = 'pending'",
                 (status, now, event_id),
+            )
+            return tx.changes() == 1
+
+        return self.conn.write(work)
+
+    def recover_events(
+        self, target: str, why: str, *, max_deliveries: int = MAX_EVENT_DELIVERIES
+    ) -> list[MachineEvent]:
+        now = self.clock.now()
+
+        def work(tx: Tx) -> list[dict[str, Any]]:
+            found = tx.rows(
+                "SELECT * FROM machine_events WHERE target_machine = %s AND status = 'handling'"
+                " ORDER BY id FOR UPDATE",
+                (target,),
+            )
+            rows = []
+            for old in found:
+                status, message, notice = interrupted_event(dict(old), why, max_deliveries)
+                row = tx.one(
+                    "UPDATE machine_events SET status = %s, error_message = %s,"
+                    " processed_at = %s WHERE id = %s RETURNING *",
+                    (status, message, now if status == "failed" else None, old["id"]),
+                )
+                assert row is not None
+                rows.append(dict(row))
+                insert_realtime(tx, self.channels, target, "event_interrupted", notice, now)
+            return rows
+
+        return [event_from_row(row) for row in self.conn.write(work)]
+
+    def release_event(self, event_id: int) -> bool:
+        def work(tx: Tx) -> bool:
+            tx.rows(
+                "UPDATE machine_events SET status = 'pending', processed_at = NULL,"
+                " deliveries = GREATEST(deliveries - 1, 0)"
+                " WHERE id = %s AND status = 'handling'",
+                (event_id,),
             )
             return tx.changes() == 1
 
@@ -332,10 +376,19 @@ def _commit_step(tx: Tx, channels: Channels, step: Step) -> bool:
                 out.job_id,
                 step.at,
             )
+    if step.finished_event_id is not None:
+        tx.rows(
+            "UPDATE machine_events SET status = 'processed', processed_at = %s"
+            " WHERE id = %s AND status = 'handling'",
+            (step.at, step.finished_event_id),
+        )
     if step.consumed_event_id is not None:
         tx.rows(
-            "UPDATE machine_events SET status = %s, processed_at = %s WHERE id = %s",
-            (step.consumed_event_status, step.at, step.consumed_event_id),
+            "UPDATE machine_events SET status = %(status)s, processed_at = %(at)s,"
+            " deliveries = deliveries"
+            " + (CASE WHEN %(status)s = 'unhandled' THEN 0 ELSE 1 END)"
+            " WHERE id = %(id)s",
+            {"status": step.consumed_event_status, "at": step.at, "id": step.consumed_event_id},
         )
     if step.to_state is not None:
         _record_transition(tx, channels, step)
@@ -377,17 +430,19 @@ def _record_transition(tx: Tx, channels: Channels, step: Step) -> None:
     )
     tx.rows(
         "INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id,"
-        " event_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-        (
-            step.machine_name,
-            step.step,
-            step.from_state,
-            step.to_state,
-            step.event,
-            step.job_id,
-            step.consumed_event_id,
-            step.at,
-        ),
+        " event_id, event_delivery, created_at) VALUES (%(machine)s, %(step)s, %(from)s,"
+        " %(to)s, %(event)s, %(job)s, %(event_id)s,"
+        " (SELECT deliveries FROM machine_events WHERE id = %(event_id)s), %(at)s)",
+        {
+            "machine": step.machine_name,
+            "step": step.step,
+            "from": step.from_state,
+            "to": step.to_state,
+            "event": step.event,
+            "job": step.job_id,
+            "event_id": step.consumed_event_id,
+            "at": step.at,
+        },
     )
     insert_realtime(
         tx,

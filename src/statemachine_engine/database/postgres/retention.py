@@ -11,7 +11,8 @@ _PRUNE = (
     ),
     (
         "machine_events",
-        "DELETE FROM machine_events WHERE status != 'pending' AND processed_at < %s",
+        "DELETE FROM machine_events WHERE status IN ('processed', 'unhandled')"
+        " AND processed_at < %s",
     ),
     ("transitions", "DELETE FROM transitions WHERE created_at < %s"),
     ("realtime_events", "DELETE FROM realtime_events WHERE created_at < %s"),

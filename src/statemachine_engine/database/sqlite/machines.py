@@ -10,6 +10,7 @@ from statemachine_engine.clock import Clock
 from statemachine_engine.database.codec import encode
 from statemachine_engine.database.liveness import registration_refusal
 from statemachine_engine.database.records import (
+    MAX_EVENT_DELIVERIES,
     Claim,
     Committed,
     Job,
@@ -19,7 +20,12 @@ from statemachine_engine.database.records import (
     Step,
     TransitionRecord,
 )
-from statemachine_engine.database.rows import event_from_row, machine_from_row, transition_from_row
+from statemachine_engine.database.rows import (
+    event_from_row,
+    interrupted_event,
+    machine_from_row,
+    transition_from_row,
+)
 from statemachine_engine.database.sqlite.connection import Connection
 from statemachine_engine.database.sqlite.jobs import (
     claim_next,
@@ -133,6 +139,38 @@ class MachineLog:
                 "UPDATE machine_events SET status = ?, processed_at = ?"
                 " WHERE id = ? AND status = 'pending'",
                 (status, self.clock.now(), event_id),
+            )
+            return c.changes() == 1
+
+    def recover_events(
+        self, target: str, why: str, *, max_deliveries: int = MAX_EVENT_DELIVERIES
+    ) -> list[MachineEvent]:
+        now = self.clock.now()
+        with self.conn.write() as c:
+            found = c.rows(
+                "SELECT * FROM machine_events WHERE target_machine = ? AND status = 'handling'"
+                " ORDER BY id",
+                (target,),
+            )
+            rows = []
+            for old in found:
+                status, message, notice = interrupted_event(old, why, max_deliveries)
+                row = c.one(
+                    "UPDATE machine_events SET status = ?, error_message = ?, processed_at = ?"
+                    " WHERE id = ? RETURNING *",
+                    (status, message, now if status == "failed" else None, old["id"]),
+                )
+                assert row is not None
+                rows.append(row)
+                insert_realtime(c, target, "event_interrupted", notice, now)
+        return [event_from_row(row) for row in rows]
+
+    def release_event(self, event_id: int) -> bool:
+        with self.conn.write() as c:
+            c.rows(
+                "UPDATE machine_events SET status = 'pending', processed_at = NULL,"
+                " deliveries = MAX(deliveries - 1, 0) WHERE id = ? AND status = 'handling'",
+                (event_id,),
             )
             return c.changes() == 1
 
@@ -275,10 +313,23 @@ def _commit_step(c: Connection, step: Step) -> bool:
                 out.job_id,
                 step.at,
             )
+    if step.finished_event_id is not None:
+        c.rows(
+            "UPDATE machine_events SET status = 'processed', processed_at = ?"
+            " WHERE id = ? AND status = 'handling'",
+            (step.at, step.finished_event_id),
+        )
     if step.consumed_event_id is not None:
         c.rows(
-            "UPDATE machine_events SET status = ?, processed_at = ? WHERE id = ?",
-            (step.consumed_event_status, step.at, step.consumed_event_id),
+            "UPDATE machine_events SET status = ?, processed_at = ?,"
+            " deliveries = deliveries + (CASE WHEN ? = 'unhandled' THEN 0 ELSE 1 END)"
+            " WHERE id = ?",
+            (
+                step.consumed_event_status,
+                step.at,
+                step.consumed_event_status,
+                step.consumed_event_id,
+            ),
         )
     if step.to_state is not None:
         _record_transition(c, step)
@@ -317,7 +368,8 @@ def _record_transition(c: Connection, step: Step) -> None:
     )
     c.rows(
         "INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id,"
-        " event_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " event_id, event_delivery, created_at) VALUES (?, ?, ?, ?, ?, ?, ?,"
+        " (SELECT deliveries FROM machine_events WHERE id = ?), ?)",
         (
             step.machine_name,
             step.step,
@@ -325,6 +377,7 @@ def _record_transition(c: Connection, step: Step) -> None:
             step.to_state,
             step.event,
             step.job_id,
+            step.consumed_event_id,
             step.consumed_event_id,
             step.at,
         ),
