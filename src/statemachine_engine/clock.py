@@ -15,6 +15,10 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    async def sleep_until(self, at: float) -> None:
+        """Sleep until the clock reads `at` (at once if it already does)."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -24,6 +28,9 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
+
+    async def sleep_until(self, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - time.time()))
 
 
 class VirtualClock:
@@ -37,11 +44,16 @@ class VirtualClock:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
-        if seconds <= 0:
+        await self.sleep_until(self._now + seconds)
+
+    async def sleep_until(self, at: float) -> None:
+        """Wake when the clock passes `at`. The deadline is absolute, so a sleeper that
+        starts after the clock was moved past it returns at once."""
+        if at <= self._now:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self._now + seconds, future))
+        self._sleepers.append((at, future))
         try:
             await future
         finally:

@@ -47,18 +47,17 @@ class Parking:
         work."""
         if self._rung:
             return
-        now = self.clock.now()
-        delay = self.safety_interval
+        # An absolute wake-up time: whoever moves a virtual clock past it, before or after
+        # the sleeper starts, wakes the machine.
+        until = self.clock.now() + self.safety_interval
         for due in (timer_due, self.retry_at):
             if due is not None:
-                delay = min(delay, max(0.0, due - now))
+                until = min(until, due)
         wake = self._wake = asyncio.get_running_loop().create_future()
-        sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+        sleeper = asyncio.ensure_future(self.clock.sleep_until(until))
         sleeper.add_done_callback(lambda _: _resolve(wake))
         try:
-            # Let the sleeper start (a virtual clock's sleeper takes its deadline when it
-            # starts) before anyone may see the machine parked and move the clock.
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # let the sleeper start before the machine counts as parked
             if not wake.done():
                 self.parked = True
                 self._on_change()
