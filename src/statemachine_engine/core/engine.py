@@ -142,6 +142,12 @@ class StateMachineEngine:
         """True while the machine waits for a doorbell, a timer or the safety re-check."""
         return self._parking.parked
 
+    @property
+    def settled(self) -> bool:
+        """Parked with nothing waking it: the machine will do nothing until something arrives
+        (what a test harness waits for)."""
+        return self._parking.settled
+
     def wake(self) -> None:
         """Make a parked machine look again (a job, event or timer may be waiting)."""
         self._events_maybe = True

@@ -42,6 +42,17 @@ def _never(at: float) -> None:
 
 
 @dataclass(frozen=True)
+class CommandResult:
+    """What a `bash` command did: its exit code, output and whether its timeout killed it.
+    A test harness may supply one instead of running the command (`Runtime.bash_stub`)."""
+
+    exit_code: int | None
+    stdout: str = ""
+    stderr: str = ""
+    timed_out: bool = False
+
+
+@dataclass(frozen=True)
 class HandedJob:
     """A job this machine handed to a machine it started: who holds it, on which attempt."""
 
@@ -98,6 +109,9 @@ class Runtime:
     report_to: str | None = None
     #: Set when a job this machine waits for may have changed (a doorbell, a child's exit).
     job_news: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Tests only: given a rendered `bash` command, the result to use instead of running it
+    #: (None runs it). See statemachine_engine.testing.
+    bash_stub: Callable[[str], CommandResult | None] | None = None
     #: Called with the time a job failed here becomes claimable again (the engine looks then).
     retry_due: Callable[[float], None] = _never
     commits: GroupCommit = field(init=False)

@@ -33,6 +33,11 @@ class Parking:
     def rung(self) -> bool:
         return self._rung
 
+    @property
+    def settled(self) -> bool:
+        """Parked, and nothing (doorbell, timer, clock move) has woken it since."""
+        return self.parked and not self._rung and not (self._wake is not None and self._wake.done())
+
     def clear(self) -> None:
         """Forget doorbells so far: the caller is about to look at everything anyway."""
         self._rung = False

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Failure, Param
+from statemachine_engine.core.runtime import CommandResult
 from statemachine_engine.errors import ActionError
 
 OUTPUT_CAP = 1024 * 1024
@@ -134,6 +135,16 @@ class BashAction(BaseAction):
         command = render_shell(template, context)
         stdin = self._stdin(context)
         timeout = self._timeout(context)
+        stub = self.runtime.bash_stub
+        ran = stub(command) if stub is not None else None
+        if ran is None:
+            ran = await self._spawn(command, stdin, timeout, context)
+        return self._outcome(command, ran, timeout, context)
+
+    async def _spawn(
+        self, command: str, stdin: bytes | None, timeout: float | None, context: dict[str, Any]
+    ) -> CommandResult:
+        """Run the command with bash in its own process group and collect what it did."""
         loop = asyncio.get_running_loop()
         spawn = asyncio.ensure_future(
             loop.subprocess_exec(
@@ -158,10 +169,17 @@ class BashAction(BaseAction):
             _kill_group(proc.pid)
             _stop_reaper(reaper)
             transport.close()
-        code = transport.get_returncode()
+        return CommandResult(transport.get_returncode(), out, err, timed_out)
+
+    def _outcome(
+        self, command: str, ran: CommandResult, timeout: float | None, context: dict[str, Any]
+    ) -> str | None:
+        """The event for what the command did; stdout, stderr and the exit code go to the
+        context, and a failure carries its reason."""
+        code, out, err = ran.exit_code, ran.stdout, ran.stderr
         context.update(stdout=out, stderr=err, exit_code=code, output=out.strip())
-        if timed_out:
-            reason = f"command timed out after {timeout:g}s; its process group was killed"
+        if ran.timed_out:
+            reason = f"command timed out after {timeout or 0:g}s; its process group was killed"
             context.update(
                 last_error=reason,
                 last_error_action="bash",
