@@ -1,6 +1,6 @@
 """Testing your own machines: MachineHarness runs them in-process on the real engine, with a
 virtual clock and stubbed shell commands; the pytest plugin adds the `machine_harness`
-fixture."""
+fixture (`statemachine_engine.pytest_plugin`)."""
 
 from __future__ import annotations
 
