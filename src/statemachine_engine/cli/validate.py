@@ -31,9 +31,25 @@ def build_parser() -> CliParser:
         "configs", nargs="*", metavar="CONFIG", help="machine definitions or system files"
     )
     parser.add_argument(
-        "--format", choices=("text", "json"), default="text", help="output format (text)"
+        "--format",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="output format: text (default), json, or sarif (SARIF 2.1.0 for code scanning)",
     )
     parser.add_argument("--strict", action="store_true", help="info findings count as failures too")
+    parser.add_argument(
+        "--select",
+        type=_codes,
+        default=None,
+        metavar="CODES",
+        help="report only these codes (comma-separated, e.g. SM105,SM109)",
+    )
+    parser.add_argument(
+        "--ignore", type=_codes, default=(), metavar="CODES", help="do not report these codes"
+    )
+    parser.add_argument(
+        "--quiet", action="store_true", help="text format: no summary line, only findings"
+    )
     parser.add_argument(
         "--schema", action="store_true", help="print the JSON Schema of machine files and exit"
     )
@@ -57,14 +73,36 @@ def _main(argv: list[str]) -> int:
         require_regular_file(config, "a machine file")
 
     report = validate([Path(c) for c in args.configs], actions_dirs=args.actions_dir)
+    report = report.only(select=args.select, ignore=args.ignore)
     if args.format == "json":
         json.dump(report.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif args.format == "sarif":
+        from statemachine_engine.tools.sarif import sarif
+
+        json.dump(sarif(report.findings), sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         for finding in report.findings:
             print(finding)
-        print(report.summary(), file=sys.stderr)
+        if not args.quiet:
+            print(report.summary(), file=sys.stderr)
     return report.exit_code(strict=args.strict)
+
+
+def _codes(text: str) -> tuple[str, ...]:
+    """argparse type: comma-separated finding codes, each one the validator knows."""
+    import argparse
+
+    from statemachine_engine.tools.lint import CODES
+
+    codes = tuple(code.strip().upper() for code in text.split(",") if code.strip())
+    unknown = [code for code in codes if code not in CODES]
+    if unknown or not codes:
+        raise argparse.ArgumentTypeError(
+            f"unknown code {', '.join(unknown) or repr(text)} (known: SM001, SM101...)"
+        )
+    return codes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,15 @@ class Report:
     findings: tuple[Finding, ...]
     files: int
 
+    def only(self, *, select: Sequence[str] | None = None, ignore: Sequence[str] = ()) -> Report:
+        """The report with only the `select`ed codes (all when None), minus `ignore`d ones."""
+        kept = tuple(
+            f
+            for f in self.findings
+            if (select is None or f.code in select) and f.code not in ignore
+        )
+        return Report(kept, self.files)
+
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
 
