@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from statemachine_engine.cli import db, fsm, run, ui, up, validate
+from statemachine_engine.cli import db, fsm, run, test, ui, up, validate
 from statemachine_engine.cli.common import CliParser
 from statemachine_engine.config import parse_definition
 from statemachine_engine.core import ActionLoader
@@ -148,6 +148,7 @@ PARSERS: dict[str, object] = {
     "statemachine-fsm": fsm.build_parser,
     "statemachine-validate": validate.build_parser,
     "statemachine-up": up.build_parser,
+    "statemachine-test": test.build_parser,
 }
 
 

@@ -109,9 +109,9 @@ class Runtime:
     report_to: str | None = None
     #: Set when a job this machine waits for may have changed (a doorbell, a child's exit).
     job_news: asyncio.Event = field(default_factory=asyncio.Event)
-    #: Tests only: given a rendered `bash` command, the result to use instead of running it
-    #: (None runs it). See statemachine_engine.testing.
-    bash_stub: Callable[[str], CommandResult | None] | None = None
+    #: Tests only: given a rendered `bash` command and the action running it, the result to
+    #: use instead of running it (None runs it). See statemachine_engine.testing.
+    bash_stub: Callable[[str, Any], CommandResult | None] | None = None
     #: Called with the time a job failed here becomes claimable again (the engine looks then).
     retry_due: Callable[[float], None] = _never
     commits: GroupCommit = field(init=False)

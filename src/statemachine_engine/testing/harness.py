@@ -14,11 +14,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.clock import VirtualClock
 from statemachine_engine.config import load_definition
 from statemachine_engine.core import ActionLoader, StateMachineEngine
 from statemachine_engine.core.loader import default_actions_dirs
-from statemachine_engine.core.runtime import CommandResult
+from statemachine_engine.core.runtime import CommandResult, owner_of
 from statemachine_engine.database.records import Job, MachineEvent
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.errors import ActionError
@@ -45,6 +46,17 @@ class _Machine:
     task: asyncio.Task[int]
 
 
+class _Returns(BaseAction):
+    """A stubbed action: returns its event without doing anything."""
+
+    def __init__(self, config: dict[str, Any], event: str | None) -> None:
+        super().__init__(config)
+        self._event = event
+
+    async def execute(self, context: dict[str, Any]) -> str | None:
+        return self._event
+
+
 class _Log(logging.Handler):
     """Keeps the engine's and the actions' log records for `MachineHarness.logs`."""
 
@@ -69,7 +81,9 @@ class MachineHarness:
 
     `settle()` runs until every machine waits with nothing to do (events between machines
     are delivered, due timers fire); `clock.advance(seconds)` moves the virtual clock.
-    Commands that no stub matches run for real, unless `strict=True`.
+    Commands that no stub matches run for real, unless `strict=True`. `jobs` are enqueued
+    (as `(job_type, data)`) before the machines start; `handed_job=(job_type, data)` starts
+    the (first) machine holding that job, as `start_fsm` hands one to a machine it starts.
     """
 
     def __init__(
@@ -83,6 +97,8 @@ class MachineHarness:
         strict: bool = False,
         clock: VirtualClock | None = None,
         machines: Sequence[tuple[PathLike, str, Mapping[str, Any] | None]] = (),
+        jobs: Sequence[tuple[str, Any]] = (),
+        handed_job: tuple[str, Any] | None = None,
         **engine_options: Any,
     ) -> None:
         self._own_tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -94,8 +110,12 @@ class MachineHarness:
         self.strict = strict
         self.stubs: list[BashStub] = []
         self.commands: list[str] = []
+        self._queued: dict[tuple[str, str, int], list[CommandResult]] = {}
         self._dirs = _dirs(actions_dir)
         self._specs = list(machines)
+        self._jobs = list(jobs)
+        self._handed = handed_job
+        self._action_stubs: dict[str, str | None] = {}
         if config is not None:
             self._specs.insert(0, (config, machine_name or "", initial_context))
         if not self._specs:
@@ -132,19 +152,27 @@ class MachineHarness:
     ) -> None:
         await self.close()
 
-    async def start(self) -> None:
-        """Load the machines and start them (each runs until it parks)."""
+    async def start(self, *, settle: bool = True) -> None:
+        """Load the machines and start them (and, with `settle`, run until they wait)."""
         self.store = SQLiteStore(str(self.tmp_path / "harness.db"), clock=self.clock)
         logging.getLogger("statemachine_engine").addHandler(self._log)
+        for job_type, data in self._jobs:
+            self.store.add_job(job_type, data)
         for config, name, context in self._specs:
             self._start_one(Path(config), name, context)
-        await self.settle()
+        if settle:
+            await self.settle()
 
     def _start_one(self, config: Path, name: str, context: Mapping[str, Any] | None) -> None:
         assert self.store is not None
         loader = ActionLoader(self._dirs or default_actions_dirs([], config))
         definition = load_definition(config, loader, extra_context_keys=(context or {}).keys())
         name = name or str(definition.metadata.get("machine_name") or config.stem)
+        hold = None
+        if self._handed is not None and not self._machines:
+            job = self.store.add_job(self._handed[0], self._handed[1])
+            self.store.claim_job(None, owner_of(name), job_id=job.job_id)
+            hold = job.job_id
         engine = StateMachineEngine(
             definition,
             name,
@@ -153,9 +181,15 @@ class MachineHarness:
             loader=loader,
             initial_context=context,
             listen=False,
+            hold_job=hold,
             **self._options,
         )
-        engine.runtime.bash_stub = self._stubbed
+        engine.runtime.bash_stub = lambda command, action: self._stubbed(engine, command, action)
+        for state, specs in definition.entry_actions.items():
+            for index, spec in enumerate(specs):
+                if spec.type in self._action_stubs:
+                    event = self._action_stubs[spec.type]
+                    engine.actions[state][index] = _Returns(dict(spec.params), event)
         task = asyncio.create_task(engine.run(), name=f"harness {name}")
         self._machines[name] = _Machine(engine, task)
 
@@ -190,8 +224,42 @@ class MachineHarness:
         "exit" with `exit_code`, print `stdout`/`stderr`, or time out. Later stubs win."""
         self.stubs.insert(0, BashStub(pattern, CommandResult(exit_code, stdout, stderr, timed_out)))
 
-    def _stubbed(self, command: str) -> CommandResult | None:
+    def stub_action(self, action_type: str, event: str | None = None) -> None:
+        """Actions of `action_type` do not run: each returns `event` (None: nothing). Must be
+        called before the harness starts (e.g. keep `start_fsm` from spawning processes)."""
+        if self.store is not None:
+            raise RuntimeError("stub_action must be called before the harness starts")
+        self._action_stubs[action_type] = event
+
+    def stub_bash_in(
+        self,
+        state: str,
+        exit_code: int = 0,
+        stdout: str = "",
+        stderr: str = "",
+        *,
+        timed_out: bool = False,
+        action: int = 0,
+        times: int = 1,
+        machine: str | None = None,
+    ) -> None:
+        """The next `times` runs of the `action`-th `bash` action of `state` (counting only
+        `bash` actions, from 0) of `machine` (default: any) give this result, before any
+        pattern stub applies. May be called before the harness starts."""
+        key = (machine or "", state, action)
+        result = CommandResult(exit_code, stdout, stderr, timed_out)
+        self._queued.setdefault(key, []).extend([result] * times)
+
+    def _stubbed(
+        self, engine: StateMachineEngine, command: str, action: object
+    ) -> CommandResult | None:
         self.commands.append(command)
+        bashes = [a for a in engine.actions.get(engine.state, ()) if type(a) is type(action)]
+        index = next((i for i, a in enumerate(bashes) if a is action), -1)
+        for machine in (engine.machine_name, ""):
+            queued = self._queued.get((machine, engine.state, index))
+            if queued:
+                return queued.pop(0)
         for stub in self.stubs:
             if fnmatch.fnmatchcase(command, stub.pattern):
                 return stub.result

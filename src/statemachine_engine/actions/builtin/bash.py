@@ -136,7 +136,7 @@ class BashAction(BaseAction):
         stdin = self._stdin(context)
         timeout = self._timeout(context)
         stub = self.runtime.bash_stub
-        ran = stub(command) if stub is not None else None
+        ran = stub(command, self) if stub is not None else None
         if ran is None:
             ran = await self._spawn(command, stdin, timeout, context)
         return self._outcome(command, ran, timeout, context)
