@@ -158,3 +158,45 @@ async def test_a_broken_copy_of_an_example_fails_its_harness_test(
     assert broken.read_text() != text
     with pytest.raises(AssertionError):
         await check_simple_worker(broken)
+
+
+async def test_the_pipeline_example_as_a_system(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the commands run for real and write under data/
+    async with MachineHarness.system(EXAMPLES / "pipeline" / "system.yaml") as m:
+        for n in range(3):
+            m.add_job("generate", {"records": 3}, job_id=f"g{n}")
+        await m.settle()
+        assert [m.job(f"g{n}").status for n in range(3)] == ["completed"] * 3
+        assert m.state_of("analyzer") == "waiting"
+        m.clock.advance(2)  # timeout(2): the summary once the stream is quiet
+        await m.settle()
+        summaries = [t for t in m.transitions_of("analyzer") if t[2] == "timeout(2)"]
+        assert summaries == [("waiting", "summarizing", "timeout(2)")]
+        assert m.state_of("analyzer") == "idle"
+
+
+async def test_the_custom_actions_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    example = EXAMPLES / "custom_actions"
+    async with MachineHarness(example / "text_stats.yaml", actions_dir=example / "actions") as m:
+        m.add_job("text_stats", {"text": "one two two"}, job_id="t1")
+        m.add_job("text_stats", {"words": 3}, job_id="t2", max_attempts=1)
+        await m.settle()
+        assert m.job("t1").status == "completed"
+        assert m.job("t1").result["words"] == 3
+        assert m.job("t2").status == "failed"
+        assert (tmp_path / "data" / "custom_actions" / "stats.jsonl").exists()
+
+
+async def test_the_batch_worker_example_with_its_job_handed_over(tmp_path: Path) -> None:
+    worker = EXAMPLES / "batch_controller" / "worker.yaml"
+    async with MachineHarness(
+        worker, handed_job=("report", {"title": "Quarterly"}), initial_context={"title": "Q"}
+    ) as m:
+        m.stub_bash("*")
+        await m.settle()
+        assert m.state == "done"
+        job = m.job(m.context["job_id"])
+        assert (job.status, job.result) == ("completed", "Quarterly")
