@@ -293,3 +293,32 @@ def test_failing_entry_point_is_a_config_error(tmp_path, monkeypatch):
     loader = ActionLoader(entry_points=[ep])
     with pytest.raises(ConfigError, match=r"sm_test_broken_plugin.*RuntimeError: boom"):
         loader.provides("broken")
+
+
+RELEASED_STYLE = """
+from statemachine_engine.actions.base import BaseAction
+
+
+class GreetAction(BaseAction):
+    async def execute(self, context):
+        params = self.config.get("params", {})
+        context["greeting"] = f"{params.get('salutation', '?')}, {params.get('name', '?')}"
+        return params.get("success", "success")
+"""
+
+
+async def test_custom_actions_written_for_the_released_package_see_their_params(
+    tmp_path: Path,
+) -> None:
+    _write(tmp_path / "actions", "greet_action.py", RELEASED_STYLE)
+    loader = ActionLoader([tmp_path / "actions"], entry_points=())
+    for form in (
+        "    - {type: greet, salutation: Hello, name: Ada, success: greeted}",
+        "    - type: greet\n      params: {salutation: Hello, name: Ada, success: greeted}",
+    ):
+        text = MACHINE.replace("    - type: %s\n      path: /tmp/in.png", form)
+        spec = parse_definition(text, "m.yaml", loader).entry_actions["a"][0]
+        action = loader.create(spec)
+        context: dict[str, Any] = {}
+        assert await action.execute(context) == "greeted"
+        assert context["greeting"] == "Hello, Ada"

@@ -68,6 +68,9 @@ class BaseAction(ABC):
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = dict(config)
+        # The released package's actions read their parameters as config["params"]; keep
+        # that view working beside the flat one (`params:` is never a parameter name).
+        self.config["params"] = {k: v for k, v in config.items() if k != "description"}
         self.logger = logging.getLogger(f"{type(self).__module__}.{type(self).__name__}")
         self._runtime: Runtime | None = None
 
