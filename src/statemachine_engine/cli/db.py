@@ -18,10 +18,12 @@ from statemachine_engine.cli.common import (
     add_logging_arguments,
     add_payload_arguments,
     cell,
+    event_name_arg,
     fail,
     format_table,
     format_time,
     global_options_parent,
+    job_id_arg,
     logging_configured,
     non_empty,
     non_negative_float,
@@ -395,7 +397,7 @@ def _add_type_filter(parser: CliParser) -> None:
 def _add_job_commands(sub: Any) -> None:
     p = _add_command(sub, "add-job", cmd_add_job, "enqueue a job")
     arg = p.add_argument
-    arg("job_id", nargs="?", type=non_empty, metavar="JOB_ID", help="job id (default: generated)")
+    arg("job_id", nargs="?", type=job_id_arg, metavar="JOB_ID", help="job id (default: generated)")
     arg(
         "--type",
         "--job-type",
@@ -488,7 +490,7 @@ def _add_machine_commands(sub: Any) -> None:
         "--event-type",
         dest="event_type",
         required=True,
-        type=non_empty,
+        type=event_name_arg,
         metavar="E",
         help="event name, e.g. start or cancel",
     )

@@ -48,7 +48,7 @@ from statemachine_engine.config.yamlsource import (
     read_yaml,
 )
 from statemachine_engine.errors import ConfigError
-from statemachine_engine.names import NAME_RULE, shown
+from statemachine_engine.names import shown
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -177,7 +177,7 @@ class _Builder:
                 "add `initial_state: <state>` naming the state the machine starts in",
             )
         if initial is not None and (invalid := name_error(initial, "state name")) is not None:
-            problems.add(root.where("initial_state"), invalid, f"names use {NAME_RULE}")
+            problems.add(root.where("initial_state"), invalid)
             initial = None
         states = parse_states(root, problems)
         events = parse_events(root, problems)
@@ -294,7 +294,7 @@ class _Builder:
             return False
         invalid = None if value == WILDCARD else name_error(value, "state name")
         if invalid is not None:
-            self.problems.add(where, invalid, f"names use {NAME_RULE}")
+            self.problems.add(where, invalid)
             return False
         if states is not None and value not in states:
             hint = did_you_mean(value, states)
@@ -417,7 +417,7 @@ class _Builder:
             return str(value), seconds
         invalid = name_error(value, "event name")
         if invalid is not None:
-            self.problems.add(where, invalid, f"names use {NAME_RULE}")
+            self.problems.add(where, invalid)
             return None, None
         if events is not None and value not in events:
             hint = did_you_mean(value, events) or "declare it under `events:`"
