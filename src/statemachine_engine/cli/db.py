@@ -70,12 +70,12 @@ def _ring_job_types(job_types: Iterable[str]) -> None:
 def cmd_add_job(args: argparse.Namespace) -> int:
     """Enqueue one job; an existing id is an error unless --if-absent."""
     data = payload_from_args(args)
-    run_after = time.time() + args.delay if args.delay else None
-    if args.run_after is not None:
-        if args.delay:
-            fail("give either --delay or --run-after, not both")
-        run_after = args.run_after
+    run_after = args.run_after
+    if args.run_after is not None and args.delay:
+        fail("give either --delay or --run-after, not both")
     with opened_store(args.db, create=True) as store:
+        if args.delay:
+            run_after = time.time() + args.delay  # from now, not from before the store opened
         try:
             job = store.add_job(
                 args.job_type,
