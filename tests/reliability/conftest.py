@@ -23,7 +23,7 @@ from statemachine_engine.database.sqlite import SQLiteStore
 BIN = Path(sys.executable).parent
 STATEMACHINE = str(BIN / "statemachine")
 CLI = str(BIN / "statemachine-cli")
-DEFAULTS = ("--lease", "2", "--heartbeat", "0.5", "--safety-interval", "1")
+DEFAULTS: tuple[str, ...] = ("--lease", "2", "--heartbeat", "0.5", "--safety-interval", "1")
 DEFAULTS += ("--backoff-base", "0.1")
 
 T = TypeVar("T")
