@@ -184,3 +184,15 @@ def test_transitions_and_realtime(client: TestClient) -> None:
 def test_unknown_routes_are_json_404(client: TestClient) -> None:
     r = client.get("/api/nothing")
     assert r.status_code == 404 and r.json() == {"error": "Not Found"}
+
+
+def test_new_job_ids_and_event_names_follow_the_name_rule(client: TestClient) -> None:
+    for bad in ("a/b", "a\nb", "a\u202eb", "x" * 101):
+        r = client.post("/api/jobs", json={"job_type": "t", "job_id": bad})
+        assert r.status_code == 422, r.text
+        assert "characters" in r.text
+        r = client.post("/api/machines/worker/events", json={"event_type": bad})
+        assert r.status_code == 422, r.text
+    r = client.post("/api/jobs", json={"job_type": "t", "job_id": "job:1.a-b"})
+    assert r.status_code == 201
+    assert client.post("/api/jobs/job:1.a-b/cancel").status_code == 200

@@ -23,7 +23,7 @@ from statemachine_engine.database.sqlite import SQLiteStore
 BIN = Path(sys.executable).parent
 STATEMACHINE = str(BIN / "statemachine")
 CLI = str(BIN / "statemachine-cli")
-DEFAULTS = ("--lease", "2", "--heartbeat", "0.5", "--safety-interval", "1")
+DEFAULTS: tuple[str, ...] = ("--lease", "2", "--heartbeat", "0.5", "--safety-interval", "1")
 DEFAULTS += ("--backoff-base", "0.1")
 
 T = TypeVar("T")
@@ -191,10 +191,13 @@ class Processes:
         )
 
     def close(self) -> None:
+        for proc, _ in self.started:  # all at once: hundreds of machines stop in parallel
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGTERM)
         for proc, log in self.started:
             if proc.poll() is None:
                 try:
-                    os.killpg(proc.pid, signal.SIGTERM)
                     proc.wait(timeout=5)
                 except (subprocess.TimeoutExpired, ProcessLookupError, PermissionError):
                     proc.kill()

@@ -215,6 +215,25 @@ def non_empty(text: str) -> str:
     return text
 
 
+def job_id_arg(text: str) -> str:
+    """argparse type: a job id following the name rule (see `statemachine_engine.names`)."""
+    return _rule_name(text, "job id")
+
+
+def event_name_arg(text: str) -> str:
+    """argparse type: an event name following the name rule."""
+    return _rule_name(text, "event name")
+
+
+def _rule_name(text: str, what: str) -> str:
+    from statemachine_engine.names import name_problem, shown
+
+    problem = name_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"invalid {what} {shown(text)}: {problem}")
+    return text
+
+
 def point_in_time(text: str) -> float:
     """argparse type: epoch seconds, or an ISO 8601 time (UTC unless it names a zone)."""
     try:

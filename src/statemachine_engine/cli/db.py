@@ -18,10 +18,12 @@ from statemachine_engine.cli.common import (
     add_logging_arguments,
     add_payload_arguments,
     cell,
+    event_name_arg,
     fail,
     format_table,
     format_time,
     global_options_parent,
+    job_id_arg,
     logging_configured,
     non_empty,
     non_negative_float,
@@ -69,12 +71,12 @@ def _ring_job_types(job_types: Iterable[str]) -> None:
 def cmd_add_job(args: argparse.Namespace) -> int:
     """Enqueue one job; an existing id is an error unless --if-absent."""
     data = payload_from_args(args)
-    run_after = time.time() + args.delay if args.delay else None
-    if args.run_after is not None:
-        if args.delay:
-            fail("give either --delay or --run-after, not both")
-        run_after = args.run_after
+    run_after = args.run_after
+    if args.run_after is not None and args.delay:
+        fail("give either --delay or --run-after, not both")
     with opened_store(args.db, create=True) as store:
+        if args.delay:
+            run_after = time.time() + args.delay  # from now, not from before the store opened
         try:
             job = store.add_job(
                 args.job_type,
@@ -396,7 +398,7 @@ def _add_type_filter(parser: CliParser) -> None:
 def _add_job_commands(sub: Any) -> None:
     p = _add_command(sub, "add-job", cmd_add_job, "enqueue a job")
     arg = p.add_argument
-    arg("job_id", nargs="?", type=non_empty, metavar="JOB_ID", help="job id (default: generated)")
+    arg("job_id", nargs="?", type=job_id_arg, metavar="JOB_ID", help="job id (default: generated)")
     arg(
         "--type",
         "--job-type",
@@ -489,7 +491,7 @@ def _add_machine_commands(sub: Any) -> None:
         "--event-type",
         dest="event_type",
         required=True,
-        type=non_empty,
+        type=event_name_arg,
         metavar="E",
         help="event name, e.g. start or cancel",
     )

@@ -13,6 +13,7 @@ from statemachine_engine.config.actionspecs import ParsedAction, parse_actions
 from statemachine_engine.config.model import (
     DEFAULT_IDLE_EVENTS,
     DEFAULT_MAX_INSTANT_STEPS,
+    MIN_TIMEOUT,
     TIMEOUT_RE,
     WILDCARD,
     ActionCatalog,
@@ -25,6 +26,7 @@ from statemachine_engine.config.model import (
 from statemachine_engine.config.placeholders import check_placeholders, known_roots
 from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.sections import (
+    name_error,
     parse_context,
     parse_events,
     parse_failure_events,
@@ -46,6 +48,7 @@ from statemachine_engine.config.yamlsource import (
     read_yaml,
 )
 from statemachine_engine.errors import ConfigError
+from statemachine_engine.names import shown
 
 TOP_LEVEL_KEYS = (
     "name",
@@ -173,18 +176,22 @@ class _Builder:
                 "missing `initial_state`",
                 "add `initial_state: <state>` naming the state the machine starts in",
             )
+        if initial is not None and (invalid := name_error(initial, "state name")) is not None:
+            problems.add(root.where("initial_state"), invalid)
+            initial = None
         states = parse_states(root, problems)
         events = parse_events(root, problems)
-        transitions, leaving = self.transitions(states, events)
+        known = None if states is None else set(states)
+        transitions, leaving = self.transitions(known, events)
         if states is None:
             states = _derive_states(initial, transitions)
-        elif initial is not None and initial not in states:
+        elif initial is not None and initial not in known_or(known, states):
             problems.add(
                 root.where("initial_state"),
                 f"initial_state '{initial}' is not a declared state",
                 did_you_mean(initial, states),
             )
-        state_actions = self.state_actions(states)
+        state_actions = self.state_actions(set(states))
         entry_actions = {
             state: tuple(state_actions.get(state, [])) + tuple(leaving.get(state, []))
             for state in states
@@ -280,10 +287,14 @@ class _Builder:
             return False
         return value
 
-    def state_ref(self, value: Any, where: Position, states: list[str] | None, what: str) -> bool:
+    def state_ref(self, value: Any, where: Position, states: set[str] | None, what: str) -> bool:
         """Check that `value` names a declared state; `what` is e.g. 'transition to'."""
         if not isinstance(value, str) or not value:
-            self.problems.add(where, f"{what}: expected a state name, found {value!r}")
+            self.problems.add(where, f"{what}: expected a state name, found {shown(value)}")
+            return False
+        invalid = None if value == WILDCARD else name_error(value, "state name")
+        if invalid is not None:
+            self.problems.add(where, invalid)
             return False
         if states is not None and value not in states:
             hint = did_you_mean(value, states)
@@ -295,7 +306,7 @@ class _Builder:
         return True
 
     def transitions(
-        self, states: list[str] | None, events: dict[str, EventSpec] | None
+        self, states: set[str] | None, events: dict[str, EventSpec] | None
     ) -> tuple[list[Transition], dict[str, list[ActionSpec]]]:
         """All transitions (a `from:` list expands to one each) and actions per source state."""
         value = self.root.get("transitions")
@@ -324,7 +335,7 @@ class _Builder:
     def transition(
         self,
         item: YamlMap,
-        states: list[str] | None,
+        states: set[str] | None,
         events: dict[str, EventSpec] | None,
         result: list[Transition],
         leaving: dict[str, list[ActionSpec]],
@@ -362,7 +373,7 @@ class _Builder:
             result.append(Transition(source, str(target), event, item.pos, timeout))
             leaving.setdefault(source, []).extend(action.spec for action in actions)
 
-    def sources(self, item: YamlMap, states: list[str] | None) -> list[str] | None:
+    def sources(self, item: YamlMap, states: set[str] | None) -> list[str] | None:
         """The `from:` states: one name, '*', or a list of names."""
         if "from" not in item:
             return None
@@ -390,19 +401,24 @@ class _Builder:
         value = item["event"]
         where = item.where("event")
         if not isinstance(value, str) or not value:
-            self.problems.add(where, f"`event:` must be an event name, found {value!r}")
+            self.problems.add(where, f"`event:` must be an event name, found {shown(value)}")
             return None, None
         if _TIMEOUT_LIKE_RE.match(value):
             match = TIMEOUT_RE.fullmatch(value)
             seconds = float(match.group(1)) if match else 0.0
-            if not match or seconds <= 0:
+            if not match or seconds < MIN_TIMEOUT:
                 self.problems.add(
                     where,
-                    f"bad timeout event '{value}'",
-                    "write timeout(N) with N seconds greater than 0, e.g. `event: timeout(30)`",
+                    f"bad timeout event {shown(value)}",
+                    f"write timeout(N) with N seconds of at least {MIN_TIMEOUT:g} (a shorter"
+                    " timer is a busy loop), e.g. `event: timeout(30)`",
                 )
                 return None, None
             return str(value), seconds
+        invalid = name_error(value, "event name")
+        if invalid is not None:
+            self.problems.add(where, invalid)
+            return None, None
         if events is not None and value not in events:
             hint = did_you_mean(value, events) or "declare it under `events:`"
             self.problems.add(where, f"transition on undeclared event '{value}'", hint)
@@ -410,7 +426,7 @@ class _Builder:
         self.event_pos.setdefault(str(value), where)
         return str(value), None
 
-    def state_actions(self, states: list[str]) -> dict[str, list[ActionSpec]]:
+    def state_actions(self, states: set[str]) -> dict[str, list[ActionSpec]]:
         """The top-level `actions:` map: state -> actions run on entering it."""
         value = self.root.get("actions")
         result: dict[str, list[ActionSpec]] = {}
@@ -442,9 +458,14 @@ class _Builder:
 
 def _derive_states(initial: str | None, transitions: list[Transition]) -> list[str]:
     """States of a file without `states:`: initial_state, then every transition end in order."""
-    states: list[str] = [] if initial is None else [initial]
+    states: dict[str, None] = {} if initial is None else {initial: None}
     for transition in transitions:
         for name in (transition.source, transition.target):
-            if name != WILDCARD and name not in states:
-                states.append(name)
-    return states
+            if name != WILDCARD:
+                states.setdefault(name, None)
+    return list(states)
+
+
+def known_or(known: set[str] | None, states: list[str]) -> set[str]:
+    """The declared states as a set (built once), for membership tests."""
+    return known if known is not None else set(states)

@@ -13,6 +13,8 @@ WILDCARD = "*"
 TIMEOUT_RE = re.compile(r"^timeout\((\d+(?:\.\d+)?)\)$")
 DEFAULT_IDLE_EVENTS = frozenset({"no_jobs", "no_events"})
 DEFAULT_MAX_INSTANT_STEPS = 1000
+#: Shortest `timeout(N)` accepted: a shorter timer is a busy loop, not a timeout.
+MIN_TIMEOUT = 0.001
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,24 @@ class MachineDefinition:
     #: `options.on_error`: state (or "*" for any) -> where a failure without a transition goes.
     on_error: Mapping[str, str] = field(default_factory=dict)
     max_instant_steps: int = DEFAULT_MAX_INSTANT_STEPS
+    _own: Mapping[str, tuple[Transition, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    _outgoing: Mapping[str, tuple[Transition, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        # Indexes by source state, built once: lookups run at every state entry and the
+        # linter asks for every state, so a scan of all transitions each time is quadratic.
+        own: dict[str, list[Transition]] = {}
+        for transition in self.transitions:
+            own.setdefault(transition.source, []).append(transition)
+        indexed = {key: tuple(value) for key, value in own.items()}
+        wild = indexed.get(WILDCARD, ())
+        outgoing = {state: indexed.get(state, ()) + wild for state in self.states}
+        object.__setattr__(self, "_own", indexed)
+        object.__setattr__(self, "_outgoing", outgoing)
 
     def on_error_target(self, state: str) -> str | None:
         """Where a failure with no transition from `state` sends the machine, if configured."""
@@ -104,13 +124,18 @@ class MachineDefinition:
 
     def outgoing(self, state: str) -> tuple[Transition, ...]:
         """Transitions that leave `state`: its own first, then wildcard ones, in file order."""
-        own = tuple(t for t in self.transitions if t.source == state)
-        wild = tuple(t for t in self.transitions if t.source == WILDCARD)
-        return own + wild
+        found = self._outgoing.get(state)
+        if found is None:
+            return self._own.get(state, ()) + self._own.get(WILDCARD, ())
+        return found
+
+    def own_transitions(self, state: str) -> tuple[Transition, ...]:
+        """Transitions whose source is `state` itself (wildcards excluded), in file order."""
+        return self._own.get(state, ())
 
     def is_final(self, state: str) -> bool:
         """A state with no outgoing transitions of its own (wildcards aside) is final."""
-        return not any(t.source == state for t in self.transitions)
+        return state not in self._own
 
     def timeouts(self, state: str) -> tuple[Transition, ...]:
         """The `timeout(N)` transitions that apply in `state`."""

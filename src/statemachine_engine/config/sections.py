@@ -5,14 +5,31 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from statemachine_engine.config.model import WILDCARD, EventSpec, JobOptions, Position
+from statemachine_engine.config.model import TIMEOUT_RE, WILDCARD, EventSpec, JobOptions, Position
 from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, YamlStr, comment_groups, plain
+from statemachine_engine.names import name_problem, shown
 
 EVENT_KEYS = ("context_map", "description")
 OPTION_KEYS = ("idle_events", "jobs", "failure_events", "on_error", "max_instant_steps")
 JOB_OPTION_KEYS = ("lease", "heartbeat", "max_attempts", "backoff", "jitter")
 METADATA_EXTRAS = ("description", "version", "machine_name", "job_type", "config")
+
+
+def name_error(value: object, what: str) -> str | None:
+    """`invalid <what> <name>: <why>` when `value` breaks the name rule, else None."""
+    problem = name_problem(value)
+    return None if problem is None else f"invalid {what} {shown(value)}: {problem}"
+
+
+def check_name_at(value: object, pos: Position, what: str, problems: Problems) -> bool:
+    """Record an error at `pos` when `value` breaks the name rule; True when it is valid."""
+    if what == "event name" and isinstance(value, str) and TIMEOUT_RE.fullmatch(value):
+        return True  # `timeout(N)` declared among the events, as the released package allows
+    message = name_error(value, what)
+    if message is not None:
+        problems.add(pos, message)
+    return message is None
 
 
 def _names(value: YamlList, what: str, problems: Problems) -> list[YamlStr]:
@@ -49,6 +66,8 @@ def parse_states(root: YamlMap, problems: Problems) -> list[str] | None:
     for name in _names(value, "a state name", problems):
         if name == WILDCARD:
             problems.add(name.pos, "'*' cannot be a state name", "'*' means any state in `from:`")
+        elif not check_name_at(name, name.pos, "state name", problems):
+            continue
         elif name in states:
             first = states[name]
             problems.add(name.pos, f"state '{name}' is declared twice (first on line {first.line})")
@@ -65,6 +84,8 @@ def parse_events(root: YamlMap, problems: Problems) -> dict[str, EventSpec] | No
     events: dict[str, EventSpec] = {}
     if isinstance(value, YamlList):
         for name in _names(value, "an event name", problems):
+            if not check_name_at(name, name.pos, "event name", problems):
+                continue
             if name in events:
                 problems.add(name.pos, f"event '{name}' is declared twice")
             events[str(name)] = EventSpec(str(name), name.pos)
@@ -79,7 +100,9 @@ def parse_events(root: YamlMap, problems: Problems) -> dict[str, EventSpec] | No
     for name, options in value.items():
         pos = value.where_key(name)
         if not isinstance(name, str) or not name:
-            problems.add(pos, f"event names must be non-empty strings, found {name!r}")
+            problems.add(pos, f"event names must be non-empty strings, found {shown(name)}")
+            continue
+        if not check_name_at(name, pos, "event name", problems):
             continue
         events[name] = EventSpec(name, pos, _context_map(options, value.where(name), problems))
     return events
@@ -132,6 +155,7 @@ def parse_groups(
         return {}
     groups: dict[str, tuple[str, ...]] = {}
     owner: dict[str, str] = {}
+    declared = set(states)
     for group, members in value.items():
         if not isinstance(group, str) or not group:
             problems.add(value.where_key(group), "group names must be non-empty strings")
@@ -141,7 +165,7 @@ def parse_groups(
             continue
         names: list[str] = []
         for name in _names(members, "a state name", problems):
-            if name not in states:
+            if name not in declared:
                 hint = did_you_mean(name, states)
                 problems.add(name.pos, f"group '{group}' lists undeclared state '{name}'", hint)
             elif name in owner:
@@ -222,8 +246,9 @@ def parse_on_error(root: YamlMap, states: list[str], problems: Problems) -> dict
         problems.add(options.where("on_error"), "`on_error:` must be a state or a mapping", hint)
         return {}
     result: dict[str, str] = {}
+    declared = set(states)
     for key, target, where in entries:
-        if not isinstance(target, str) or target not in states:
+        if not isinstance(target, str) or target not in declared:
             found = did_you_mean(str(target), states) if isinstance(target, str) else None
             problems.add(where, f"on_error target {target!r} is not a declared state", found)
         elif isinstance(key, str):

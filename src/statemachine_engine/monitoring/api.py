@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from statemachine_engine import __version__
 from statemachine_engine.database import Store
@@ -21,11 +21,23 @@ from statemachine_engine.errors import (
 from statemachine_engine.monitoring.db import Db
 from statemachine_engine.monitoring.definitions import definition_view
 from statemachine_engine.monitoring.stream import Hub, machine_view
+from statemachine_engine.names import name_problem
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _follows_name_rule(value: str) -> str:
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+#: A job id or event name: the one name rule of `names.py` (422 with the reason otherwise).
+RuleName = Annotated[str, AfterValidator(_follows_name_rule)]
 StatusFilter = Annotated[str | None, Query(pattern="^(" + "|".join(JOB_STATUSES) + ")$")]
 Limit = Annotated[int, Query(ge=1, le=1000)]
 
@@ -36,7 +48,7 @@ class NewJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
     job_type: Name
     data: Any = None
-    job_id: Annotated[str | None, Field(min_length=1, max_length=200)] = None
+    job_id: RuleName | None = None
     machine_type: Annotated[str | None, Field(max_length=200)] = None
     priority: Annotated[int, Field(ge=1, le=100)] = 5
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
@@ -46,7 +58,7 @@ class NewEvent(BaseModel):
     """An event to send to a machine from the page."""
 
     model_config = ConfigDict(extra="forbid")
-    event_type: Name
+    event_type: RuleName
     payload: Any = None
 
 

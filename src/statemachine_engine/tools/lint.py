@@ -267,6 +267,7 @@ class _MachineLint:
             sent = senders.events_for(machine.run_names)
             self.external = (events if _Senders.ANY in sent else sent) | self.wildcard_events
         self.reachable = self._reachable()
+        self.order = {state: number for number, state in enumerate(self.d.states)}
 
     def run(self) -> Iterator[Finding]:
         yield from self.unreachable()
@@ -307,7 +308,7 @@ class _MachineLint:
     def waits_for_outside(self, state: str) -> bool:
         """The state has transitions on events from outside (or timers): a machine that runs
         its actions there and then waits is doing what it was written for."""
-        own = [t for t in self.d.transitions if t.source == state]
+        own = self.d.own_transitions(state)
         return any(
             t.timeout is not None or t.event in self.external - self.wildcard_events for t in own
         )
@@ -495,7 +496,7 @@ class _MachineLint:
                     continue
                 edges[state].append(transition)
         for component in _cycles(edges):
-            states = sorted(component, key=self.d.states.index)
+            states = sorted(component, key=self.order.__getitem__)
             inside = [t for s in states for t in edges[s] if t.target in component]
             first = min(inside, key=lambda t: (t.pos.line, t.pos.column))
             path = " -> ".join([*states, states[0]])
@@ -547,7 +548,7 @@ class _MachineLint:
                 continue
             if decide(self.d, state, "job_done") is not None:
                 continue
-            own = [t for t in self.d.transitions if t.source == state]
+            own = self.d.own_transitions(state)
             if any(t.event in self.external - self.wildcard_events for t in own):
                 continue  # runs the command, then waits for an event from outside
             leaving = sorted({t.event for t in self.d.outgoing(state) if t.timeout is None})
@@ -599,36 +600,55 @@ class _MachineLint:
 
 
 def _cycles(edges: Mapping[str, Sequence[Transition]]) -> list[set[str]]:
-    """The strongly connected components of the graph that contain a cycle (Tarjan)."""
+    """The strongly connected components of the graph that contain a cycle (Tarjan, written
+    with an explicit stack so a chain of thousands of states cannot exhaust recursion)."""
     index: dict[str, int] = {}
     low: dict[str, int] = {}
     stack: list[str] = []
+    on_stack: set[str] = set()
     found: list[set[str]] = []
 
-    def visit(node: str) -> None:
-        index[node] = low[node] = len(index)
-        stack.append(node)
-        for transition in edges.get(node, ()):
-            target = transition.target
-            if target not in index:
-                visit(target)
-                low[node] = min(low[node], low[target])
-            elif target in stack:
-                low[node] = min(low[node], index[target])
-        if low[node] == index[node]:
-            component: set[str] = set()
-            while True:
-                member = stack.pop()
-                component.add(member)
-                if member == node:
-                    break
-            looped = len(component) > 1 or any(t.target == node for t in edges.get(node, ()))
-            if looped:
-                found.append(component)
+    def close(node: str) -> None:
+        component: set[str] = set()
+        while True:
+            member = stack.pop()
+            on_stack.discard(member)
+            component.add(member)
+            if member == node:
+                break
+        looped = len(component) > 1 or any(t.target == node for t in edges.get(node, ()))
+        if looped:
+            found.append(component)
 
-    for node in edges:
-        if node not in index:
-            visit(node)
+    for root in edges:
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            out = edges.get(node, ())
+            descended = False
+            while position < len(out):
+                target = out[position].target
+                position += 1
+                if target not in index:
+                    work.append((node, position))
+                    work.append((target, 0))
+                    descended = True
+                    break
+                if target in on_stack:
+                    low[node] = min(low[node], index[target])
+            if descended:
+                continue
+            if low[node] == index[node]:
+                close(node)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
     return found
 
 

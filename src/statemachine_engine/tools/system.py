@@ -75,6 +75,8 @@ def is_system_file(path: str | os.PathLike[str]) -> bool:
     """True when the YAML file at `path` looks like a system file (top-level `machines:`)."""
     try:
         text = Path(path).read_text("utf-8")
+        if "machines" not in text:
+            return False  # spares parsing a big machine file twice
         root = read_yaml(text, os.fspath(path))
     except (OSError, UnicodeDecodeError, StateMachineError):
         return False

@@ -6,19 +6,17 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import stat
 from pathlib import Path
 
 from statemachine_engine.errors import TransportError
+from statemachine_engine.names import is_valid_name, name_problem, shown
 
 log = logging.getLogger(__name__)
 
 ENV_RUNTIME_DIR = "STATEMACHINE_RUNTIME_DIR"
 SUN_PATH_MAX = 107
 """Longest socket path in bytes: sun_path is 108 bytes including the trailing NUL."""
-
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 def _candidate() -> Path:
@@ -76,12 +74,11 @@ def runtime_dir(create: bool = True) -> Path:
 
 
 def validate_machine_name(machine_name: str) -> str:
-    """Return the name if it is safe as a file name, else raise TransportError."""
-    if not isinstance(machine_name, str) or not _NAME_RE.fullmatch(machine_name):
-        raise TransportError(
-            f"invalid machine name {machine_name!r}: use 1-100 characters from "
-            "A-Z a-z 0-9 _ . - starting with a letter or digit"
-        )
+    """Return the name if it follows the name rule (so it is safe as a file name), else
+    raise TransportError."""
+    problem = name_problem(machine_name)
+    if problem is not None:
+        raise TransportError(f"invalid machine name {shown(machine_name)}: {problem}")
     return machine_name
 
 
@@ -182,7 +179,7 @@ def machine_files(suffix: str) -> list[tuple[str, Path]]:
     result: list[tuple[str, Path]] = []
     for filename in sorted(found):
         name = filename[: -len(suffix)]
-        if _NAME_RE.fullmatch(name):
+        if is_valid_name(name):
             result.append((name, directory / filename))
     return result
 

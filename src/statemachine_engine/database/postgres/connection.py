@@ -247,6 +247,8 @@ class Connection:
     def __init__(self, target: Target, migrations: Sequence[Migration]) -> None:
         self.target = target
         self._lock = threading.RLock()
+        #: When the current outage began (its `connection lost` line was logged), else None.
+        self._lost_since: float | None = None
         self._conn: psycopg.Connection[DictRow] | None = connect_with_backoff(
             target, target.start_timeout
         )
@@ -269,6 +271,7 @@ class Connection:
         if conn is not None and not conn.closed and not conn.broken:
             return conn
         if conn is not None:
+            self._log_lost("connection found closed")
             conn.close()
         self._conn = None
         fresh = connect_with_backoff(self.target, max(0.0, deadline - time.monotonic()))
@@ -310,12 +313,7 @@ class Connection:
                             cur.execute("COMMIT")
                             committing = False
                             tx.send_after_commit()
-                    if failures:
-                        logger.warning(
-                            "PostgreSQL %s: reconnected after %.1f s",
-                            self.target.display,
-                            time.monotonic() - started,
-                        )
+                    self._log_reconnected()
                     return result
                 except psycopg.Error as exc:
                     state = getattr(exc, "sqlstate", None) or ""
@@ -323,16 +321,12 @@ class Connection:
                         continue
                     if not is_disconnect(exc, conn):
                         raise describe(exc, self.target) from None
-                    if failures == 0:
-                        logger.warning(
-                            "PostgreSQL %s: connection lost (%s); reconnecting",
-                            self.target.display,
-                            describe(exc, self.target),
-                        )
+                    self._log_lost(str(describe(exc, self.target)))
                     failures += 1
                     if conn is not None:
                         conn.close()
                     if committing and xid is not None and self._committed(xid, deadline):
+                        self._log_reconnected()
                         return result
                     if time.monotonic() > deadline:
                         raise StoreError(
@@ -340,6 +334,24 @@ class Connection:
                             f" {self.target.reconnect_timeout:g} s"
                         ) from None
                     time.sleep(min(BACKOFF_FIRST * 2 ** min(failures, 6), BACKOFF_MAX))
+
+    def _log_lost(self, reason: str) -> None:
+        """First line of the log contract (docs/postgresql.md): once per outage."""
+        if self._lost_since is None:
+            self._lost_since = time.monotonic()
+            logger.warning(
+                "PostgreSQL %s: connection lost (%s); reconnecting", self.target.display, reason
+            )
+
+    def _log_reconnected(self) -> None:
+        """Second line of the log contract: once per outage, whichever path reconnected."""
+        if self._lost_since is not None:
+            logger.warning(
+                "PostgreSQL %s: reconnected after %.1f s",
+                self.target.display,
+                time.monotonic() - self._lost_since,
+            )
+            self._lost_since = None
 
     def _committed(self, xid: int, deadline: float) -> bool:
         """Whether transaction xid committed; asked on a fresh connection after the old one

@@ -27,6 +27,7 @@ from statemachine_engine.database.store import (
     DEFAULT_PRIORITY,
 )
 from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
+from statemachine_engine.names import check_name
 
 # Taking over an expired lease records it as that attempt's error; the message is appended
 # to the JSON-array text in `errors` without re-encoding the rest.
@@ -212,6 +213,8 @@ class JobQueue:
     ) -> Job:
         if max_attempts < 1:
             raise StoreError("max_attempts must be at least 1")
+        if job_id is not None:
+            check_name(job_id, "job id")
         new_id = job_id or uuid.uuid4().hex[:12]
         now = self.clock.now()
         encoded = encode(data, what=f"data of job {new_id}")

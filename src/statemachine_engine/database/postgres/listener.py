@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -79,10 +80,15 @@ class Listener:
             if conn is None or conn.broken or conn.closed:
                 if conn is not None:
                     conn.close()
+                lost = time.monotonic()
                 self._conn = conn = self._reconnect()
                 if conn is None:
                     break
-                logger.info("LISTEN on %s re-established", self.target.display)
+                logger.warning(
+                    "LISTEN on %s: reconnected after %.1f s",
+                    self.target.display,
+                    time.monotonic() - lost,
+                )
                 self._deliver({"kind": "reconnected"})
             try:
                 for note in conn.notifies(timeout=POLL_SECONDS):

@@ -24,6 +24,7 @@ from statemachine_engine.database.store import (
     DEFAULT_PRIORITY,
 )
 from statemachine_engine.errors import DuplicateJobError, NotFoundError, StoreError
+from statemachine_engine.names import check_name
 
 # Two statements inside one write transaction (the write lock makes them atomic): pick the
 # next runnable job through the partial indexes, then take it by rowid. Taking over an expired
@@ -193,6 +194,8 @@ class JobQueue:
     ) -> Job:
         if max_attempts < 1:
             raise StoreError("max_attempts must be at least 1")
+        if job_id is not None:
+            check_name(job_id, "job id")
         job_id = job_id or uuid.uuid4().hex[:12]
         now = self.clock.now()
         encoded = encode(data, what=f"data of job {job_id}")
