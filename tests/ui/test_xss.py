@@ -9,13 +9,16 @@ from statemachine_engine.database.sqlite import SQLiteStore
 
 IMG = "<img src=x onerror=window.__xss=1>"
 SCRIPT = 'b"]<script>window.__xss=2</script>'
-HOSTILE = f"""\
+# State and event names follow the name rule (a hostile one does not load); hostile text still
+# reaches the page through the display name, machine names, states and events written to
+# the database directly (an older version, another tool), and activity messages.
+HOSTILE = """\
 name: "X <script>window.__xss=3</script>"
-initial_state: "{IMG}"
-states: ["{IMG}", '{SCRIPT}']
-events: ['go"] --> evil']
+initial_state: a
+states: [a, b]
+events: [go]
 transitions:
-  - {{from: "{IMG}", to: '{SCRIPT}', event: 'go"] --> evil'}}
+  - {from: a, to: b, event: go}
 """
 
 
@@ -59,6 +62,6 @@ async def test_hostile_text_is_rendered_as_text(
     assert await page.locator("#machines td.name", has_text=IMG).count() == 1
     assert await page.locator("#machines img, #log img, #kanban img, #diagram img").count() == 0
     assert await page.locator("#diagram script, #log script").count() == 0
-    assert "onerror=window" in (await page.text_content("#diagram") or "")  # shown as text
+    assert "X <script>window.__xss=3</script>" in (await page.text_content("body") or "")
     await page.screenshot(path=shot("xss"), full_page=True)
     assert await page.evaluate("window.__xss") is None
