@@ -130,9 +130,14 @@ def _main(argv: list[str]) -> int:
 
 
 async def _serve(engine: Any) -> int:
-    loop = asyncio.get_running_loop()
+    # signal.signal, not loop.add_signal_handler: a Python-level handler runs even while the
+    # loop is blocked in a store call (waiting for a lock or a reconnect), and stop_soon()
+    # makes that call give up at the stop deadline, so SIGTERM acts within 2 s.
+    def on_signal(signum: int, frame: object) -> None:
+        engine.stop_soon()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, engine.stop)
+        signal.signal(sig, on_signal)
     code: int = await engine.run()
     return code
 

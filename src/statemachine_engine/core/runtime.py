@@ -26,7 +26,7 @@ from statemachine_engine.database.records import (
     OutgoingEvent,
 )
 from statemachine_engine.database.store import Store
-from statemachine_engine.errors import ActionError, StateMachineError
+from statemachine_engine.errors import ActionError, StateMachineError, StopTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -286,15 +286,23 @@ class Runtime:
         logger.info("[%s] holding job %s handed over at start", self.machine_name, job_id)
         return True
 
-    def release_job(self, context: dict[str, Any]) -> None:
-        """Give the held job back to the queue without counting the attempt (on stop)."""
+    def release_job(self, context: dict[str, Any]) -> bool:
+        """Give the held job back to the queue without counting the attempt (on stop).
+        False when the database could not be reached before the stop deadline: the job
+        stays `processing` until its lease expires and is then retried, as after a crash."""
         job = self.job
         if job is None:
-            return
-        with contextlib.suppress(StateMachineError):
+            return True
+        try:
             if self.store.release_job(job.job_id, self.owner):
                 logger.info("[%s] released job %s to the queue", self.machine_name, job.job_id)
-        self.drop_job(context)
+        except StopTimeout:
+            return False
+        except StateMachineError:
+            pass
+        finally:
+            self.drop_job(context)
+        return True
 
     def recover_jobs(self, previous: MachineStatus | None = None) -> None:
         """Jobs still held by an earlier run of this machine on this host whose process is
