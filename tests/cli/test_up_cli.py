@@ -103,8 +103,8 @@ class Scripted(up.Supervisor):
         return self.codes.pop(0)
 
     def lines(self) -> list[str]:
-        out = self.out.getvalue()  # type: ignore[attr-defined]
-        return [line.split("| ", 1)[1] for line in str(out).splitlines()]
+        assert isinstance(self.out, io.StringIO)
+        return [line.split("| ", 1)[1] for line in self.out.getvalue().splitlines()]
 
 
 async def drive(supervisor: Scripted, step: float = 0.25) -> None:
@@ -120,14 +120,14 @@ async def drive(supervisor: Scripted, step: float = 0.25) -> None:
     raise AssertionError("the supervisor did not end")
 
 
-def restart_spec(tmp_path: Path, **restart: float) -> SystemSpec:
-    system = spec(tmp_path, False)
-    return dataclasses.replace(system, restart=RestartPolicy(**restart))  # type: ignore[arg-type]
+def restart_spec(tmp_path: Path, policy: RestartPolicy) -> SystemSpec:
+    system: SystemSpec = spec(tmp_path, False)
+    return dataclasses.replace(system, restart=policy)
 
 
 async def test_restart_delays_double_up_to_the_cap_then_give_up(tmp_path: Path) -> None:
-    policy = {"max_restarts": 5, "window": 60.0, "backoff": 0.5, "max_backoff": 3.0}
-    supervisor = Scripted(restart_spec(tmp_path, **policy), [1] * 6)
+    policy = RestartPolicy(max_restarts=5, window=60.0, backoff=0.5, max_backoff=3.0)
+    supervisor = Scripted(restart_spec(tmp_path, policy), [1] * 6)
     await drive(supervisor)
     gaps = [b - a for a, b in zip(supervisor.starts, supervisor.starts[1:], strict=False)]
     assert gaps == [0.5, 1.0, 2.0, 3.0, 3.0]  # doubling, capped at max_backoff
@@ -138,10 +138,10 @@ async def test_restart_delays_double_up_to_the_cap_then_give_up(tmp_path: Path) 
 
 
 async def test_crashes_older_than_the_window_are_forgotten(tmp_path: Path) -> None:
-    policy = {"max_restarts": 2, "window": 10.0, "backoff": 0.5, "max_backoff": 30.0}
+    policy = RestartPolicy(max_restarts=2, window=10.0, backoff=0.5, max_backoff=30.0)
     # Each run lasts 20 s: every crash is alone in its window, so the delay stays at the
     # base and the machine is restarted however many times it crashes.
-    supervisor = Scripted(restart_spec(tmp_path, **policy), [1, 1, 1, 1, 0], run_for=20.0)
+    supervisor = Scripted(restart_spec(tmp_path, policy), [1, 1, 1, 1, 0], run_for=20.0)
     await drive(supervisor)
     assert supervisor.lines().count("crashed (exit 1); restarting in 0.5 s") == 4
     assert len(supervisor.starts) == 5
@@ -149,15 +149,15 @@ async def test_crashes_older_than_the_window_are_forgotten(tmp_path: Path) -> No
 
 
 async def test_crashes_within_the_window_give_up(tmp_path: Path) -> None:
-    policy = {"max_restarts": 2, "window": 10.0, "backoff": 0.5, "max_backoff": 30.0}
-    supervisor = Scripted(restart_spec(tmp_path, **policy), [1, 1, 1], run_for=2.0)
+    policy = RestartPolicy(max_restarts=2, window=10.0, backoff=0.5, max_backoff=30.0)
+    supervisor = Scripted(restart_spec(tmp_path, policy), [1, 1, 1], run_for=2.0)
     await drive(supervisor)
     assert len(supervisor.starts) == 3
     assert "crashed (exit 1) 3 times within 10 s; giving up" in supervisor.lines()
 
 
 async def test_a_child_exiting_with_2_is_not_restarted(tmp_path: Path) -> None:
-    supervisor = Scripted(restart_spec(tmp_path, backoff=0.5), [2, 1])
+    supervisor = Scripted(restart_spec(tmp_path, RestartPolicy(backoff=0.5)), [2, 1])
     await drive(supervisor)
     assert len(supervisor.starts) == 1
     assert supervisor.lines() == [

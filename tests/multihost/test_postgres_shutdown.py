@@ -95,6 +95,7 @@ def test_sigterm_during_an_outage_acts_within_2s(cluster: Cluster, tmp_path: Pat
 
             cluster.start()
             job = wait_until(lambda: store.get_job("held"), 30, "the server back")
+            assert job is not None
             assert (job.status, job.attempts) == ("processing", 1)  # its lease will expire
     finally:
         store.close()

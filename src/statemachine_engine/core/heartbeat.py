@@ -83,8 +83,13 @@ class LeaseKeeper:
         return min(runtime.heartbeat_for(job_type) for job_type in types)
 
     def _run(self) -> None:
+        due = time.monotonic()
         try:
-            while not self._closed.wait(self._period()):
+            while True:
+                # A fixed schedule: a renewal that waited for a lock does not push the next.
+                due = max(due + self._period(), time.monotonic())
+                if self._closed.wait(due - time.monotonic()):
+                    return
                 job = self.runtime.job
                 if job is None or self.runtime.lease_lost:
                     continue

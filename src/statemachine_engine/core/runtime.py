@@ -375,7 +375,8 @@ class Runtime:
     async def keep_lease(self, on_lost: Callable[[Job], None]) -> None:
         """Renew the lease of the held job every heartbeat period (a third of the lease by
         default); when another worker has taken it, set `lease_lost` (the next commit is
-        fenced) and call `on_lost`."""
+        fenced) and call `on_lost`. A task on the loop, used only with an injected clock or an
+        in-memory database; otherwise core.heartbeat.LeaseKeeper renews from its own thread."""
         while True:
             held = self.job
             if held is not None:
