@@ -8,6 +8,7 @@ the slack a loaded 2-core machine needs (< 5 s); exact figures are in docs/relia
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,7 @@ def in_busy_wait(pid: int) -> bool:
 
 
 BLOCKING_ACTION = '''
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -180,3 +182,59 @@ def test_an_action_blocking_the_loop_keeps_its_lease(
     line = next(x for x in procs.log(a).splitlines() if "event loop blocked for" in x)
     assert "WARNING" in line and "processing" in line and "BlockAction" in line
     assert a.poll() is None and b.poll() is None
+
+
+@pytest.mark.timeout(60)
+def test_heartbeats_keep_their_schedule_under_lock_contention(
+    procs: Any, db: SQLiteStore, db_path: Path, workdir: Path, kit: Any
+) -> None:
+    """Another process holds the write lock 250 ms at a time, over and over, while a 6 s job
+    (lease 2 s, heartbeat 0.5 s) runs and a second worker waits: the lease never runs out."""
+    command = "mkdir -p markers; echo $$ >> markers/{job_id}; sleep 6"
+    config = procs.config("worker", kit.worker_yaml(command))
+    db.add_job("task", job_id="long")
+    a = procs.machine(config, "worker-a")
+    markers = workdir / "markers" / "long"
+    kit.wait_until(lambda: markers.exists(), 15, "worker A started the job")
+    procs.machine(config, "worker-b")  # takes the job if its lease runs out
+
+    stop = threading.Event()
+    held = [0.0]
+
+    def hog() -> None:
+        conn = apsw.Connection(str(db_path))
+        conn.set_busy_timeout(30_000)
+        try:
+            while not stop.is_set():
+                conn.execute("BEGIN IMMEDIATE")
+                started = time.monotonic()
+                stop.wait(0.25)
+                conn.execute("COMMIT")
+                held[0] += time.monotonic() - started
+                stop.wait(0.005)
+        finally:
+            conn.close()
+
+    hogger = threading.Thread(target=hog)
+    hogger.start()
+    margins: list[float] = []
+    try:
+
+        def completed() -> bool:
+            job = db.get_job("long")
+            assert job is not None
+            if job.status == "processing" and job.lease_expires_at is not None:
+                margins.append(job.lease_expires_at - time.time())
+            return job.status == "completed"
+
+        kit.wait_until(completed, 40, "the long job completed")
+    finally:
+        stop.set()
+        hogger.join()
+    job = db.get_job("long")
+    assert job is not None and (job.attempts, job.errors) == (1, ())
+    assert len(markers.read_text().splitlines()) == 1
+    assert held[0] > 3, f"the lock was held only {held[0]:.1f} s"
+    print(f"lock held {held[0]:.1f} s; lease margin min {min(margins):.2f} s")
+    assert min(margins) > 0
+    assert "lease lost" not in procs.log(a)
