@@ -164,8 +164,10 @@ def test_an_action_blocking_the_loop_keeps_its_lease(
     actions.mkdir()
     (actions / "block_action.py").write_text(BLOCKING_ACTION)
     config = procs.config("worker", BLOCKING_WORKER)
-    db.add_job("task", job_id="slow")
     a = procs.machine(config, "worker-a")
+    # Parked when the job comes: the stall starts as the machine wakes up.
+    kit.wait_until(lambda: "started in state waiting" in procs.log(a), 15, "A waiting")
+    assert procs.cli("add-job", "slow", "--type", "task").returncode == 0
     markers = workdir / "markers"
     kit.wait_until(lambda: markers.exists() and markers.read_text(), 15, "A started the job")
     b = procs.machine(config, "worker-b")  # would take the job if its lease ran out

@@ -17,7 +17,7 @@ from statemachine_engine.actions.base import BaseAction, Failure
 from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
-from statemachine_engine.core.heartbeat import LeaseKeeper, watch_stalls
+from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.transitions import (
@@ -130,6 +130,7 @@ class StateMachineEngine:
         self._keeper: LeaseKeeper | None = None
         # (monotonic start, state, action) of the latest actions, to name a loop stall.
         self._started: deque[tuple[float, str, str]] = deque(maxlen=16)
+        self._stalls = StallWatch(machine_name, self._where)
         self._current: asyncio.Future[str | None] | None = None
         # Loop guard: steps since the machine last waited or took outside input, the recent
         # transitions (to name a cycle) and the progress counter seen last.
@@ -232,7 +233,7 @@ class StateMachineEngine:
                 lambda message: loop.call_soon_threadsafe(self.on_doorbell, message),
             )
         lease = self._keep_lease(loop)
-        stalls = asyncio.create_task(watch_stalls(self.machine_name, self._where))
+        stalls = asyncio.create_task(self._stalls.run())
         status = "crashed"
         skipped: list[str] = []
         reason = ""
@@ -407,7 +408,9 @@ class StateMachineEngine:
                 continue
             self.commits.flush()
             self._instant_steps = 0
+            self._stalls.parked()
             await self._parking.park(None if due is None else due[0])
+            self._stalls.unparked()
             self._events_maybe = True
             entering, parked = idle, True
         return "stopped"

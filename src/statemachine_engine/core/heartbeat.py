@@ -127,18 +127,43 @@ class LeaseKeeper:
             self._on_lost(job)
 
 
-async def watch_stalls(machine_name: str, where: Callable[[float], str]) -> None:
-    """Log "event loop blocked for N s" (WARNING) after the loop could not run for more than
-    STALL_WARNING seconds: an action or a store call held it. N is a lower bound (up to
-    STALL_TICK less than the stall); `where(t)` names what ran at monotonic time t, when
-    the stall had begun at the latest."""
-    loop = asyncio.get_running_loop()
-    while True:
-        due = loop.time() + STALL_TICK
-        await asyncio.sleep(STALL_TICK)
-        late = loop.time() - due
-        if late >= STALL_WARNING:
-            stalled_at = loop.time() - late
-            logger.warning(
-                "[%s] event loop blocked for %.1f s %s", machine_name, late, where(stalled_at)
-            )
+class StallWatch:
+    """Logs "event loop blocked for N s" (WARNING) after the loop could not run for more
+    than STALL_WARNING seconds: an action or a store call held it. N is a lower bound (up to
+    STALL_TICK less than the stall); `where(t)` names what ran at monotonic time t, when the
+    stall had begun at the latest. It looks every STALL_TICK seconds while the machine works
+    and not at all while it is parked (an idle machine costs no wake-ups); a stall that
+    starts as the machine wakes is measured from the wake-up."""
+
+    def __init__(self, machine_name: str, where: Callable[[float], str]) -> None:
+        self.machine_name = machine_name
+        self.where = where
+        self._awake = asyncio.Event()
+        self._awake.set()
+        self._woke_at = 0.0
+
+    def parked(self) -> None:
+        self._awake.clear()
+
+    def unparked(self) -> None:
+        if not self._awake.is_set():
+            self._woke_at = asyncio.get_running_loop().time()
+            self._awake.set()
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._awake.is_set():
+                due = loop.time() + STALL_TICK
+                await asyncio.sleep(STALL_TICK)
+            else:
+                await self._awake.wait()
+                due = self._woke_at
+            late = loop.time() - due
+            if late >= STALL_WARNING:
+                logger.warning(
+                    "[%s] event loop blocked for %.1f s %s",
+                    self.machine_name,
+                    late,
+                    self.where(loop.time() - late),
+                )
