@@ -240,3 +240,31 @@ def test_heartbeats_keep_their_schedule_under_lock_contention(
     print(f"lock held {held[0]:.1f} s; lease margin min {min(margins):.2f} s")
     assert min(margins) > 0
     assert "lease lost" not in procs.log(a)
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_during_an_action_that_blocks_the_loop_exits_at_the_backstop(
+    procs: Any, db: SQLiteStore, workdir: Path, kit: Any
+) -> None:
+    """An action blocking the loop for 60 s cannot be cancelled: 5 s after SIGTERM the
+    process exits without its cleanup, with one WARNING; the lease then expires."""
+    actions = workdir / "actions"
+    actions.mkdir()
+    (actions / "block_action.py").write_text(BLOCKING_ACTION)
+    config = procs.config("worker", BLOCKING_WORKER.replace("seconds: 5", "seconds: 60"))
+    db.add_job("task", job_id="stuck")
+    worker = procs.machine(config, "worker")
+    markers = workdir / "markers"
+    kit.wait_until(lambda: markers.exists() and markers.read_text(), 15, "the action runs")
+    sent = time.monotonic()
+    worker.terminate()
+    code = worker.wait(timeout=30)
+    took = time.monotonic() - sent
+    log = procs.log(worker)
+    assert code == 0, log
+    assert 4 < took < 15, f"exited {took:.1f} s after SIGTERM"
+    lines = [x for x in log.splitlines() if "still stopping" in x]
+    assert len(lines) == 1, log
+    assert "WARNING" in lines[0] and "job stuck is retried when its lease expires" in lines[0]
+    job = db.get_job("stuck")
+    assert job is not None and (job.status, job.attempts) == ("processing", 1)
