@@ -637,6 +637,10 @@ class StateMachineEngine:
             return self._raised(action, exc)
         finally:
             self._current = None
+        job = self.runtime.job
+        if job is not None and not self.runtime.lease_lost and not self.runtime.confirm_lease():
+            self._lease_lost(job)  # found now: the process was stopped past its lease
+            return self._failed(action, "lease lost: the job was given to another worker")
         return result
 
     def _raised(self, action: BaseAction, exc: Exception) -> Failure:

@@ -105,6 +105,7 @@ class LeaseKeeper:
         """Renew `job`'s lease: True if still ours, False if taken, None when the database
         could not be asked (logged; the next period tries again)."""
         runtime = self.runtime
+        renewing = runtime.clock.now()
         try:
             if self._store is None:
                 self._store = self._open_store()
@@ -117,6 +118,8 @@ class LeaseKeeper:
                 logger.warning("[%s] heartbeat failed: %s", runtime.machine_name, exc)
             return None
         self.renewals += 1
+        if alive and runtime.job is job:
+            runtime.lease_renewed_at = renewing
         return alive
 
     def _lost(self, job: Job) -> None:

@@ -81,6 +81,8 @@ class Runtime:
     job_by_id: bool = False
     job_ack: JobAck | None = None
     lease_lost: bool = False
+    #: When the held job's lease was last claimed or renewed (clock time; set by any thread).
+    lease_renewed_at: float = 0.0
     outbox: list[OutgoingEvent] = field(default_factory=list)
     consumed_event: MachineEvent | None = None
     realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
@@ -125,6 +127,7 @@ class Runtime:
         self.job_by_id = by_id
         self.job_ack = None
         self.lease_lost = False
+        self.lease_renewed_at = self.clock.now()
         context["current_job"] = job.as_context()
         context["job_id"] = job.job_id
         context["job_type"] = job.job_type
@@ -372,6 +375,28 @@ class Runtime:
         self.job_ack, self.outbox, self.consumed_event, self.realtime = None, [], None, []
         return pending
 
+    def confirm_lease(self) -> bool:
+        """Before an action's result is committed: when the held job's lease has gone a
+        whole lease without renewal (the process was stopped, renewals failed), renew it now,
+        on the loop, so a result the lease thread has not yet found stale is not taken for
+        current. False, with `lease_lost` set, when another worker has the job."""
+        job = self.job
+        if job is None or self.lease_lost:
+            return not self.lease_lost
+        lease = self.lease_for(job.job_type)
+        now = self.clock.now()
+        if now - self.lease_renewed_at < lease:
+            return True
+        try:
+            alive = self.store.heartbeat(job.job_id, self.owner, lease)
+        except StateMachineError:
+            return True  # the commit is fenced on the lease owner anyway
+        if alive:
+            self.lease_renewed_at = now
+            return True
+        self.lease_lost = True
+        return False
+
     async def keep_lease(self, on_lost: Callable[[Job], None]) -> None:
         """Renew the lease of the held job every heartbeat period (a third of the lease by
         default); when another worker has taken it, set `lease_lost` (the next commit is
@@ -388,11 +413,14 @@ class Runtime:
             job = self.job
             if job is None or self.lease_lost:
                 continue
+            renewing = self.clock.now()
             try:
                 alive = self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
             except StateMachineError as exc:
                 logger.warning("[%s] heartbeat failed: %s", self.machine_name, exc)
                 continue
+            if alive and self.job is job:
+                self.lease_renewed_at = renewing
             if not alive and self.job is job:
                 self.lease_lost = True
                 on_lost(job)
