@@ -335,13 +335,16 @@ class StateMachineEngine:
             text,
         )
 
-    def _where(self, stalled_at: float) -> str:
-        """What ran when the loop stalled at monotonic time `stalled_at` (at the latest):
-        the last action started by then, else the state."""
-        for started, state, action in reversed(self._started):
-            if started <= stalled_at:
-                return f"(state {state}, action {action})"
-        return f"(state {self.state})"
+    def _where(self, since: float, until: float) -> str:
+        """What held the loop between monotonic times `since` (it was free then) and
+        `until`: of the actions started in between, the one that ran longest before the
+        next one started (a blocking action holds everything); else the current state."""
+        started = [entry for entry in self._started if entry[0] >= since]
+        if not started:
+            return f"(state {self.state})"
+        ends = [entry[0] for entry in started[1:]] + [until]
+        _, state, action = max(zip(started, ends, strict=True), key=lambda p: p[1] - p[0][0])[0]
+        return f"(state {state}, action {action})"
 
     def _register(self) -> None:
         previous = self.store.get_machine(self.machine_name)

@@ -133,12 +133,13 @@ class LeaseKeeper:
 class StallWatch:
     """Logs "event loop blocked for N s" (WARNING) after the loop could not run for more
     than STALL_WARNING seconds: an action or a store call held it. N is a lower bound (up to
-    STALL_TICK less than the stall); `where(t)` names what ran at monotonic time t, when the
-    stall had begun at the latest. It looks every STALL_TICK seconds while the machine works
+    STALL_TICK less than the stall); `where(since, until)` names what held the loop between
+    those monotonic times (it was free at `since`). It looks every STALL_TICK seconds while
+    the machine works
     and not at all while it is parked (an idle machine costs no wake-ups); a stall that
     starts as the machine wakes is measured from the wake-up."""
 
-    def __init__(self, machine_name: str, where: Callable[[float], str]) -> None:
+    def __init__(self, machine_name: str, where: Callable[[float, float], str]) -> None:
         self.machine_name = machine_name
         self.where = where
         self._awake = asyncio.Event()
@@ -157,16 +158,18 @@ class StallWatch:
         loop = asyncio.get_running_loop()
         while True:
             if self._awake.is_set():
-                due = loop.time() + STALL_TICK
+                free = loop.time()
+                due = free + STALL_TICK
                 await asyncio.sleep(STALL_TICK)
             else:
                 await self._awake.wait()
-                due = self._woke_at
-            late = loop.time() - due
+                free = due = self._woke_at
+            now = loop.time()
+            late = now - due
             if late >= STALL_WARNING:
                 logger.warning(
                     "[%s] event loop blocked for %.1f s %s",
                     self.machine_name,
                     late,
-                    self.where(loop.time() - late),
+                    self.where(free, now),
                 )
