@@ -641,9 +641,15 @@ class StateMachineEngine:
         finally:
             self._current = None
         job = self.runtime.job
-        if job is not None and not self.runtime.lease_lost and not self.runtime.confirm_lease():
-            self._lease_lost(job)  # found now: the process was stopped past its lease
-            return self._failed(action, "lease lost: the job was given to another worker")
+        if job is not None and self._keeper is not None:
+            # The lease thread and the action's end race (the on-loop heartbeat used to run
+            # first): a lease found lost as the action ended, or not renewed for a whole
+            # lease (the process was stopped) and now taken, makes the result stale.
+            known = self.runtime.lease_lost
+            if known or not self.runtime.confirm_lease():
+                if not known:
+                    self._lease_lost(job)
+                return self._failed(action, "lease lost: the job was given to another worker")
         return result
 
     def _raised(self, action: BaseAction, exc: Exception) -> Failure:
