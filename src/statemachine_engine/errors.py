@@ -82,3 +82,8 @@ class TransportError(StateMachineError):
 
 class UsageError(StateMachineError):
     """Bad command-line input; CLIs print it as one line and exit 2."""
+
+
+class StopTimeout(StoreError):
+    """A store call stopped waiting for a locked or unreachable database because its machine
+    is stopping (see `Store.give_up_waiting`): the call did nothing."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import io
 from pathlib import Path
 
@@ -9,7 +11,8 @@ import pytest
 
 from statemachine_engine.cli import up
 from statemachine_engine.cli.run import main as run_main
-from statemachine_engine.tools.system import load_system
+from statemachine_engine.clock import VirtualClock
+from statemachine_engine.tools.system import RestartPolicy, SystemSpec, load_system
 
 
 def spec(tmp_path: Path, ui: bool):  # type: ignore[no-untyped-def]
@@ -81,3 +84,83 @@ async def test_a_machine_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Pa
     text = out.getvalue()
     assert "stubborn | did not stop within 0.3 s; killing" in text
     assert text.endswith("| all machines stopped\n")
+
+
+class Scripted(up.Supervisor):
+    """A supervisor whose machine runs are scripted: each run lasts `run_for` virtual
+    seconds and exits with the next code; the start times are recorded."""
+
+    def __init__(self, system: SystemSpec, codes: list[int], run_for: float = 0.0) -> None:
+        self.virtual = VirtualClock(start=0.0)
+        super().__init__(system, "sqlite:///x.db", out=io.StringIO(), clock=self.virtual)
+        self.codes = codes
+        self.run_for = run_for
+        self.starts: list[float] = []
+
+    async def _run_once(self, inst: up.Instance) -> int:
+        self.starts.append(self.virtual.now())
+        await self.virtual.sleep(self.run_for)
+        return self.codes.pop(0)
+
+    def lines(self) -> list[str]:
+        assert isinstance(self.out, io.StringIO)
+        return [line.split("| ", 1)[1] for line in self.out.getvalue().splitlines()]
+
+
+async def drive(supervisor: Scripted, step: float = 0.25) -> None:
+    """Run the supervisor to its end, moving its virtual clock `step` at a time."""
+    task = asyncio.create_task(supervisor.run())
+    for _ in range(10_000):
+        for _ in range(10):
+            await asyncio.sleep(0)
+        if task.done():
+            await task
+            return
+        supervisor.virtual.advance(step)
+    raise AssertionError("the supervisor did not end")
+
+
+def restart_spec(tmp_path: Path, policy: RestartPolicy) -> SystemSpec:
+    system: SystemSpec = spec(tmp_path, False)
+    return dataclasses.replace(system, restart=policy)
+
+
+async def test_restart_delays_double_up_to_the_cap_then_give_up(tmp_path: Path) -> None:
+    policy = RestartPolicy(max_restarts=5, window=60.0, backoff=0.5, max_backoff=3.0)
+    supervisor = Scripted(restart_spec(tmp_path, policy), [1] * 6)
+    await drive(supervisor)
+    gaps = [b - a for a, b in zip(supervisor.starts, supervisor.starts[1:], strict=False)]
+    assert gaps == [0.5, 1.0, 2.0, 3.0, 3.0]  # doubling, capped at max_backoff
+    assert supervisor.lines()[-2:] == [
+        "crashed (exit 1) 6 times within 60 s; giving up",
+        "every machine has ended; failed: m",
+    ]
+
+
+async def test_crashes_older_than_the_window_are_forgotten(tmp_path: Path) -> None:
+    policy = RestartPolicy(max_restarts=2, window=10.0, backoff=0.5, max_backoff=30.0)
+    # Each run lasts 20 s: every crash is alone in its window, so the delay stays at the
+    # base and the machine is restarted however many times it crashes.
+    supervisor = Scripted(restart_spec(tmp_path, policy), [1, 1, 1, 1, 0], run_for=20.0)
+    await drive(supervisor)
+    assert supervisor.lines().count("crashed (exit 1); restarting in 0.5 s") == 4
+    assert len(supervisor.starts) == 5
+    assert supervisor.lines()[-1] == "every machine has ended"
+
+
+async def test_crashes_within_the_window_give_up(tmp_path: Path) -> None:
+    policy = RestartPolicy(max_restarts=2, window=10.0, backoff=0.5, max_backoff=30.0)
+    supervisor = Scripted(restart_spec(tmp_path, policy), [1, 1, 1], run_for=2.0)
+    await drive(supervisor)
+    assert len(supervisor.starts) == 3
+    assert "crashed (exit 1) 3 times within 10 s; giving up" in supervisor.lines()
+
+
+async def test_a_child_exiting_with_2_is_not_restarted(tmp_path: Path) -> None:
+    supervisor = Scripted(restart_spec(tmp_path, RestartPolicy(backoff=0.5)), [2, 1])
+    await drive(supervisor)
+    assert len(supervisor.starts) == 1
+    assert supervisor.lines() == [
+        "exited with 2 (bad input or start refused, see above); not restarting",
+        "every machine has ended; failed: m",
+    ]

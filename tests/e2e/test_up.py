@@ -60,11 +60,12 @@ class Up:
 
 
 def gone(pid: int) -> bool:
+    """True when `pid` has exited (a zombie no one reaps yet counts as exited)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
         return True
-    return False
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def test_up_starts_restarts_and_stops_real_machines(
@@ -97,20 +98,120 @@ def test_up_starts_restarts_and_stops_real_machines(
     assert all(gone(pid) for pid in alive)
 
 
+CRASHER = """\
+name: crasher
+initial_state: crashing
+states: [crashing, done]
+events: [crashed]
+actions:
+  crashing: [{type: crash}]
+transitions:
+  - {from: crashing, to: done, event: crashed}
+"""
+
+CRASH_ACTION = """\
+import os
+from typing import Any
+
+from statemachine_engine.actions import BaseAction
+
+
+class CrashAction(BaseAction):
+    async def execute(self, context: dict[str, Any]) -> str | None:
+        print("crashing", flush=True)
+        os._exit(3)
+"""
+
+
 def test_up_gives_up_on_a_machine_that_keeps_crashing(
+    workdir: Path, e2e_env: dict[str, str], db_url: str
+) -> None:
+    (workdir / "actions").mkdir()
+    (workdir / "actions" / "crash_action.py").write_text(CRASH_ACTION)
+    (workdir / "crasher.yaml").write_text(CRASHER)
+    (workdir / "system.yaml").write_text(
+        f"db: {db_url}\nui: false\nrestart: {{max_restarts: 2, backoff: 0.05}}\n"
+        "machines:\n  - {config: crasher.yaml, name: crasher, actions_dir: actions}\n"
+    )
+    up = Up([str(BIN / "statemachine-up"), "system.yaml"], workdir, e2e_env)
+    assert up.finish(timeout=60) == 1
+    assert len(up.pids("crasher")) == 3
+    assert up.count("crasher | crashing") == 3
+    assert up.count("crasher | crashed (exit 3) 3 times within 60 s; giving up") == 1
+    assert up.count("every machine has ended; failed: crasher") == 1
+
+
+def test_up_does_not_restart_a_machine_that_exits_with_2(
     workdir: Path, e2e_env: dict[str, str], db_url: str
 ) -> None:
     (workdir / "broken.yaml").write_text("states: [a]\n")
     (workdir / "system.yaml").write_text(
-        f"db: {db_url}\nrestart: {{max_restarts: 2, backoff: 0.05}}\n"
+        f"db: {db_url}\nui: false\nrestart: {{backoff: 0.05}}\n"
         "machines:\n  - {config: broken.yaml, name: broken}\n"
     )
     up = Up([str(BIN / "statemachine-up"), "system.yaml"], workdir, e2e_env)
-    assert up.finish() == 1
-    assert len(up.pids("broken")) == 3
-    assert up.count("missing `initial_state`") == 3
-    assert up.count("broken | crashed (exit 2) 3 times within 60 s; giving up") == 1
+    assert up.finish(timeout=60) == 1
+    assert len(up.pids("broken")) == 1
+    assert up.count("missing `initial_state`") == 1
+    assert (
+        up.count("broken | exited with 2 (bad input or start refused, see above); not restarting")
+        == 1
+    )
     assert up.count("every machine has ended; failed: broken") == 1
+
+
+def test_a_machine_already_running_is_reported_once_not_retried(
+    workdir: Path, e2e_env: dict[str, str], db_url: str
+) -> None:
+    (workdir / "sleeper.yaml").write_text(SLEEPER)
+    (workdir / "system.yaml").write_text(
+        f"db: {db_url}\nui: false\nrestart: {{backoff: 0.05}}\n"
+        "machines:\n  - {config: sleeper.yaml, name: s}\n"
+    )
+    first = Up([str(BIN / "statemachine"), "up", "system.yaml"], workdir, e2e_env)
+    try:
+        wait_until(lambda: first.count("started in state waiting") == 1, 15, "s up")
+        second = Up([str(BIN / "statemachine"), "up", "system.yaml"], workdir, e2e_env)
+        assert second.finish(timeout=60) == 1
+        assert len(second.pids("s")) == 1
+        assert second.count("already running") >= 1
+        assert second.count("not restarting") == 1
+        assert first.proc.poll() is None
+    finally:
+        first.proc.send_signal(signal.SIGTERM)
+        first.finish()
+
+
+def test_machines_die_with_a_killed_supervisor_and_a_new_one_runs_them(
+    workdir: Path, e2e_env: dict[str, str], db_url: str
+) -> None:
+    (workdir / "sleeper.yaml").write_text(SLEEPER)
+    (workdir / "system.yaml").write_text(
+        f"db: {db_url}\nui: false\nrestart: {{backoff: 0.1}}\n"
+        "machines:\n  - {config: sleeper.yaml, name: s, instances: 2}\n"
+    )
+    argv = [str(BIN / "statemachine"), "up", "system.yaml"]
+    up = Up(argv, workdir, e2e_env)
+    try:
+        wait_until(lambda: up.count("started in state waiting") == 2, 15, "both machines up")
+        machines = [up.pids("s-1")[0], up.pids("s-2")[0]]
+        up.proc.send_signal(signal.SIGKILL)
+        up.finish()
+        wait_until(lambda: all(gone(pid) for pid in machines), 15, "the orphans gone")
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.finish()
+    again = Up(argv, workdir, e2e_env)
+    try:
+        wait_until(lambda: again.count("started in state waiting") == 2, 15, "both up again")
+        assert again.count("already running") == 0
+        again.proc.send_signal(signal.SIGTERM)
+        assert again.finish() == 0
+    finally:
+        if again.proc.poll() is None:
+            again.proc.kill()
+            again.finish()
 
 
 def test_up_reports_a_bad_system_file_in_one_line(workdir: Path, e2e_env: dict[str, str]) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -130,12 +134,62 @@ def _main(argv: list[str]) -> int:
         return asyncio.run(_serve(engine))
 
 
+#: After a stop signal, a machine still running this long exits without its cleanup, as
+#: after a crash: the backstop for what no deadline reaches (an action that blocks the loop,
+#: a database call on a network path that silently drops packets).
+HARD_STOP_SECONDS = 5.0
+
+
 async def _serve(engine: Any) -> int:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, engine.stop)
-    code: int = await engine.run()
+    # signal.signal, not loop.add_signal_handler: a Python-level handler runs even while the
+    # loop is blocked in a store call (waiting for a lock or a reconnect), and stop_soon()
+    # makes that call give up at the stop deadline, so SIGTERM acts within 2 s. The handler
+    # only sets numbers and writes to pipes (no locks): it may interrupt any code.
+    signalled, signal_pipe = os.pipe()
+    os.set_blocking(signal_pipe, False)
+    finished = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        engine.stop_soon()
+        with contextlib.suppress(OSError):
+            os.write(signal_pipe, b"s")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    threading.Thread(
+        target=_hard_stop, args=(engine, signalled, finished), name="hard-stop", daemon=True
+    ).start()
+    try:
+        code: int = await engine.run()
+    finally:
+        finished.set()
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        os.close(signal_pipe)  # the watcher reads end-of-file and closes its end
     return code
+
+
+def _hard_stop(engine: Any, signalled: int, finished: threading.Event) -> None:
+    """Wait for a stop signal; exit the process if the machine has not ended
+    HARD_STOP_SECONDS later (one WARNING; the held job's lease then expires)."""
+    try:
+        os.read(signalled, 1)
+    finally:
+        os.close(signalled)
+    if finished.wait(HARD_STOP_SECONDS):
+        return
+    job = engine.runtime.job
+    retry = f"; job {job.job_id} is retried when its lease expires, as after a crash" if job else ""
+    logging.getLogger("statemachine_engine.core.engine").warning(
+        "[%s] still stopping %g s after the signal (an action or a database call does not"
+        " return): exiting without cleanup%s",
+        engine.machine_name,
+        HARD_STOP_SECONDS,
+        retry,
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> int:

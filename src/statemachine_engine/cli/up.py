@@ -2,21 +2,25 @@
 
 Starts every machine the system file lists (each instance as its own `statemachine`
 process), prefixes their output with the machine name, restarts a machine that crashes
-(exponential backoff, giving up after too many crashes within a window), and on Ctrl-C or
-SIGTERM stops them all: SIGTERM, a grace period, then SIGKILL for stragglers.
+(exponential backoff, giving up after too many crashes within a window; a machine that
+exits with 2, bad input or a refused start, is not restarted), and on Ctrl-C or SIGTERM
+stops them all: SIGTERM, a grace period, then SIGKILL for stragglers. On Linux the children
+get SIGTERM from the kernel when `up` dies however it dies (kill -9 included), so no machine
+runs on unsupervised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import shutil
 import signal
 import sys
-import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -27,10 +31,38 @@ from statemachine_engine.cli.common import (
     require_regular_file,
     run_cli,
 )
+from statemachine_engine.clock import Clock, SystemClock
 from statemachine_engine.tools.system import MachineEntry, SystemSpec, load_system
 
 PROG = "statemachine up"
 UI_SCRIPT = "statemachine-ui"
+#: A child exiting with this code had bad input or was refused a start (e.g. its name already
+#: runs): restarting it would fail the same way.
+REFUSED = 2
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the child get SIGTERM when this process dies, by
+    prctl(PR_SET_PDEATHSIG) (Linux; None elsewhere). The kernel sends it when the thread that
+    forked exits: children are started from the event loop's (main) thread, which lives as
+    long as `up`. A parent that died before the prctl is caught by comparing getppid()."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def arm() -> None:  # runs in the child between fork and exec: no locks, no logging
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 def build_parser() -> CliParser:
@@ -59,11 +91,20 @@ class Supervisor:
     """Starts, watches and stops the instances of a system; `run()` returns the exit code."""
 
     def __init__(
-        self, spec: SystemSpec, db: str, *, ui: bool = True, out: TextIO | None = None
+        self,
+        spec: SystemSpec,
+        db: str,
+        *,
+        ui: bool = True,
+        out: TextIO | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.spec = spec
         self.db = db
         self.out = sys.stdout if out is None else out
+        #: Crash times and restart delays read this clock (tests inject a virtual one).
+        self.clock: Clock = clock or SystemClock()
+        self._preexec = die_with_parent()
         self.cwd = spec.workdir or Path.cwd()
         self.instances = [inst for entry in spec.machines for inst in self._instances(entry)]
         if spec.ui and ui:
@@ -136,7 +177,14 @@ class Supervisor:
             if code == 0:
                 self.say("finished (exit 0)", inst.name)
                 return
-            now = time.monotonic()
+            if code == REFUSED:
+                self.say(
+                    f"exited with {REFUSED} (bad input or start refused, see above);"
+                    " not restarting",
+                    inst.name,
+                )
+                return
+            now = self.clock.now()
             inst.crashes.append(now)
             while inst.crashes and now - inst.crashes[0] > policy.window:
                 inst.crashes.popleft()
@@ -149,8 +197,18 @@ class Supervisor:
                 return
             delay = min(policy.backoff * 2 ** (len(inst.crashes) - 1), policy.max_backoff)
             self.say(f"crashed (exit {code}); restarting in {delay:g} s", inst.name)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=delay)
+            await self._pause(delay)
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait `seconds` on the supervisor's clock, or until a stop begins."""
+        stop = asyncio.ensure_future(self.stopping.wait())
+        sleep = asyncio.ensure_future(self.clock.sleep(seconds))
+        try:
+            await asyncio.wait({stop, sleep}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (stop, sleep):
+                task.cancel()
+            await asyncio.gather(stop, sleep, return_exceptions=True)
 
     async def _run_once(self, inst: Instance) -> int:
         proc = await asyncio.create_subprocess_exec(
@@ -161,6 +219,7 @@ class Supervisor:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self._preexec,
         )
         inst.proc = proc
         self.say(f"started (pid {proc.pid})", inst.name)

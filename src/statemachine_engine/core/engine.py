@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ from statemachine_engine.actions.base import BaseAction, Failure
 from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
+from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.storable import clipped
@@ -27,7 +29,7 @@ from statemachine_engine.core.transitions import (
     next_timeout,
 )
 from statemachine_engine.core.waiting import Conditions, Parking
-from statemachine_engine.database.connect import default_url, open_store
+from statemachine_engine.database.connect import default_url, open_store, sqlite_path
 from statemachine_engine.database.liveness import process_start
 from statemachine_engine.database.records import (
     Job,
@@ -38,7 +40,7 @@ from statemachine_engine.database.records import (
 )
 from statemachine_engine.database.store import Store
 from statemachine_engine.database.wakeups import listen_for_wakeups
-from statemachine_engine.errors import StateMachineError, StoreError
+from statemachine_engine.errors import StateMachineError, StopTimeout, StoreError
 from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring, ring_all
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ _NOWHERE = Position("-", 0, 0)
 
 DEFAULT_SAFETY_INTERVAL = 5.0
 DEFAULT_LEASE_SECONDS = 30.0
+#: After a stop, calls waiting for the database (a lock, a reconnect) give up this long after
+#: it: SIGTERM acts within 2 s whatever the database is doing (DESIGN 13.9).
+STOP_BUDGET = 1.0
 
 
 class StateMachineEngine:
@@ -123,6 +128,12 @@ class StateMachineEngine:
         self._events_maybe = True
         self._events_read_at = self.clock.now()
         self._stopping = False
+        self._give_up_at: float | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        self._keeper: LeaseKeeper | None = None
+        # (monotonic start, state, action) of the latest actions, to name a loop stall.
+        self._started: deque[tuple[float, str, str]] = deque(maxlen=16)
+        self._stalls = StallWatch(machine_name, self._where)
         self._current: asyncio.Future[str | None] | None = None
         # Loop guard: steps since the machine last waited or took outside input, the recent
         # transitions (to name a cycle) and the progress counter seen last.
@@ -155,13 +166,33 @@ class StateMachineEngine:
 
     def stop(self) -> None:
         """Stop after the current action; a running action is cancelled (bash children are
-        killed) and a held job goes back to the queue without counting the attempt."""
+        killed) and a held job goes back to the queue without counting the attempt. Store
+        calls that wait for the database give up STOP_BUDGET seconds from now; cleanup
+        writes not done by then are skipped (one WARNING; the lease then expires)."""
+        self._give_up_waiting()
         if not self._stopping:
             logger.info("[%s] stopping in state %s", self.machine_name, self.state)
         self._stopping = True
         if self._current is not None and not self._current.done():
             self._current.cancel()
         self.wake()
+
+    def stop_soon(self) -> None:
+        """stop() for a signal handler or another thread. It runs while the loop is blocked
+        (in a store call waiting for a lock or a reconnect): it only sets the stop deadline,
+        at which that call gives up, and schedules stop() on the loop."""
+        self._give_up_waiting()
+        loop = self._event_loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.stop)
+
+    def _give_up_waiting(self) -> None:
+        if self._give_up_at is not None:
+            return
+        self._give_up_at = at = time.monotonic() + STOP_BUDGET
+        self.store.give_up_waiting(at)
+        if self._keeper is not None:
+            self._keeper.give_up_waiting(at)
 
     def on_doorbell(self, message: dict[str, Any]) -> None:
         """Handle a control-socket message: wake for events and for jobs this machine can
@@ -193,26 +224,42 @@ class StateMachineEngine:
     async def run(self) -> int:
         """Run until a final state or stop(); returns the exit code. A database that
         fails while running (disk full, read-only, locked too long) stops the machine with
-        one error line and exit code 1; the failed step was rolled back, nothing half-done."""
+        one error line and exit code 1; the failed step was rolled back, nothing half-done.
+
+        Threads: store calls of the machine run here, on the loop, and may block it; the
+        held job's lease is renewed by a LeaseKeeper thread on its own connection, and
+        stop_soon() (signals) makes a blocked store call give up at the stop deadline."""
+        self._event_loop = loop = asyncio.get_running_loop()
         doorbell = None
         wakeups = None
         if self.listen:
             doorbell = Doorbell(self.machine_name, self.on_doorbell)
             await doorbell.start()
             # Across hosts (PostgreSQL) the store itself pushes wake-ups, from its own thread.
-            loop = asyncio.get_running_loop()
             wakeups = listen_for_wakeups(
                 self.store,
                 self.machine_name,
                 lambda message: loop.call_soon_threadsafe(self.on_doorbell, message),
             )
-        lease = asyncio.create_task(self.runtime.keep_lease(self._lease_lost))
+        lease = self._keep_lease(loop)
+        stalls = asyncio.create_task(self._stalls.run())
         status = "crashed"
+        skipped: list[str] = []
+        reason = ""
+        registered = False
         try:
-            self._register()
             try:
+                self._register()
+                registered = True
                 status = await self._loop()
+            except StopTimeout as exc:  # only after stop(): the step in progress is not done
+                status = "stopped"
+                skipped.append("the step in progress")
+                reason = str(exc)
+                return 0
             except StoreError as exc:
+                if not registered:
+                    raise
                 logger.error("[%s] stopping in state %s: %s", self.machine_name, self.state, exc)
                 return 1
             return 0
@@ -220,25 +267,95 @@ class StateMachineEngine:
             status = "stopped"
             raise
         finally:
-            lease.cancel()
-            await asyncio.wait({lease})
-            with contextlib.suppress(StateMachineError):
-                self.commits.flush()
-            adopted = (
-                self.runtime.job is not None and self.runtime.job.job_id == self.runtime.adopted
-            )
-            self.runtime.release_job(self.context)
-            if status == "stopped":  # a crash (exit 1) leaves it for the next start to count
-                self.runtime.release_event()
-            if adopted:
-                self._report_done()
-            with contextlib.suppress(StateMachineError):
-                self.store.machine_stopped(self.machine_name, status, self.clock.now())
+            stalls.cancel()
+            if lease is not None:
+                lease.cancel()
+                await asyncio.wait({lease})
+            if self._keeper is not None:
+                self._keeper.close()
+            self._clean_up(status, skipped, reason)
             if doorbell is not None:
                 doorbell.close()
             if wakeups is not None:
                 wakeups.close()
             self._conditions.close(f"machine {self.machine_name} {status} in {self.state}")
+            self.store.give_up_waiting(None)  # a store passed in may serve a later run
+
+    def _keep_lease(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None] | None:
+        """Start renewing held leases: a LeaseKeeper thread on a connection of its own, or,
+        with an injected clock (tests drive leases in virtual time) or an in-memory database
+        (a second connection would see another database), a task on the loop."""
+        url = self.db_url
+        memory = not url.startswith(("postgresql:", "postgres:")) and (
+            sqlite_path(url) == ":memory:"
+        )
+        if isinstance(self.clock, SystemClock) and not memory:
+            self._keeper = LeaseKeeper(
+                self.runtime,
+                lambda: open_store(url, clock=self.clock, create=False),
+                self._lease_lost,
+                loop,
+            )
+            if self._give_up_at is not None:
+                self._keeper.give_up_waiting(self._give_up_at)
+            self._keeper.start()
+            return None
+        return asyncio.create_task(self.runtime.keep_lease(self._lease_lost))
+
+    def _clean_up(self, status: str, skipped: list[str], reason: str) -> None:
+        """Commit what is staged, release the held job and record the stop. After a stop,
+        writes the database cannot take before the stop deadline are skipped with one
+        WARNING: the job's lease then expires and it is retried, as after a crash."""
+        try:
+            self.commits.flush()
+        except StopTimeout as exc:
+            reason = reason or str(exc)
+            skipped.append("committing the last steps")
+        except StateMachineError:
+            pass
+        held = self.runtime.job
+        adopted = held is not None and held.job_id == self.runtime.adopted
+        if not self.runtime.release_job(self.context) and held is not None:
+            skipped.append(f"releasing job {held.job_id}")
+        else:
+            held = None
+        if adopted:
+            self._report_done()
+        if status == "stopped":  # a crash (exit 1) leaves it for the next start to count
+            self.runtime.release_event()
+        try:
+            self.store.machine_stopped(self.machine_name, status, self.clock.now())
+        except StopTimeout as exc:
+            reason = reason or str(exc)
+            skipped.append("marking the machine stopped")
+        except StateMachineError:
+            pass
+        if not skipped:
+            return
+        text = f"skipped {', '.join(skipped)}"
+        if held is not None:
+            lease = self.runtime.lease_for(held.job_type)
+            text += (
+                f"; job {held.job_id} is retried when its lease expires (within {lease:g} s),"
+                " as after a crash"
+            )
+        logger.warning(
+            "[%s] stopped without waiting for the database (%s): %s",
+            self.machine_name,
+            reason,
+            text,
+        )
+
+    def _where(self, since: float, until: float) -> str:
+        """What held the loop between monotonic times `since` (it was free then) and
+        `until`: of the actions started in between, the one that ran longest before the
+        next one started (a blocking action holds everything); else the current state."""
+        started = [entry for entry in self._started if entry[0] >= since]
+        if not started:
+            return f"(state {self.state})"
+        ends = [entry[0] for entry in started[1:]] + [until]
+        _, state, action = max(zip(started, ends, strict=True), key=lambda p: p[1] - p[0][0])[0]
+        return f"(state {state}, action {action})"
 
     def _register(self) -> None:
         previous = self.store.get_machine(self.machine_name)
@@ -306,7 +423,9 @@ class StateMachineEngine:
                 continue
             self.commits.flush()
             self._instant_steps = 0
+            self._stalls.parked()
             await self._parking.park(None if due is None else due[0])
+            self._stalls.unparked()
             self._events_maybe = True
             entering, parked = idle, True
         return "stopped"
@@ -501,7 +620,9 @@ class StateMachineEngine:
 
     async def _execute(self, action: BaseAction) -> str | None:
         """Run one action; an exception (or a cancellation that is not a stop) becomes the
-        action's `error` event (a failure) with the message in `last_error`."""
+        action's `error` event (a failure) with the message in `last_error`. Runs the action
+        on the loop: an action that blocks it delays timers and stop, not the lease."""
+        self._started.append((time.monotonic(), self.state, type(action).__name__))
         if action.instant:
             try:
                 result = await action.execute(self.context)
@@ -531,6 +652,16 @@ class StateMachineEngine:
             return self._raised(action, exc)
         finally:
             self._current = None
+        job = self.runtime.job
+        if job is not None and self._keeper is not None:
+            # The lease thread and the action's end race (the on-loop heartbeat used to run
+            # first): a lease found lost as the action ended, or not renewed for a whole
+            # lease (the process was stopped) and now taken, makes the result stale.
+            known = self.runtime.lease_lost
+            if known or not self.runtime.confirm_lease():
+                if not known:
+                    self._lease_lost(job)
+                return self._failed(action, "lease lost: the job was given to another worker")
         return _event_name(result)
 
     def _raised(self, action: BaseAction, exc: Exception) -> Failure:

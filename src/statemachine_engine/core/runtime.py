@@ -27,7 +27,7 @@ from statemachine_engine.database.records import (
     OutgoingEvent,
 )
 from statemachine_engine.database.store import Store
-from statemachine_engine.errors import ActionError, StateMachineError
+from statemachine_engine.errors import ActionError, StateMachineError, StopTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class Runtime:
     job_by_id: bool = False
     job_ack: JobAck | None = None
     lease_lost: bool = False
+    #: When the held job's lease was last claimed or renewed (clock time; set by any thread).
+    lease_renewed_at: float = 0.0
     outbox: list[OutgoingEvent] = field(default_factory=list)
     consumed_event: MachineEvent | None = None
     #: The event whose handling is in progress: its consuming step was staged, and the
@@ -143,6 +145,7 @@ class Runtime:
         self.job_by_id = by_id
         self.job_ack = None
         self.lease_lost = False
+        self.lease_renewed_at = self.clock.now()
         context["current_job"] = job.as_context()
         context["job_id"] = job.job_id
         context["job_type"] = job.job_type
@@ -313,15 +316,23 @@ class Runtime:
         logger.info("[%s] holding job %s handed over at start", self.machine_name, job_id)
         return True
 
-    def release_job(self, context: dict[str, Any]) -> None:
-        """Give the held job back to the queue without counting the attempt (on stop)."""
+    def release_job(self, context: dict[str, Any]) -> bool:
+        """Give the held job back to the queue without counting the attempt (on stop).
+        False when the database could not be reached before the stop deadline: the job
+        stays `processing` until its lease expires and is then retried, as after a crash."""
         job = self.job
         if job is None:
-            return
-        with contextlib.suppress(StateMachineError):
+            return True
+        try:
             if self.store.release_job(job.job_id, self.owner):
                 logger.info("[%s] released job %s to the queue", self.machine_name, job.job_id)
-        self.drop_job(context)
+        except StopTimeout:
+            return False
+        except StateMachineError:
+            pass
+        finally:
+            self.drop_job(context)
+        return True
 
     def recover_jobs(self, previous: MachineStatus | None = None) -> None:
         """Jobs still held by an earlier run of this machine on this host whose process is
@@ -429,10 +440,33 @@ class Runtime:
         self.job_ack, self.outbox, self.consumed_event, self.realtime = None, [], None, []
         return pending
 
+    def confirm_lease(self) -> bool:
+        """Before an action's result is committed: when the held job's lease has gone a
+        whole lease without renewal (the process was stopped, renewals failed), renew it now,
+        on the loop, so a result the lease thread has not yet found stale is not taken for
+        current. False, with `lease_lost` set, when another worker has the job."""
+        job = self.job
+        if job is None or self.lease_lost:
+            return not self.lease_lost
+        lease = self.lease_for(job.job_type)
+        now = self.clock.now()
+        if now - self.lease_renewed_at < lease:
+            return True
+        try:
+            alive = self.store.heartbeat(job.job_id, self.owner, lease)
+        except StateMachineError:
+            return True  # the commit is fenced on the lease owner anyway
+        if alive:
+            self.lease_renewed_at = now
+            return True
+        self.lease_lost = True
+        return False
+
     async def keep_lease(self, on_lost: Callable[[Job], None]) -> None:
         """Renew the lease of the held job every heartbeat period (a third of the lease by
         default); when another worker has taken it, set `lease_lost` (the next commit is
-        fenced) and call `on_lost`."""
+        fenced) and call `on_lost`. A task on the loop, used only with an injected clock or an
+        in-memory database; otherwise core.heartbeat.LeaseKeeper renews from its own thread."""
         while True:
             held = self.job
             if held is not None:
@@ -444,11 +478,14 @@ class Runtime:
             job = self.job
             if job is None or self.lease_lost:
                 continue
+            renewing = self.clock.now()
             try:
                 alive = self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
             except StateMachineError as exc:
                 logger.warning("[%s] heartbeat failed: %s", self.machine_name, exc)
                 continue
+            if alive and self.job is job:
+                self.lease_renewed_at = renewing
             if not alive and self.job is job:
                 self.lease_lost = True
                 on_lost(job)

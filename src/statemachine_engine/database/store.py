@@ -31,6 +31,12 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def give_up_waiting(self, at: float | None) -> None:
+        """From monotonic time `at` on, a call that waits for the database (a lock held by
+        another process, a reconnect) fails with StopTimeout instead: its machine is
+        stopping. None waits again. Safe from a signal handler or another thread."""
+        ...
+
     # jobs
     def add_job(
         self,

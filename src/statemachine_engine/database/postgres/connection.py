@@ -21,7 +21,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from statemachine_engine.database.migrations import Migration
-from statemachine_engine.errors import StoreError
+from statemachine_engine.errors import StopTimeout, StoreError
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ DEFAULT_RECONNECT_TIMEOUT = 300.0
 CONNECT_TIMEOUT = 5
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
+#: Longest uninterrupted sleep while reconnecting: a stop is noticed within this.
+PAUSE_SLICE = 0.05
 _SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 # Options of ours in the URL query; everything else goes to libpq untouched.
 _OWN_OPTIONS = ("schema", "reconnect_timeout", "start_timeout")
@@ -186,10 +188,22 @@ def connect_with_backoff(
                     f"cannot connect to PostgreSQL at {target.display}: {reason}"
                 ) from None
             logger.info("PostgreSQL %s not reachable, retrying in %.2f s", target.display, delay)
-        time.sleep(delay * random.uniform(0.8, 1.2))
-        if stopping():
+        if not pause(delay * random.uniform(0.8, 1.2), stopping):
             return None
         delay = min(delay * 2, BACKOFF_MAX)
+
+
+def pause(seconds: float, stopping: Callable[[], bool]) -> bool:
+    """Sleep `seconds` in slices of at most PAUSE_SLICE, so that `stopping()` turning true
+    (a signal handler sets it while this thread sleeps) ends the wait within one slice.
+    Returns False when it did."""
+    end = time.monotonic() + seconds
+    while not stopping():
+        left = end - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, PAUSE_SLICE))
+    return False
 
 
 class Tx:
@@ -249,6 +263,7 @@ class Connection:
         self._lock = threading.RLock()
         #: When the current outage began (its `connection lost` line was logged), else None.
         self._lost_since: float | None = None
+        self._give_up_at: float | None = None
         self._conn: psycopg.Connection[DictRow] | None = connect_with_backoff(
             target, target.start_timeout
         )
@@ -259,6 +274,18 @@ class Connection:
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
+
+    def give_up_waiting(self, at: float | None) -> None:
+        """From monotonic time `at` on, a unit of work that finds the server gone fails with
+        StopTimeout instead of reconnecting (the machine is stopping). Safe to call from a
+        signal handler or another thread: it only sets a number the retry loops read."""
+        self._give_up_at = at
+
+    def _stopping(self) -> bool:
+        return self._give_up_at is not None and time.monotonic() >= self._give_up_at
+
+    def _stop_timeout(self) -> StopTimeout:
+        return StopTimeout(f"PostgreSQL {self.target.display} is unreachable")
 
     def read(self, work: Callable[[Tx], T]) -> T:
         return self._run(work, write=False)
@@ -274,8 +301,11 @@ class Connection:
             self._log_lost("connection found closed")
             conn.close()
         self._conn = None
-        fresh = connect_with_backoff(self.target, max(0.0, deadline - time.monotonic()))
-        assert fresh is not None
+        fresh = connect_with_backoff(
+            self.target, max(0.0, deadline - time.monotonic()), self._stopping
+        )
+        if fresh is None:
+            raise self._stop_timeout()
         self._conn = fresh
         return fresh
 
@@ -333,7 +363,9 @@ class Connection:
                             f"PostgreSQL {self.target.display}: connection lost for more than"
                             f" {self.target.reconnect_timeout:g} s"
                         ) from None
-                    time.sleep(min(BACKOFF_FIRST * 2 ** min(failures, 6), BACKOFF_MAX))
+                    backoff = min(BACKOFF_FIRST * 2 ** min(failures, 6), BACKOFF_MAX)
+                    if not pause(backoff, self._stopping):
+                        raise self._stop_timeout() from None
 
     def _log_lost(self, reason: str) -> None:
         """First line of the log contract (docs/postgresql.md): once per outage."""
@@ -364,10 +396,12 @@ class Connection:
             except psycopg.Error as exc:
                 if not is_disconnect(exc, self._conn) or time.monotonic() > deadline:
                     raise describe(exc, self.target) from None
-                time.sleep(BACKOFF_FIRST)
+                if not pause(BACKOFF_FIRST, self._stopping):
+                    raise self._stop_timeout() from None
                 continue
             if status == "in progress":
-                time.sleep(BACKOFF_FIRST)
+                if not pause(BACKOFF_FIRST, self._stopping):
+                    raise self._stop_timeout() from None
                 continue
             logger.warning(
                 "PostgreSQL %s: connection lost during COMMIT; transaction %s %s",

@@ -41,6 +41,9 @@ class PostgresStore(JobQueue, MachineLog, RealtimeStream, Retention):
     def close(self) -> None:
         self.conn.close()
 
+    def give_up_waiting(self, at: float | None) -> None:
+        self.conn.give_up_waiting(at)
+
     def listen(
         self,
         machine_name: str | None,

@@ -13,7 +13,7 @@ from typing import Any
 import apsw
 
 from statemachine_engine.database.migrations import Migration
-from statemachine_engine.errors import StoreError
+from statemachine_engine.errors import StopTimeout, StoreError
 
 MIN_SQLITE = (3, 51, 3)
 BUSY_TIMEOUT_MS = 30_000
@@ -79,18 +79,26 @@ def _open_error(exc: apsw.Error, path: str) -> StoreError:
 
 
 class _BusyWait:
-    """Busy handler: retry a locked database every 1-5 ms for up to BUSY_TIMEOUT_MS.
-    SQLite's own timeout backs off to 100 ms sleeps, so under contention a waiter can
-    starve for seconds while others take the lock, long enough to lose a job's lease."""
+    """Busy handler: retry a locked database every 1-5 ms for up to BUSY_TIMEOUT_MS, or until
+    `give_up_at` (monotonic; set when the machine stops). SQLite's own timeout backs off to
+    100 ms sleeps, so under contention a waiter can starve for seconds while others take the
+    lock, long enough to lose a job's lease."""
 
     def __init__(self) -> None:
         self.since = 0.0
+        self.give_up_at: float | None = None
+
+    def stopping(self) -> bool:
+        """True once the stop deadline has passed."""
+        return self.give_up_at is not None and time.monotonic() >= self.give_up_at
 
     def retry(self, prior_calls: int) -> bool:
         now = time.monotonic()
         if prior_calls == 0:
             self.since = now
         elif now - self.since >= BUSY_TIMEOUT_MS / 1000:
+            return False
+        if self.stopping():
             return False
         time.sleep(random.uniform(0.001, 0.005))
         return True
@@ -136,8 +144,9 @@ class Connection:
             if not create and isinstance(exc, apsw.CantOpenError) and not os.path.exists(path):
                 raise StoreError(f"no database at {path} (check --db or STATEMACHINE_DB)") from None
             raise _open_error(exc, path) from None
+        self._busy = _BusyWait()
         try:
-            self.db.set_busy_handler(_BusyWait().retry)
+            self.db.set_busy_handler(self._busy.retry)
             self.db.row_trace = _dict_row
             if path != ":memory:" and self.db.readonly("main"):
                 raise StoreError(f"database {path} is read-only")
@@ -157,6 +166,16 @@ class Connection:
 
     def close(self) -> None:
         self.db.close()
+
+    def give_up_waiting(self, at: float | None) -> None:
+        """From monotonic time `at` on, a call that finds the database locked fails at once
+        with StopTimeout instead of waiting (the machine is stopping)."""
+        self._busy.give_up_at = at
+
+    def _error(self, exc: apsw.Error) -> StoreError:
+        if isinstance(exc, apsw.BusyError) and self._busy.stopping():
+            return StopTimeout(f"database {self.path} is locked by another process")
+        return describe(exc, self.path)
 
     def check_identity(self) -> None:
         """Raise StoreError when the database file was deleted or replaced since it was
@@ -180,7 +199,7 @@ class Connection:
         try:
             return list(self.db.execute(sql, bindings))
         except apsw.Error as exc:
-            raise describe(exc, self.path) from None
+            raise self._error(exc) from None
 
     def one(self, sql: str, args: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         found = self.rows(sql, args)
@@ -198,7 +217,7 @@ class Connection:
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:
-            raise describe(exc, self.path) from None
+            raise self._error(exc) from None
         try:
             yield self
         except BaseException:
@@ -210,7 +229,7 @@ class Connection:
         except apsw.Error as exc:
             with contextlib.suppress(apsw.Error):
                 self.db.execute("ROLLBACK")
-            raise describe(exc, self.path) from None
+            raise self._error(exc) from None
 
     def _enable_wal(self) -> str:
         """Switch to WAL. Several processes opening a fresh file at once can get SQLITE_BUSY

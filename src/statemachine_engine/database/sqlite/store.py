@@ -38,3 +38,6 @@ class SQLiteStore(JobQueue, MachineLog, RealtimeStream, Retention):
 
     def close(self) -> None:
         self.conn.close()
+
+    def give_up_waiting(self, at: float | None) -> None:
+        self.conn.give_up_waiting(at)
