@@ -1,11 +1,8 @@
 """RELIABILITY-TESTS #18, clock skew on PostgreSQL: a worker whose wall clock runs 10 minutes
 ahead must not take over (or fail for good) a job whose holder is alive and heartbeating.
 
-Known defect, not fixed here: the stores compare leases with the clock of the process that
-asks (docs/postgresql.md, "Clocks"), so the skewed worker steals the job at once. Leases
-should be read against the database's `now()`; that change belongs to the store's job
-functions (issue 13 follow-up). The test is a strict xfail until then: it starts passing,
-and then fails as XPASS, the moment the stores are fixed."""
+The PostgreSQL store reads the server's clock (database.postgres.clock.ServerClock): the
+skewed worker's leases and comparisons are on the same time line as everyone else's."""
 
 from __future__ import annotations
 
@@ -44,10 +41,6 @@ def runs(workdir: Path, job_id: str) -> int:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: leases use the asking process's clock, not the database's now()",
-)
 def test_a_worker_ten_minutes_ahead_steals_no_live_lease(
     kit: Any, procs: Any, pg_url: str, workdir: Path, env: dict[str, str], tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from statemachine_engine.clock import Clock
 from statemachine_engine.database.records import (
     MAX_EVENT_DELIVERIES,
     Claim,
@@ -28,6 +29,9 @@ class Store(Protocol):
     """Persistent jobs, events, machine state and history. Every method is one transaction."""
 
     url: str
+    #: The time line of every stored time (leases, run-after, timestamps): on PostgreSQL the
+    #: server's clock, so that hosts whose clocks disagree still agree on leases.
+    clock: Clock
 
     def close(self) -> None: ...
 

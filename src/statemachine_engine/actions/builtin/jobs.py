@@ -52,7 +52,7 @@ class GetPendingJobsAction(BaseAction):
         machine_type = self.param("machine_type", context, None)
         limit = self.param("limit", context, None)
         cap = None if limit is None else int(_number("get_pending_jobs", "limit", limit))
-        now = runtime.clock.now()
+        now = runtime.store.clock.now()  # stored times are on the store's clock
         jobs: dict[str, Job] = {}
         for status in ("pending", "processing"):
             for job in self._all(status, None if job_type is None else str(job_type)):
@@ -180,7 +180,7 @@ class WaitForJobsAction(BaseAction):
         if missing:
             raise ActionError(f"wait_for_jobs: no job with id {', '.join(missing)}")
         known = {job_id: job for job_id, job in jobs.items() if job is not None}
-        now = runtime.clock.now()
+        now = store.clock.now()  # leases are on the store's clock
         for job_id, job in known.items():
             expired = job.lease_expires_at is not None and job.lease_expires_at < now
             if job.status == "processing" and expired:

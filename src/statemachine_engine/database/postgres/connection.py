@@ -264,10 +264,27 @@ class Connection:
         #: When the current outage began (its `connection lost` line was logged), else None.
         self._lost_since: float | None = None
         self._give_up_at: float | None = None
+        #: The server's clock minus this host's, in seconds (see clock.ServerClock).
+        self.offset = 0.0
         self._conn: psycopg.Connection[DictRow] | None = connect_with_backoff(
             target, target.start_timeout
         )
+        if self._conn is not None:
+            self._measure(self._conn)
         self._migrate(migrations)
+
+    def _measure(self, conn: psycopg.Connection[DictRow]) -> None:
+        """Take the server's clock offset over one round trip (kept if the query fails)."""
+        try:
+            before = time.time()
+            row = conn.execute(
+                "SELECT extract(epoch FROM clock_timestamp())::float8 AS now"
+            ).fetchone()
+            after = time.time()
+        except psycopg.Error:
+            return
+        if row is not None:
+            self.offset = float(row["now"]) - (before + after) / 2
 
     def close(self) -> None:
         with self._lock:
@@ -307,6 +324,7 @@ class Connection:
         if fresh is None:
             raise self._stop_timeout()
         self._conn = fresh
+        self._measure(fresh)
         return fresh
 
     def _run(self, work: Callable[[Tx], T], *, write: bool) -> T:

@@ -9,6 +9,7 @@ from typing import Any
 
 from statemachine_engine.clock import Clock, SystemClock
 from statemachine_engine.database.migrations import builtin_migrations, directory_migrations
+from statemachine_engine.database.postgres.clock import ServerClock
 from statemachine_engine.database.postgres.connection import Channels, Connection, parse_url
 from statemachine_engine.database.postgres.jobs import JobQueue
 from statemachine_engine.database.postgres.listener import Listener
@@ -33,10 +34,13 @@ class PostgresStore(JobQueue, MachineLog, RealtimeStream, Retention):
         self.url = url
         self.target = parse_url(url)
         self.schema = self.target.schema
-        self.clock = clock or SystemClock()
         self.refused_names: set[str] = set()
         self.channels = Channels(self.schema)
         self.conn = Connection(self.target, migrations)
+        # Every host reads the server's time for leases and timestamps; an injected clock
+        # (a test's virtual one) is used as given.
+        real = clock is None or isinstance(clock, SystemClock)
+        self.clock: Clock = ServerClock(self.conn) if real or clock is None else clock
 
     def close(self) -> None:
         self.conn.close()
