@@ -125,9 +125,10 @@ async def test_start_fsm_spawns_a_machine_and_reaps_it(
     assert runtime.db_url not in " ".join(argv)
     assert kwargs["env"]["STATEMACHINE_DB"] == runtime.db_url
     assert kwargs["start_new_session"] is True
-    await until(lambda: not Path(f"/proc/{pid}").exists(), timeout=30)
+    # The reaper thread reaps the child, then forgets it, then logs: wait for the last.
+    await until(lambda: f"tiny-1 (pid {pid}) exited with code 0" in caplog.text, timeout=30)
+    assert not Path(f"/proc/{pid}").exists()
     assert pid not in machines.running_children()
-    assert f"tiny-1 (pid {pid}) exited with code 0" in caplog.text
     log = (spawn_env / "tiny-1.log").read_text()
     assert f"hello world ({300 * 1024})" in log
     status = store.get_machine("tiny-1")
