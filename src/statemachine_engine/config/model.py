@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,6 +37,10 @@ class ActionSpec:
     params: Mapping[str, Any]
     pos: Position
     description: str | None = None
+
+    def strings(self) -> Iterator[str]:
+        """Every string among the parameters (nested mappings and lists included)."""
+        return _strings(self.params)
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,17 @@ class MachineDefinition:
         """Transitions whose source is `state` itself (wildcards excluded), in file order."""
         return self._own.get(state, ())
 
+    def reachable(self) -> set[str]:
+        """The states some path of transitions leads to from the initial state."""
+        seen = {self.initial_state}
+        todo = [self.initial_state]
+        while todo:
+            for transition in self.outgoing(todo.pop()):
+                if transition.target not in seen:
+                    seen.add(transition.target)
+                    todo.append(transition.target)
+        return seen
+
     def is_final(self, state: str) -> bool:
         """A state with no outgoing transitions of its own (wildcards aside) is final."""
         return state not in self._own
@@ -167,3 +182,14 @@ class ActionCatalog(Protocol):
     def declaration(self, action_type: str) -> Declaration:
         """The parameters and events an action type declares (empty when it declares none)."""
         ...
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)

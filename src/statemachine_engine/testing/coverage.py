@@ -134,7 +134,7 @@ def samples(definition: MachineDefinition) -> dict[str, dict[str, object]]:
 
     for specs in definition.entry_actions.values():
         for spec in specs:
-            for text in _strings(spec.params):
+            for text in spec.strings():
                 for token in tokens(text):
                     if token.is_key:
                         key = parse_key(token.text)
@@ -144,16 +144,6 @@ def samples(definition: MachineDefinition) -> dict[str, dict[str, object]]:
         for path in event.context_map.values():
             put(path, None)
     return found
-
-
-def _strings(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for item in value.values() for s in _strings(item)]
-    if isinstance(value, list | tuple):
-        return [s for item in value for s in _strings(item)]
-    return []
 
 
 class Planner:
@@ -307,17 +297,6 @@ class Planner:
         return found, why
 
 
-def _reachable(definition: MachineDefinition) -> set[str]:
-    seen = {definition.initial_state}
-    todo = [definition.initial_state]
-    while todo:
-        for transition in definition.outgoing(todo.pop()):
-            if transition.target not in seen:
-                seen.add(transition.target)
-                todo.append(transition.target)
-    return seen
-
-
 def segments(path: Sequence[Step]) -> list[list[Step]]:
     """The path cut where the test has to act: each segment after the first starts with an
     `event` or `timer` step; the others follow by themselves."""
@@ -412,7 +391,7 @@ async def coverage(config: Path, *, tmp_path: Path, actions_dirs: Sequence[Path]
     definition = load_definition(config, loader)
     found, why = Planner(definition, loader).paths()
     report = Report(str(config))
-    reachable = _reachable(definition)
+    reachable = definition.reachable()
     for index, transition in enumerate(definition.transitions):
         path = found.get(transition)
         if path is None:

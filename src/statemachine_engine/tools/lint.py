@@ -266,7 +266,7 @@ class _MachineLint:
         else:
             sent = senders.events_for(machine.run_names)
             self.external = (events if _Senders.ANY in sent else sent) | self.wildcard_events
-        self.reachable = self._reachable()
+        self.reachable = self.d.reachable()
         self.order = {state: number for number, state in enumerate(self.d.states)}
 
     def run(self) -> Iterator[Finding]:
@@ -320,17 +320,6 @@ class _MachineLint:
         return (
             produced is None or transition.event in produced or (transition.event in self.external)
         )
-
-    def _reachable(self) -> set[str]:
-        seen = {self.d.initial_state}
-        todo = [self.d.initial_state]
-        while todo:
-            state = todo.pop()
-            for transition in self.d.outgoing(state):
-                if transition.target not in seen:
-                    seen.add(transition.target)
-                    todo.append(transition.target)
-        return seen
 
     def state_pos(self, state: str) -> Position:
         return self.d.state_pos.get(state, Position(self.d.source, 1, 1))
@@ -584,7 +573,7 @@ class _MachineLint:
             return
         custom = ", ".join(sorted(set(silent)))
         for spec in specs:
-            for text in _strings(spec.params):
+            for text in spec.strings():
                 for match in PLACEHOLDER_RE.finditer(text):
                     if match.group(1) in roots:
                         continue
@@ -650,14 +639,3 @@ def _cycles(edges: Mapping[str, Sequence[Transition]]) -> list[set[str]]:
                 parent = work[-1][0]
                 low[parent] = min(low[parent], low[node])
     return found
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, (list, tuple)):
-        for item in value:
-            yield from _strings(item)
