@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from statemachine_engine.errors import ActionError
 
@@ -45,17 +46,31 @@ class Key:
         return tuple(path.split(".", 1)[0] for path in self.paths)
 
 
+@lru_cache(maxsize=4096)
 def parse_key(written: str) -> Key:
     """`data.n|count:int` → paths ('data.n', 'count'), kind 'int'."""
     body, _, kind = written.partition(":")
     return Key(written, tuple(body.split("|")), kind or None)
 
 
-def tokens(template: str) -> Iterator[Token]:
+def tokens(template: str) -> tuple[Token, ...]:
     """Split a template into literal text and placeholders, each with its offset.
 
     `{{` and `}}` are literal braces; a `{` right after `$` is shell syntax, not a placeholder.
+    Templates are few and rendered once per step, so the split is kept (bounded cache).
     """
+    return _split(template) if len(template) <= _CACHED_LENGTH else tuple(_scan(template))
+
+
+_CACHED_LENGTH = 4096
+
+
+@lru_cache(maxsize=1024)
+def _split(template: str) -> tuple[Token, ...]:
+    return tuple(_scan(template))
+
+
+def _scan(template: str) -> Iterator[Token]:
     buf: list[str] = []
     start = i = 0
     n = len(template)

@@ -15,6 +15,8 @@ MAX_TEXT = 16 * 1024
 
 def check_storable(value: Any, what: str) -> None:
     """Raise ActionError naming `what` when `value` cannot be stored."""
+    if value is None:
+        return  # the common case (a job completed without a result) needs no encoding
     try:
         encode(value, what=what)
     except StoreError as exc:
