@@ -20,10 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from statemachine_engine.database import open_store
-from statemachine_engine.database.postgres import PostgresStore
+from statemachine_engine.database import NewJob, open_store
 from statemachine_engine.database.postgres import testing as pg
-from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.database.store import Store
 
 BIN = Path(sys.executable).parent
@@ -93,31 +91,7 @@ def wait(condition: Any, timeout: float, what: str) -> None:
 
 def bulk_enqueue(store: Store, jobs: int) -> None:
     """Enqueue `jobs` jobs in one transaction (so the measurement is the drain alone)."""
-    now = time.time()
-    rows = [(f"job-{n:06d}", "bench", "{}", now, now) for n in range(jobs)]
-    if isinstance(store, PostgresStore):
-        from statemachine_engine.database.postgres.jobs import announce_job
-
-        def work(tx: Any) -> None:
-            tx.cur.executemany(
-                "INSERT INTO jobs (job_id, job_type, data, run_after, created_at)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                rows,
-            )
-            announce_job(tx, store.channels, "bench")
-
-        store.conn.write(work)
-    else:
-        assert isinstance(store, SQLiteStore)
-        with store.conn.write() as c:
-            c.db.executemany(
-                "INSERT INTO jobs (job_id, job_type, data, run_after, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
-        from statemachine_engine.transport import ring_all
-
-        ring_all({"kind": "job", "job_type": "bench"})
+    store.add_jobs(NewJob("bench", {}, job_id=f"job-{n:06d}") for n in range(jobs))
 
 
 def throughput(url: str, workers: int, jobs: int) -> float:

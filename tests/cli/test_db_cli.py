@@ -532,7 +532,7 @@ def test_global_options_work_after_the_command(env: Env, tmp_path: Path) -> None
 
 
 def test_log_json_writes_one_object_per_line(env: Env) -> None:
-    result = env.run("add-job", "--type", "t", "--log-level", "INFO", "--log-json")
+    result = env.run("add-job", "--type", "t", "--log-level", "DEBUG", "--log-json")
     assert result.rc == 0
     records = [json.loads(line) for line in result.err.splitlines()]
     assert any(r["message"].startswith("doorbell rung") for r in records)

@@ -9,7 +9,6 @@ system server is never touched.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pwd
 import shutil
@@ -22,6 +21,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
+
+from statemachine_engine.database import NewJob
 
 BIN = Path(sys.executable).parent
 PG_BIN = Path("/usr/lib/postgresql")
@@ -291,22 +292,8 @@ def processes(workdir: Path) -> Iterator[Processes]:
 
 
 def bulk_add(store: Any, count: int, job_type: str = "drain") -> None:
-    """Enqueue `count` jobs `job-NNNN` in one transaction, announced once (test setup only:
-    add_job does the same one job per transaction)."""
-    from statemachine_engine.database.postgres.jobs import announce_job
-
-    now = store.clock.now()
-    rows = [(f"job-{n:04d}", job_type, json.dumps({"n": n}), now, now) for n in range(count)]
-
-    def work(tx: Any) -> None:
-        tx.cur.executemany(
-            "INSERT INTO jobs (job_id, job_type, data, run_after, created_at)"
-            " VALUES (%s, %s, %s, %s, %s)",
-            rows,
-        )
-        announce_job(tx, store.channels, job_type)
-
-    store.conn.write(work)
+    """Enqueue `count` jobs `job-NNNN` in one transaction, announced once."""
+    store.add_jobs(NewJob(job_type, {"n": n}, job_id=f"job-{n:04d}") for n in range(count))
 
 
 def exactly_once_report(rows: Callable[[str], list[dict[str, Any]]], total: int) -> dict[str, Any]:

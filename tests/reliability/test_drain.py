@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from statemachine_engine.database import NewJob
 from statemachine_engine.database.sqlite import SQLiteStore
 
 WORKERS = 8
@@ -66,14 +67,10 @@ transitions:
 
 def bulk_add(store: SQLiteStore, job_type: str, count: int) -> None:
     """Enqueue `count` jobs in one transaction (one add_job per job would fsync each)."""
-    now = time.time()
-    with store.conn.write() as c:
-        for n in range(count):
-            c.rows(
-                "INSERT INTO jobs (job_id, job_type, data, priority, max_attempts, run_after,"
-                " created_at) VALUES (?, ?, ?, ?, 3, ?, ?)",
-                (f"{job_type}-{n:05d}", job_type, json.dumps({"n": n}), 1 + n % 5, now, now),
-            )
+    store.add_jobs(
+        NewJob(job_type, {"n": n}, job_id=f"{job_type}-{n:05d}", priority=1 + n % 5)
+        for n in range(count)
+    )
 
 
 @pytest.mark.timeout(60)

@@ -7,10 +7,11 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from statemachine_engine import __version__
+from statemachine_engine.cli.bulk import cmd_add_jobs
 from statemachine_engine.cli.common import (
     CliParser,
     add_db_argument,
@@ -56,18 +57,6 @@ _PAGE = 500
 Handler = Callable[[argparse.Namespace], int]
 
 
-def _ring_job_types(job_types: Iterable[str]) -> None:
-    """Wake running machines about new work; the rows are committed, so failures only delay."""
-    try:
-        from statemachine_engine.transport import ring_all
-
-        for job_type in sorted(set(job_types)):
-            woken = ring_all({"kind": "job", "job_type": job_type})
-            log.info("doorbell rung job_type=%s machines=%d", job_type, woken)
-    except Exception as exc:
-        log.warning("could not ring doorbells: %s", exc)
-
-
 def cmd_add_job(args: argparse.Namespace) -> int:
     """Enqueue one job; an existing id is an error unless --if-absent."""
     data = payload_from_args(args)
@@ -98,8 +87,6 @@ def cmd_add_job(args: argparse.Namespace) -> int:
             if existing is None:
                 fail(f"job {args.job_id!r} existed a moment ago but is gone now; try again")
             job, created = existing, False
-    if created:
-        _ring_job_types([job.job_type])
     if args.json:
         print_json({**job.to_dict(), "created": created})
         return 0
@@ -157,7 +144,6 @@ def cmd_retry_job(args: argparse.Namespace) -> int:
     """Put a failed or cancelled job back in the queue with its attempts reset."""
     with opened_store(args.db) as store:
         job = store.retry_job(args.job_id)
-    _ring_job_types([job.job_type])
     print(f"job {job.job_id!r} is pending again (attempts reset to 0 of {job.max_attempts})")
     return 0
 
@@ -317,7 +303,6 @@ def cmd_reset_processing(args: argparse.Namespace) -> int:
                     forced.append((job, status))
             else:
                 kept.append(job)
-    _ring_job_types(job.job_type for job in [*released, *(j for j, _ in forced)])
     of_type = f" of type {args.job_type!r}" if args.job_type else ""
     print(f"released {len(released)} processing job(s){of_type} back to pending")
     for job, status in forced:
@@ -442,6 +427,44 @@ def _add_job_commands(sub: Any) -> None:
         action="store_true",
         help="if a job with this id exists, leave it unchanged and exit 0",
     )
+    add_json_flag(p)
+
+    p = _add_command(
+        sub, "add-jobs", cmd_add_jobs, "enqueue the jobs of a JSON Lines file in one transaction"
+    )
+    arg = p.add_argument
+    arg("--input-file", "-i", required=True, metavar="FILE", help="JSON Lines, - for stdin")
+    arg(
+        "--type",
+        "--job-type",
+        dest="job_type",
+        type=non_empty,
+        metavar="T",
+        help="job type of lines that give none",
+    )
+    arg("--machine-type", type=non_empty, metavar="M", help="machine type of lines that give none")
+    arg(
+        "--priority",
+        type=non_negative_int,
+        default=DEFAULT_PRIORITY,
+        metavar="N",
+        help="priority of lines that give none (default %(default)s)",
+    )
+    arg(
+        "--max-attempts",
+        type=positive_int,
+        default=DEFAULT_MAX_ATTEMPTS,
+        metavar="N",
+        help="attempts of lines that give none (default %(default)s)",
+    )
+    arg(
+        "--delay",
+        type=non_negative_float,
+        default=0.0,
+        metavar="SECONDS",
+        help="delay of lines that give neither delay nor run_after",
+    )
+    arg("--if-absent", action="store_true", help="skip jobs whose id exists (exit 0)")
     add_json_flag(p)
 
     p = _add_command(sub, "list-jobs", cmd_list_jobs, "list jobs, newest first", "list")

@@ -41,7 +41,7 @@ from statemachine_engine.database.records import (
 from statemachine_engine.database.store import Store
 from statemachine_engine.database.wakeups import listen_for_wakeups
 from statemachine_engine.errors import StateMachineError, StopTimeout, StoreError
-from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring, ring_all
+from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring
 
 logger = logging.getLogger(__name__)
 
@@ -795,13 +795,10 @@ class StateMachineEngine:
                 ring(target, EVENT_DOORBELL)
 
     def _flushed(self, released: Sequence[Job]) -> None:
-        """After a group commit: wake a running UI and the workers of jobs given back, and
-        re-check what callers wait for."""
+        """After a group commit: wake a running UI and re-check what callers wait for (the
+        store woke the workers of jobs given back)."""
         with contextlib.suppress(StateMachineError, ValueError):
             ring(UI_DOORBELL, EVENT_DOORBELL)
-        for job_type in {job.job_type for job in released}:
-            with contextlib.suppress(StateMachineError, ValueError):
-                ring_all({"kind": "job", "job_type": job_type}, exclude=self.machine_name)
         self._conditions.notify()
 
     def _lease_lost(self, job: Job) -> None:

@@ -10,7 +10,7 @@ from statemachine_engine.database.models import (
     MachineStateModel,
     RealtimeEventModel,
 )
-from statemachine_engine.database.records import Job, MachineEvent, MachineStatus
+from statemachine_engine.database.records import Job, MachineEvent, MachineStatus, NewJob
 from statemachine_engine.database.store import Store
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "MachineEventModel",
     "MachineStateModel",
     "MachineStatus",
+    "NewJob",
     "RealtimeEventModel",
     "Store",
     "default_url",

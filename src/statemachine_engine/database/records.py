@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+DEFAULT_PRIORITY = 5
+DEFAULT_MAX_ATTEMPTS = 3
+
 JobStatus = Literal["pending", "processing", "completed", "failed", "cancelled"]
 JOB_STATUSES: tuple[str, ...] = ("pending", "processing", "completed", "failed", "cancelled")
 EventStatus = Literal["pending", "handling", "processed", "unhandled", "failed"]
@@ -216,3 +219,16 @@ class Committed:
     def job(self) -> Job | None:
         """The first claimed job, if any."""
         return self.jobs[0] if self.jobs else None
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A job to enqueue (Store.add_jobs): what `add_job` takes, as one value."""
+
+    job_type: str
+    data: Any = None
+    job_id: str | None = None
+    machine_type: str | None = None
+    priority: int = DEFAULT_PRIORITY
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    run_after: float | None = None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 from statemachine_engine.clock import Clock
+from statemachine_engine.database.records import DEFAULT_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS
+from statemachine_engine.database.records import DEFAULT_PRIORITY as DEFAULT_PRIORITY
 from statemachine_engine.database.records import (
     MAX_EVENT_DELIVERIES,
     Claim,
@@ -13,14 +15,13 @@ from statemachine_engine.database.records import (
     Job,
     MachineEvent,
     MachineStatus,
+    NewJob,
     OutgoingEvent,
     RealtimeEvent,
     Step,
     TransitionRecord,
 )
 
-DEFAULT_PRIORITY = 5
-DEFAULT_MAX_ATTEMPTS = 3
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_PAYLOAD_BYTES = 1024 * 1024
 
@@ -54,7 +55,14 @@ class Store(Protocol):
         run_after: float | None = None,
         if_absent: bool = False,
     ) -> Job:
-        """Enqueue a job; raises DuplicateJobError for an existing id unless if_absent."""
+        """Enqueue a job and wake its workers after the commit; raises DuplicateJobError for
+        an existing id unless if_absent (then the existing job is returned)."""
+        ...
+
+    def add_jobs(self, jobs: Iterable[NewJob], *, if_absent: bool = False) -> list[str]:
+        """Enqueue many jobs in one transaction, waking their workers once; the ids added,
+        in order. An existing or repeated id raises DuplicateJobError and nothing is added,
+        unless if_absent (it is skipped)."""
         ...
 
     def claim_job(
@@ -217,3 +225,8 @@ class Store(Protocol):
     def add_realtime(self, machine: str | None, kind: str, payload: dict[str, Any]) -> None: ...
 
     def realtime_since(self, after_id: int = 0, limit: int = 500) -> list[RealtimeEvent]: ...
+
+    def last_realtime_id(self) -> int:
+        """The id of the newest realtime row (0 when there is none): where a reader that
+        wants only what comes next starts."""
+        ...

@@ -76,15 +76,6 @@ def _not_found(what: str) -> HTTPException:
     return HTTPException(status_code=404, detail=f"{what} not found")
 
 
-def _ring_job(job_type: str) -> None:
-    from statemachine_engine.transport import ring_all
-
-    try:
-        ring_all({"kind": "job", "job_type": job_type})
-    except (StateMachineError, ValueError, OSError) as exc:
-        log.warning("could not ring doorbells: %s", exc)
-
-
 @router.get("/health", summary="Server health and version")
 async def health(request: Request) -> dict[str, Any]:
     hub = _hub(request)
@@ -199,7 +190,6 @@ async def add_job(request: Request, body: NewJob) -> dict[str, Any]:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     except StoreError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
-    _ring_job(job.job_type)
     _hub(request).wake()
     return dict(job.to_dict())
 
@@ -215,8 +205,7 @@ async def _job_action(request: Request, job_id: str, action: str) -> dict[str, A
     except StoreError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
     if action == "retry":
-        _ring_job(job.job_type)
-    _hub(request).wake()
+        _hub(request).wake()
     return dict(job.to_dict())
 
 

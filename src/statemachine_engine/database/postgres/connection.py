@@ -5,12 +5,13 @@ migrations applied once under an advisory lock."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -21,11 +22,15 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from statemachine_engine.database.migrations import Migration
+from statemachine_engine.database.queries import Queries
+from statemachine_engine.database.tx import NO_ARGS
 from statemachine_engine.errors import StopTimeout, StoreError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+QUERIES = Queries("postgres")
+EVENT_NOTICE = '{"kind":"event"}'
 
 DEFAULT_SCHEMA = "public"
 DEFAULT_RECONNECT_TIMEOUT = 300.0
@@ -207,23 +212,42 @@ def pause(seconds: float, stopping: Callable[[], bool]) -> bool:
 
 
 class Tx:
-    """The cursor a unit of work runs on, collecting NOTIFYs to send just before COMMIT."""
+    """The cursor a unit of work runs on: named statements, and the NOTIFYs to send just
+    before COMMIT (delivered if and only if it commits) or just after it."""
 
-    def __init__(self, cur: psycopg.Cursor[DictRow]) -> None:
+    def __init__(self, cur: psycopg.Cursor[DictRow], channels: Channels) -> None:
         self.cur = cur
+        self.channels = channels
         self.notices: dict[tuple[str, str], None] = {}
         self.after_commit: dict[str, None] = {}
 
-    def rows(self, query: Any, args: Sequence[Any] | dict[str, Any] | None = None) -> list[Any]:
+    def rows(self, query: Any, args: Sequence[Any] | Mapping[str, Any] | None = None) -> list[Any]:
         self.cur.execute(query, args)
         return self.cur.fetchall() if self.cur.description is not None else []
 
-    def one(self, query: Any, args: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+    def one(self, query: Any, args: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
         found = self.rows(query, args)
+        return found[0] if found else None
+
+    def query(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> list[dict[str, Any]]:
+        text = QUERIES[name]
+        return self.rows(text, args) if text else []
+
+    def query_one(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> dict[str, Any] | None:
+        found = self.query(name, args)
         return found[0] if found else None
 
     def changes(self) -> int:
         return int(self.cur.rowcount)
+
+    def wake_jobs(self, job_type: str) -> None:
+        self.notify(self.channels.jobs, json.dumps({"kind": "job", "job_type": job_type}))
+
+    def wake_machine(self, name: str) -> None:
+        self.notify(self.channels.machine(name), EVENT_NOTICE)
+
+    def stream_changed(self) -> None:
+        self.notify_after_commit(self.channels.realtime)
 
     def notify(self, channel: str, payload: str = "") -> None:
         """NOTIFY in this transaction: delivered if and only if it commits."""
@@ -260,6 +284,7 @@ class Connection:
 
     def __init__(self, target: Target, migrations: Sequence[Migration]) -> None:
         self.target = target
+        self.channels = Channels(target.schema)
         self._lock = threading.RLock()
         #: When the current outage began (its `connection lost` line was logged), else None.
         self._lost_since: float | None = None
@@ -339,7 +364,7 @@ class Connection:
                 try:
                     conn = self._connected(deadline)
                     with conn.cursor() as cur:
-                        tx = Tx(cur)
+                        tx = Tx(cur, self.channels)
                         if not write:
                             result = work(tx)
                         else:

@@ -10,15 +10,12 @@ from typing import Any
 from statemachine_engine.clock import Clock, SystemClock
 from statemachine_engine.database.migrations import builtin_migrations, directory_migrations
 from statemachine_engine.database.postgres.clock import ServerClock
-from statemachine_engine.database.postgres.connection import Channels, Connection, parse_url
-from statemachine_engine.database.postgres.jobs import JobQueue
+from statemachine_engine.database.postgres.connection import Connection, parse_url
 from statemachine_engine.database.postgres.listener import Listener
-from statemachine_engine.database.postgres.machines import MachineLog
-from statemachine_engine.database.postgres.retention import Retention
-from statemachine_engine.database.postgres.stream import RealtimeStream
+from statemachine_engine.database.sqlstore import SQLStore
 
 
-class PostgresStore(JobQueue, MachineLog, RealtimeStream, Retention):
+class PostgresStore(SQLStore):
     """Store implementation on a PostgreSQL schema (see database.store.Store for the contract)."""
 
     def __init__(
@@ -34,19 +31,13 @@ class PostgresStore(JobQueue, MachineLog, RealtimeStream, Retention):
         self.url = url
         self.target = parse_url(url)
         self.schema = self.target.schema
-        self.refused_names: set[str] = set()
-        self.channels = Channels(self.schema)
+        self.refused_names = set()
         self.conn = Connection(self.target, migrations)
+        self.channels = self.conn.channels
         # Every host reads the server's time for leases and timestamps; an injected clock
         # (a test's virtual one) is used as given.
         real = clock is None or isinstance(clock, SystemClock)
         self.clock: Clock = ServerClock(self.conn) if real or clock is None else clock
-
-    def close(self) -> None:
-        self.conn.close()
-
-    def give_up_waiting(self, at: float | None) -> None:
-        self.conn.give_up_waiting(at)
 
     def listen(
         self,

@@ -6,16 +6,19 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import apsw
 
 from statemachine_engine.database.migrations import Migration
+from statemachine_engine.database.queries import Queries
+from statemachine_engine.database.tx import NO_ARGS, T
 from statemachine_engine.errors import StopTimeout, StoreError
 
 MIN_SQLITE = (3, 51, 3)
+QUERIES = Queries("sqlite")
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -125,6 +128,8 @@ class Connection:
         check_sqlite_version()
         self.path = path
         self.created = False
+        #: Called after a COMMIT with the job types whose workers to wake (in order).
+        self.on_commit: Callable[[list[str]], None] | None = None
         self._stat_path: str | None = None
         self._identity: tuple[int, int] | None = None
         flags = apsw.SQLITE_OPEN_READWRITE
@@ -208,18 +213,24 @@ class Connection:
     def changes(self) -> int:
         return int(self.db.changes())
 
-    @contextlib.contextmanager
-    def write(self) -> Iterator[Connection]:
-        """An immediate write transaction: takes the write lock up front so the busy
-        timeout applies (a deferred read-then-write transaction fails at once). Every write
-        (claims, step commits, heartbeats) first checks that the file is still ours."""
+    def read(self, work: Callable[[Tx], T]) -> T:
+        """Run `work` outside a write transaction (each statement sees committed data)."""
+        self.check_identity()
+        return work(Tx(self))
+
+    def write(self, work: Callable[[Tx], T]) -> T:
+        """Run `work` in an immediate write transaction: the write lock is taken up front so
+        the busy timeout applies (a deferred read-then-write transaction fails at once).
+        Every write (claims, step commits, heartbeats) first checks that the file is still
+        ours. The wake-ups it asked for are rung after COMMIT (`on_commit`)."""
         self.check_identity()
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except apsw.Error as exc:
             raise self._error(exc) from None
+        tx = Tx(self)
         try:
-            yield self
+            result = work(tx)
         except BaseException:
             with contextlib.suppress(apsw.Error):
                 self.db.execute("ROLLBACK")
@@ -230,6 +241,9 @@ class Connection:
             with contextlib.suppress(apsw.Error):
                 self.db.execute("ROLLBACK")
             raise self._error(exc) from None
+        if tx.job_types and self.on_commit is not None:
+            self.on_commit(tx.job_types)
+        return result
 
     def _enable_wal(self) -> str:
         """Switch to WAL. Several processes opening a fresh file at once can get SQLITE_BUSY
@@ -254,7 +268,8 @@ class Connection:
             applied = set()  # a fresh database: no schema_migrations table yet
         if all(m.key in applied for m in migrations):
             return
-        with self.write():
+
+        def apply(tx: Tx) -> None:
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (name TEXT PRIMARY KEY, applied_at REAL)"
@@ -268,3 +283,36 @@ class Connection:
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                     (migration.key, time.time()),
                 )
+
+        self.write(apply)
+
+
+class Tx:
+    """A unit of work's view of the connection: named statements, and the job types whose
+    workers to wake after COMMIT. Machines (events) and the UI are woken by their senders'
+    doorbells on one host, so those wake-ups have nothing to do here."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.job_types: list[str] = []
+
+    def query(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> list[dict[str, Any]]:
+        text = QUERIES[name]
+        return self.conn.rows(text, dict(args)) if text else []
+
+    def query_one(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> dict[str, Any] | None:
+        found = self.query(name, args)
+        return found[0] if found else None
+
+    def changes(self) -> int:
+        return self.conn.changes()
+
+    def wake_jobs(self, job_type: str) -> None:
+        if job_type not in self.job_types:
+            self.job_types.append(job_type)
+
+    def wake_machine(self, name: str) -> None:
+        pass
+
+    def stream_changed(self) -> None:
+        pass

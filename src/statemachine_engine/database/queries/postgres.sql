@@ -1,0 +1,276 @@
+-- Every statement the store runs on PostgreSQL, by name (see database/queries.py).
+-- Parameters are `%(name)s`; a parameter compared with NULL is cast so that its type is
+-- known. Tables are found through the connection's search_path (one schema per URL).
+
+-- ---------------------------------------------------------------------------- jobs
+
+-- name: job_insert
+-- run_after is when the job became runnable, so claim order is first-come by availability
+-- and a delayed or retried job is not overtaken forever.
+INSERT INTO jobs (job_id, job_type, machine_type, data, priority, max_attempts, run_after,
+                  created_at)
+VALUES (%(job_id)s, %(job_type)s, %(machine_type)s, %(data)s, %(priority)s,
+        %(max_attempts)s, %(run_after)s, %(created_at)s)
+ON CONFLICT (job_id) DO NOTHING
+RETURNING *
+
+-- name: jobs_insert_many
+-- %(jobs)s is a JSON array of objects with the columns of job_insert; the ids inserted
+-- come back (an id that exists already is left alone and missing from the result).
+INSERT INTO jobs (job_id, job_type, machine_type, data, priority, max_attempts, run_after,
+                  created_at)
+SELECT e.job ->> 'job_id', e.job ->> 'job_type', e.job ->> 'machine_type', e.job ->> 'data',
+       (e.job ->> 'priority')::integer, (e.job ->> 'max_attempts')::integer,
+       (e.job ->> 'run_after')::double precision, (e.job ->> 'created_at')::double precision
+FROM json_array_elements(%(jobs)s::json) WITH ORDINALITY AS e(job, n)
+ORDER BY e.n
+ON CONFLICT (job_id) DO NOTHING
+RETURNING job_id
+
+-- name: job_get
+SELECT * FROM jobs WHERE job_id = %(job_id)s
+
+-- name: job_expire_exhausted
+-- A job whose last allowed attempt lost its lease fails for good; the lease is its error,
+-- appended to the JSON-array text in `errors` without re-encoding the rest.
+WITH expired AS (
+    SELECT job_id FROM jobs WHERE status = 'processing' AND lease_expires_at < %(now)s
+      AND attempts >= max_attempts FOR UPDATE SKIP LOCKED)
+UPDATE jobs j SET status = 'failed', completed_at = %(now)s, lease_owner = NULL,
+    lease_expires_at = NULL,
+    error_message = 'lease of ' || j.lease_owner || ' expired on attempt ' || j.attempts,
+    errors = left(j.errors, -1) || CASE WHEN j.errors = '[]' THEN '' ELSE ',' END
+        || to_json('lease of ' || j.lease_owner || ' expired on attempt ' || j.attempts)::text
+        || ']'
+FROM expired WHERE j.job_id = expired.job_id
+RETURNING j.job_id, j.job_type, j.error_message
+
+-- name: claim
+-- FOR UPDATE SKIP LOCKED: no double claim, no worker waits for another. Taking over an
+-- expired lease records it as that attempt's error. Rows come back in any order.
+WITH candidate AS (
+    SELECT job_id FROM jobs
+    WHERE status IN ('pending', 'processing')
+      AND ((status = 'pending' AND run_after <= %(now)s)
+        OR (status = 'processing' AND lease_expires_at < %(now)s
+            AND attempts < max_attempts))
+      /*filters*/
+    ORDER BY priority, run_after, created_at, seq LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE jobs j SET status = 'processing', lease_owner = %(owner)s,
+    lease_expires_at = %(expires)s, attempts = j.attempts + 1, started_at = %(now)s,
+    error_message = CASE WHEN j.status = 'processing'
+        THEN 'lease of ' || j.lease_owner || ' expired on attempt ' || j.attempts
+        ELSE j.error_message END,
+    errors = CASE WHEN j.status = 'processing'
+        THEN left(j.errors, -1) || CASE WHEN j.errors = '[]' THEN '' ELSE ',' END
+            || to_json('lease of ' || j.lease_owner || ' expired on attempt '
+                       || j.attempts)::text || ']'
+        ELSE j.errors END
+FROM candidate WHERE j.job_id = candidate.job_id
+RETURNING j.*
+
+-- name: claim.job_id
+AND job_id = %(job_id)s
+
+-- name: claim.job_type
+AND job_type = %(job_type)s
+
+-- name: claim.machine_type
+AND (machine_type IS NULL OR machine_type = %(machine_type)s)
+
+-- name: job_heartbeat
+UPDATE jobs SET lease_expires_at = %(expires)s, lease_owner = %(new_owner)s
+WHERE job_id = %(job_id)s AND lease_owner = %(owner)s AND status = 'processing'
+
+-- name: job_complete
+UPDATE jobs SET status = 'completed', completed_at = %(now)s, result = %(result)s,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE job_id = %(job_id)s AND lease_owner = %(owner)s AND status = 'processing'
+
+-- name: job_attempt
+SELECT job_type, attempts, max_attempts, errors FROM jobs
+WHERE job_id = %(job_id)s AND lease_owner = %(owner)s AND status = 'processing'
+FOR UPDATE
+
+-- name: job_end_attempt
+UPDATE jobs SET status = %(status)s, error_message = %(error)s, errors = %(errors)s,
+    lease_owner = NULL, lease_expires_at = NULL, run_after = %(run_after)s,
+    completed_at = %(completed_at)s
+WHERE job_id = %(job_id)s
+
+-- name: job_release
+UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+    attempts = GREATEST(attempts - 1, 0)
+WHERE job_id = %(job_id)s AND lease_owner = %(owner)s AND status = 'processing'
+RETURNING job_type
+
+-- name: jobs_release_owned
+UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+    attempts = GREATEST(attempts - 1, 0)
+WHERE status = 'processing' AND left(lease_owner, length(%(prefix)s)) = %(prefix)s
+RETURNING job_type
+
+-- name: jobs_list
+SELECT * FROM jobs
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(job_type)s::text IS NULL OR job_type = %(job_type)s)
+ORDER BY created_at DESC, seq DESC LIMIT %(limit)s OFFSET %(offset)s
+
+-- name: jobs_count
+SELECT status, COUNT(*) AS n FROM jobs
+WHERE (%(job_type)s::text IS NULL OR job_type = %(job_type)s) GROUP BY status
+
+-- name: job_retry
+UPDATE jobs SET status = 'pending', attempts = 0, run_after = %(now)s,
+    lease_owner = NULL, lease_expires_at = NULL, completed_at = NULL
+WHERE job_id = %(job_id)s AND status IN ('failed', 'cancelled')
+RETURNING *
+
+-- name: job_cancel
+UPDATE jobs SET status = 'cancelled', completed_at = %(now)s
+WHERE job_id = %(job_id)s AND status = 'pending'
+RETURNING *
+
+-- ---------------------------------------------------------------------------- events
+
+-- name: event_insert
+INSERT INTO machine_events (target_machine, source_machine, event_type, job_id, payload,
+                            created_at)
+VALUES (%(target)s, %(source)s, %(event_type)s, %(job_id)s, %(payload)s, %(created_at)s)
+RETURNING *
+
+-- name: event_next
+SELECT * FROM machine_events WHERE target_machine = %(target)s AND status = 'pending'
+ORDER BY id LIMIT 1
+
+-- name: event_mark
+UPDATE machine_events SET status = %(status)s, processed_at = %(now)s
+WHERE id = %(id)s AND status = 'pending'
+
+-- name: events_handling
+SELECT * FROM machine_events WHERE target_machine = %(target)s AND status = 'handling'
+ORDER BY id FOR UPDATE
+
+-- name: event_interrupt
+UPDATE machine_events SET status = %(status)s, error_message = %(error)s,
+    processed_at = %(processed_at)s
+WHERE id = %(id)s
+RETURNING *
+
+-- name: event_release
+UPDATE machine_events SET status = 'pending', processed_at = NULL,
+    deliveries = GREATEST(deliveries - 1, 0)
+WHERE id = %(id)s AND status = 'handling'
+
+-- name: events_list
+SELECT * FROM machine_events
+WHERE (%(target)s::text IS NULL OR target_machine = %(target)s)
+  AND (%(status)s::text IS NULL OR status = %(status)s)
+ORDER BY id DESC LIMIT %(limit)s
+
+-- name: events_clear
+UPDATE machine_events SET status = 'processed', processed_at = %(now)s
+WHERE target_machine = %(target)s AND status = 'pending'
+
+-- name: event_finish
+UPDATE machine_events SET status = 'processed', processed_at = %(at)s
+WHERE id = %(id)s AND status = 'handling'
+
+-- name: event_consume
+UPDATE machine_events SET status = %(status)s, processed_at = %(at)s,
+    deliveries = deliveries + (CASE WHEN %(status)s = 'unhandled' THEN 0 ELSE 1 END)
+WHERE id = %(id)s
+
+-- ---------------------------------------------------------------------------- machines
+
+-- name: machine_lock
+-- Serialise starts of one name (there may be no row to lock yet).
+SELECT pg_advisory_xact_lock(hashtext('machine_state:' || %(name)s))
+
+-- name: machine_get
+SELECT * FROM machine_state WHERE machine_name = %(name)s
+
+-- name: machines_list
+SELECT * FROM machine_state ORDER BY machine_name COLLATE "C"
+
+-- name: definition_insert
+INSERT INTO machine_definitions (digest, name, source, text, created_at)
+VALUES (%(digest)s, %(name)s, %(source)s, %(text)s, %(created_at)s)
+ON CONFLICT (digest) DO NOTHING
+
+-- name: definition_get
+SELECT * FROM machine_definitions WHERE digest = %(digest)s
+
+-- name: machine_register
+INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,
+    hostname, pid_start, config_path, definition_name, definition_hash, started_at,
+    updated_at, previous_state, last_event, current_job_id)
+VALUES (%(name)s, %(state)s, %(at)s, 'running', %(pid)s, %(hostname)s, %(pid_start)s,
+    %(config_path)s, %(definition_name)s, %(definition_hash)s, %(at)s, %(at)s, NULL, NULL,
+    NULL)
+ON CONFLICT (machine_name) DO UPDATE SET current_state = excluded.current_state,
+    state_entered_at = excluded.state_entered_at, status = 'running', pid = excluded.pid,
+    hostname = excluded.hostname, pid_start = excluded.pid_start,
+    config_path = excluded.config_path, definition_name = excluded.definition_name,
+    definition_hash = excluded.definition_hash, started_at = excluded.started_at,
+    updated_at = excluded.updated_at, previous_state = NULL, last_event = NULL,
+    current_job_id = NULL
+RETURNING *
+
+-- name: machine_stop
+UPDATE machine_state SET status = %(status)s, updated_at = %(at)s, current_job_id = NULL
+WHERE machine_name = %(name)s
+
+-- name: machine_move
+UPDATE machine_state SET current_state = %(to_state)s, previous_state = %(from_state)s,
+    last_event = %(event)s, step = %(step)s, updated_at = %(at)s, current_job_id = %(job_id)s,
+    state_entered_at = CASE WHEN %(changed)s THEN %(at)s ELSE state_entered_at END
+WHERE machine_name = %(machine)s
+
+-- name: transition_insert
+INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id, event_id,
+                         event_delivery, created_at)
+VALUES (%(machine)s, %(step)s, %(from_state)s, %(to_state)s, %(event)s, %(job_id)s,
+        %(event_id)s, (SELECT deliveries FROM machine_events WHERE id = %(event_id)s),
+        %(at)s)
+
+-- name: history_all
+SELECT * FROM transitions ORDER BY id DESC LIMIT %(limit)s
+
+-- name: history_of
+SELECT * FROM transitions WHERE machine_name = %(machine)s ORDER BY id DESC LIMIT %(limit)s
+
+-- ---------------------------------------------------------------------------- realtime
+
+-- name: realtime_insert
+INSERT INTO realtime_events (machine_name, kind, payload, created_at)
+VALUES (%(machine)s, %(kind)s, %(payload)s, %(created_at)s)
+
+-- name: realtime_insert_many
+-- %(payloads)s is a JSON array of payload texts, stored in order.
+INSERT INTO realtime_events (machine_name, kind, payload, created_at)
+SELECT %(machine)s, %(kind)s, p.payload, %(created_at)s
+FROM json_array_elements_text(%(payloads)s::json) WITH ORDINALITY AS p(payload, n)
+ORDER BY p.n
+
+-- name: realtime_since
+SELECT * FROM realtime_events WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s
+
+-- name: realtime_last_id
+SELECT COALESCE(MAX(id), 0) AS id FROM realtime_events
+
+-- ---------------------------------------------------------------------------- retention
+
+-- name: prune_jobs
+DELETE FROM jobs WHERE status IN ('completed', 'cancelled') AND completed_at < %(before)s
+
+-- name: prune_machine_events
+DELETE FROM machine_events WHERE status IN ('processed', 'unhandled')
+    AND processed_at < %(before)s
+
+-- name: prune_transitions
+DELETE FROM transitions WHERE created_at < %(before)s
+
+-- name: prune_realtime_events
+DELETE FROM realtime_events WHERE created_at < %(before)s

@@ -1,0 +1,264 @@
+-- Every statement the store runs on SQLite, by name (see database/queries.py).
+-- Parameters are `:name`; each write runs inside one BEGIN IMMEDIATE transaction, whose
+-- write lock makes a read-then-write sequence atomic.
+
+-- ---------------------------------------------------------------------------- jobs
+
+-- name: job_insert
+-- run_after is when the job became runnable, so claim order is first-come by availability
+-- and a delayed or retried job is not overtaken forever.
+INSERT INTO jobs (job_id, job_type, machine_type, data, priority, max_attempts, run_after,
+                  created_at)
+VALUES (:job_id, :job_type, :machine_type, :data, :priority, :max_attempts, :run_after,
+        :created_at)
+ON CONFLICT (job_id) DO NOTHING
+RETURNING *
+
+-- name: jobs_insert_many
+-- :jobs is a JSON array of objects with the columns of job_insert; the ids inserted come
+-- back (an id that exists already is left alone and missing from the result).
+INSERT INTO jobs (job_id, job_type, machine_type, data, priority, max_attempts, run_after,
+                  created_at)
+SELECT json_extract(value, '$.job_id'), json_extract(value, '$.job_type'),
+       json_extract(value, '$.machine_type'), json_extract(value, '$.data'),
+       json_extract(value, '$.priority'), json_extract(value, '$.max_attempts'),
+       json_extract(value, '$.run_after'), json_extract(value, '$.created_at')
+FROM json_each(:jobs) WHERE true
+ON CONFLICT (job_id) DO NOTHING
+RETURNING job_id
+
+-- name: job_get
+SELECT * FROM jobs WHERE job_id = :job_id
+
+-- name: job_expire_exhausted
+-- A job whose last allowed attempt lost its lease fails for good; the lease is its error.
+UPDATE jobs SET status = 'failed', completed_at = :now, lease_owner = NULL,
+    lease_expires_at = NULL,
+    error_message = 'lease of ' || lease_owner || ' expired on attempt ' || attempts,
+    errors = json_insert(errors, '$[#]',
+        'lease of ' || lease_owner || ' expired on attempt ' || attempts)
+WHERE status = 'processing' AND lease_expires_at < :now AND attempts >= max_attempts
+RETURNING job_id, job_type, error_message
+
+-- name: claim
+-- Pick the next runnable jobs through the partial indexes of migration 002 (pending, or
+-- processing under an expired lease with attempts left) and take them. Taking over an
+-- expired lease records it as that attempt's error. Rows come back in any order.
+UPDATE jobs SET status = 'processing', lease_owner = :owner, lease_expires_at = :expires,
+    attempts = attempts + 1, started_at = :now,
+    error_message = CASE WHEN status = 'processing'
+        THEN 'lease of ' || lease_owner || ' expired on attempt ' || attempts
+        ELSE error_message END,
+    errors = CASE WHEN status = 'processing'
+        THEN json_insert(errors, '$[#]',
+            'lease of ' || lease_owner || ' expired on attempt ' || attempts)
+        ELSE errors END
+WHERE rowid IN (
+    SELECT id FROM (
+        SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs
+            WHERE status = 'pending' AND run_after <= :now /*filters*/
+            ORDER BY priority, run_after, created_at, rowid LIMIT :limit)
+        UNION ALL
+        SELECT * FROM (SELECT rowid AS id, priority, run_after, created_at FROM jobs
+            WHERE status = 'processing' AND lease_expires_at < :now
+              AND attempts < max_attempts /*filters*/
+            ORDER BY priority, run_after, created_at, rowid LIMIT :limit))
+    ORDER BY priority, run_after, created_at, id LIMIT :limit)
+RETURNING rowid AS seq, *
+
+-- name: claim.job_id
+AND job_id = :job_id
+
+-- name: claim.job_type
+AND job_type = :job_type
+
+-- name: claim.machine_type
+AND (machine_type IS NULL OR machine_type = :machine_type)
+
+-- name: job_heartbeat
+UPDATE jobs SET lease_expires_at = :expires, lease_owner = :new_owner
+WHERE job_id = :job_id AND lease_owner = :owner AND status = 'processing'
+
+-- name: job_complete
+UPDATE jobs SET status = 'completed', completed_at = :now, result = :result,
+    lease_owner = NULL, lease_expires_at = NULL
+WHERE job_id = :job_id AND lease_owner = :owner AND status = 'processing'
+
+-- name: job_attempt
+SELECT job_type, attempts, max_attempts, errors FROM jobs
+WHERE job_id = :job_id AND lease_owner = :owner AND status = 'processing'
+
+-- name: job_end_attempt
+UPDATE jobs SET status = :status, error_message = :error, errors = :errors,
+    lease_owner = NULL, lease_expires_at = NULL, run_after = :run_after,
+    completed_at = :completed_at
+WHERE job_id = :job_id
+
+-- name: job_release
+UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+    attempts = MAX(attempts - 1, 0)
+WHERE job_id = :job_id AND lease_owner = :owner AND status = 'processing'
+RETURNING job_type
+
+-- name: jobs_release_owned
+UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
+    attempts = MAX(attempts - 1, 0)
+WHERE status = 'processing' AND substr(lease_owner, 1, length(:prefix)) = :prefix
+RETURNING job_type
+
+-- name: jobs_list
+SELECT * FROM jobs WHERE (:status IS NULL OR status = :status)
+    AND (:job_type IS NULL OR job_type = :job_type)
+ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset
+
+-- name: jobs_count
+SELECT status, COUNT(*) AS n FROM jobs
+WHERE (:job_type IS NULL OR job_type = :job_type) GROUP BY status
+
+-- name: job_retry
+UPDATE jobs SET status = 'pending', attempts = 0, run_after = :now,
+    lease_owner = NULL, lease_expires_at = NULL, completed_at = NULL
+WHERE job_id = :job_id AND status IN ('failed', 'cancelled')
+RETURNING *
+
+-- name: job_cancel
+UPDATE jobs SET status = 'cancelled', completed_at = :now
+WHERE job_id = :job_id AND status = 'pending'
+RETURNING *
+
+-- ---------------------------------------------------------------------------- events
+
+-- name: event_insert
+INSERT INTO machine_events (target_machine, source_machine, event_type, job_id, payload,
+                            created_at)
+VALUES (:target, :source, :event_type, :job_id, :payload, :created_at)
+RETURNING *
+
+-- name: event_next
+SELECT * FROM machine_events WHERE target_machine = :target AND status = 'pending'
+ORDER BY id LIMIT 1
+
+-- name: event_mark
+UPDATE machine_events SET status = :status, processed_at = :now
+WHERE id = :id AND status = 'pending'
+
+-- name: events_handling
+SELECT * FROM machine_events WHERE target_machine = :target AND status = 'handling'
+ORDER BY id
+
+-- name: event_interrupt
+UPDATE machine_events SET status = :status, error_message = :error,
+    processed_at = :processed_at
+WHERE id = :id
+RETURNING *
+
+-- name: event_release
+UPDATE machine_events SET status = 'pending', processed_at = NULL,
+    deliveries = MAX(deliveries - 1, 0)
+WHERE id = :id AND status = 'handling'
+
+-- name: events_list
+SELECT * FROM machine_events WHERE (:target IS NULL OR target_machine = :target)
+    AND (:status IS NULL OR status = :status)
+ORDER BY id DESC LIMIT :limit
+
+-- name: events_clear
+UPDATE machine_events SET status = 'processed', processed_at = :now
+WHERE target_machine = :target AND status = 'pending'
+
+-- name: event_finish
+UPDATE machine_events SET status = 'processed', processed_at = :at
+WHERE id = :id AND status = 'handling'
+
+-- name: event_consume
+UPDATE machine_events SET status = :status, processed_at = :at,
+    deliveries = deliveries + (CASE WHEN :status = 'unhandled' THEN 0 ELSE 1 END)
+WHERE id = :id
+
+-- ---------------------------------------------------------------------------- machines
+
+-- name: machine_lock
+-- Nothing to do: BEGIN IMMEDIATE already serialises the starts of one name.
+
+-- name: machine_get
+SELECT * FROM machine_state WHERE machine_name = :name
+
+-- name: machines_list
+SELECT * FROM machine_state ORDER BY machine_name
+
+-- name: definition_insert
+INSERT INTO machine_definitions (digest, name, source, text, created_at)
+VALUES (:digest, :name, :source, :text, :created_at)
+ON CONFLICT (digest) DO NOTHING
+
+-- name: definition_get
+SELECT * FROM machine_definitions WHERE digest = :digest
+
+-- name: machine_register
+INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,
+    hostname, pid_start, config_path, definition_name, definition_hash, started_at,
+    updated_at, previous_state, last_event, current_job_id)
+VALUES (:name, :state, :at, 'running', :pid, :hostname, :pid_start, :config_path,
+    :definition_name, :definition_hash, :at, :at, NULL, NULL, NULL)
+ON CONFLICT (machine_name) DO UPDATE SET current_state = excluded.current_state,
+    state_entered_at = excluded.state_entered_at, status = 'running', pid = excluded.pid,
+    hostname = excluded.hostname, pid_start = excluded.pid_start,
+    config_path = excluded.config_path, definition_name = excluded.definition_name,
+    definition_hash = excluded.definition_hash, started_at = excluded.started_at,
+    updated_at = excluded.updated_at, previous_state = NULL, last_event = NULL,
+    current_job_id = NULL
+RETURNING *
+
+-- name: machine_stop
+UPDATE machine_state SET status = :status, updated_at = :at, current_job_id = NULL
+WHERE machine_name = :name
+
+-- name: machine_move
+UPDATE machine_state SET current_state = :to_state, previous_state = :from_state,
+    last_event = :event, step = :step, updated_at = :at, current_job_id = :job_id,
+    state_entered_at = CASE WHEN :changed THEN :at ELSE state_entered_at END
+WHERE machine_name = :machine
+
+-- name: transition_insert
+INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id, event_id,
+                         event_delivery, created_at)
+VALUES (:machine, :step, :from_state, :to_state, :event, :job_id, :event_id,
+        (SELECT deliveries FROM machine_events WHERE id = :event_id), :at)
+
+-- name: history_all
+SELECT * FROM transitions ORDER BY id DESC LIMIT :limit
+
+-- name: history_of
+SELECT * FROM transitions WHERE machine_name = :machine ORDER BY id DESC LIMIT :limit
+
+-- ---------------------------------------------------------------------------- realtime
+
+-- name: realtime_insert
+INSERT INTO realtime_events (machine_name, kind, payload, created_at)
+VALUES (:machine, :kind, :payload, :created_at)
+
+-- name: realtime_insert_many
+-- :payloads is a JSON array of payload texts, stored in order.
+INSERT INTO realtime_events (machine_name, kind, payload, created_at)
+SELECT :machine, :kind, value, :created_at FROM json_each(:payloads) ORDER BY key
+
+-- name: realtime_since
+SELECT * FROM realtime_events WHERE id > :after_id ORDER BY id LIMIT :limit
+
+-- name: realtime_last_id
+SELECT COALESCE(MAX(id), 0) AS id FROM realtime_events
+
+-- ---------------------------------------------------------------------------- retention
+
+-- name: prune_jobs
+DELETE FROM jobs WHERE status IN ('completed', 'cancelled') AND completed_at < :before
+
+-- name: prune_machine_events
+DELETE FROM machine_events WHERE status IN ('processed', 'unhandled')
+    AND processed_at < :before
+
+-- name: prune_transitions
+DELETE FROM transitions WHERE created_at < :before
+
+-- name: prune_realtime_events
+DELETE FROM realtime_events WHERE created_at < :before
