@@ -177,9 +177,9 @@ def test_runtime_applies_per_job_type_settings() -> None:
     job = Job("j", "render", None, "processing", 5, attempts=1, max_attempts=10, created_at=0.0)
     runtime.job = job
     assert runtime.fail_job("boom")
-    assert runtime.job_ack is not None and runtime.job_ack.retry_delay is not None
+    assert runtime.pending.job_ack is not None and runtime.pending.job_ack.retry_delay is not None
     runtime.job = Job(
         "j", "render", None, "processing", 5, attempts=2, max_attempts=10, created_at=0
     )
     assert runtime.fail_job("boom again")
-    assert runtime.job_ack.retry_delay is None, "the per-type max_attempts is reached"
+    assert runtime.pending.job_ack.retry_delay is None, "the per-type max_attempts is reached"

@@ -553,8 +553,8 @@ class StateMachineEngine:
         }
         if stays:
             alert["stays"] = True
-        self.runtime.realtime.append(("error", alert))
-        if self.runtime.job is not None and self.runtime.job_ack is None:
+        self.runtime.pending.realtime.append(("error", alert))
+        if self.runtime.job is not None and self.runtime.pending.job_ack is None:
             self.runtime.fail_job(reason)
 
     def _no_transition(self, index: int, action: BaseAction, event: str) -> None:
@@ -615,7 +615,7 @@ class StateMachineEngine:
         """A job claimed by id or handed over that is still held at a final state was never
         completed: its attempt fails (a job claimed from the queue is released instead)."""
         runtime = self.runtime
-        if runtime.job is not None and runtime.job_by_id and runtime.job_ack is None:
+        if runtime.job is not None and runtime.job_by_id and runtime.pending.job_ack is None:
             self._fail_attempt(f"machine reached final state {self.state} without completing it")
 
     async def _execute(self, action: BaseAction) -> str | None:
@@ -687,8 +687,8 @@ class StateMachineEngine:
         """Stage what the actions left (events to send, job ack) as a step without a state
         change."""
         runtime = self.runtime
-        pending = runtime.job_ack or runtime.outbox or runtime.consumed_event or runtime.realtime
-        if pending or runtime.in_hand is not None:  # the actions ran out: handling ends
+        # The actions ran out: the handling of the event in hand ends too.
+        if not runtime.pending.empty or runtime.in_hand is not None:
             self._commit(None, None)
 
     def _commit(self, event: str | None, target: str | None) -> None:
@@ -702,7 +702,8 @@ class StateMachineEngine:
             runtime.complete_on_return(target, self.context)
         job = runtime.job
         lost = runtime.lease_lost
-        ack, outbox, consumed, realtime = runtime.take_pending()
+        pending = runtime.take_pending()
+        ack, outbox, consumed = pending.job_ack, pending.outbox, pending.consumed_event
         finished = runtime.in_hand
         runtime.in_hand = consumed if consumed is not None and target is not None else None
         if lost and ack is None and outbox:
@@ -724,7 +725,7 @@ class StateMachineEngine:
             job_id=job.job_id if job else None,
             job_ack=ack,
             outbox=outbox,
-            realtime=realtime,
+            realtime=pending.realtime,
         )
         report = job is not None and ack is not None and job.job_id == runtime.adopted
 

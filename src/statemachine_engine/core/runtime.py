@@ -16,6 +16,7 @@ from typing import Any
 from statemachine_engine.clock import Clock
 from statemachine_engine.config.model import JobOptions, MachineDefinition
 from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.core.pendingstep import PendingStep
 from statemachine_engine.core.storable import check_storable, clipped
 from statemachine_engine.database.liveness import owner_pid, process_alive, this_host
 from statemachine_engine.database.records import (
@@ -62,11 +63,6 @@ class HandedJob:
     attempts: int
 
 
-Pending = tuple[
-    JobAck | None, list[OutgoingEvent], MachineEvent | None, list[tuple[str, dict[str, Any]]]
-]
-
-
 @dataclass
 class Runtime:
     """Per-machine services and the bookkeeping of the step in progress.
@@ -91,16 +87,14 @@ class Runtime:
     job: Job | None = None
     job_state: str | None = None
     job_by_id: bool = False
-    job_ack: JobAck | None = None
     lease_lost: bool = False
     #: When the held job's lease was last claimed or renewed (clock time; set by any thread).
     lease_renewed_at: float = 0.0
-    outbox: list[OutgoingEvent] = field(default_factory=list)
-    consumed_event: MachineEvent | None = None
+    #: What the actions of the step in progress recorded (see take_pending).
+    pending: PendingStep = field(default_factory=PendingStep)
     #: The event whose handling is in progress: its consuming step was staged, and the
     #: machine's next step ends the handling (DESIGN §13.5).
     in_hand: MachineEvent | None = None
-    realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     safety_interval: float = 5.0
     #: Counts claimed jobs and taken events: outside input, which the loop guard resets on.
     progress: int = 0
@@ -143,7 +137,7 @@ class Runtime:
         self.job = job
         self.job_state = state
         self.job_by_id = by_id
-        self.job_ack = None
+        self.pending.job_ack = None
         self.lease_lost = False
         self.lease_renewed_at = self.clock.now()
         context["current_job"] = job.as_context()
@@ -165,13 +159,13 @@ class Runtime:
         if self.job is None:
             return False
         check_storable(result, f"result of job {self.job.job_id}")
-        self.job_ack = JobAck(self.job.job_id, self.owner, "completed", result=result)
+        self.pending.job_ack = JobAck(self.job.job_id, self.owner, "completed", result=result)
         return True
 
     def complete_on_return(self, target: str, context: dict[str, Any]) -> None:
         """A transition back to the state that claimed the job completes it, unless the
         step already decided (an error failed it, or an action acknowledged it)."""
-        if self.job is None or self.job_ack is not None or self.job_by_id:
+        if self.job is None or self.pending.job_ack is not None or self.job_by_id:
             return
         if target == self.job_state:
             try:
@@ -187,7 +181,9 @@ class Runtime:
             return False
         delay = self._retry_delay_for(self.job) if retry else None
         error = clipped(error)
-        self.job_ack = JobAck(self.job.job_id, self.owner, "failed", error=error, retry_delay=delay)
+        self.pending.job_ack = JobAck(
+            self.job.job_id, self.owner, "failed", error=error, retry_delay=delay
+        )
         return True
 
     def job_options(self, job_type: str | None) -> JobOptions:
@@ -395,11 +391,11 @@ class Runtime:
         """Queue an event for another machine; written in the same transaction as the step.
         Raises ActionError for a payload that cannot be stored (over 1 MiB, not JSON)."""
         check_storable(payload, f"payload of event {event_type!r} for {target!r}")
-        self.outbox.append(OutgoingEvent(target, event_type, payload, job_id))
+        self.pending.outbox.append(OutgoingEvent(target, event_type, payload, job_id))
 
     def consume(self, event: MachineEvent, context: dict[str, Any]) -> None:
         """Take `event` as the event being handled; marked processed when the step commits."""
-        self.consumed_event = event
+        self.pending.consumed_event = event
         self.progress += 1
         context["event_data"] = event.as_context()
         spec = self.definition.events.get(event.event_type)
@@ -421,23 +417,22 @@ class Runtime:
 
     def unhandled(self, event: MachineEvent, state: str) -> None:
         """Record `event` as having no transition from `state` when the step commits."""
-        self.consumed_event = event
+        self.pending.consumed_event = event
         detail = {"machine_name": self.machine_name, "state": state, "event": event.event_type}
-        self.realtime.append(("unhandled_event", {**detail, "event_id": event.id}))
+        self.pending.realtime.append(("unhandled_event", {**detail, "event_id": event.id}))
 
     def activity(self, message: str, level: str = "info") -> None:
         """A line for the UI's activity feed, committed with the step."""
-        self.realtime.append(
+        self.pending.realtime.append(
             (
                 "activity",
                 {"machine_name": self.machine_name, "message": clipped(message), "level": level},
             )
         )
 
-    def take_pending(self) -> Pending:
+    def take_pending(self) -> PendingStep:
         """Hand the step's intentions to the engine and start a fresh step."""
-        pending = (self.job_ack, self.outbox, self.consumed_event, self.realtime)
-        self.job_ack, self.outbox, self.consumed_event, self.realtime = None, [], None, []
+        pending, self.pending = self.pending, PendingStep()
         return pending
 
     def confirm_lease(self) -> bool:
