@@ -147,7 +147,7 @@ async def test_fail_job_sets_the_ack_with_backoff(make_action, runtime, store, c
     ack = runtime.pending.job_ack
     assert ack is not None
     assert (ack.job_id, ack.outcome, ack.error) == ("j1", "failed", "bad input")
-    assert ack.retry_delay == runtime.backoff_base
+    assert ack.retry_delay == runtime.policy.backoff_base
 
 
 async def test_fail_job_without_retry_and_default_message(make_action, runtime, store, context):

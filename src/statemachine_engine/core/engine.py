@@ -18,6 +18,7 @@ from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
 from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
+from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.storable import clipped
@@ -102,11 +103,14 @@ class StateMachineEngine:
             owner=owner_of(machine_name),
             db_url=self.db_url,
             config_path=Path(definition.source),
+            policy=JobPolicy(
+                job_options=definition.job_options,
+                lease_seconds=lease_seconds,
+                backoff_base=backoff_base,
+                heartbeat_seconds=heartbeat,
+                jitter=jitter,
+            ),
             actions_dirs=self.loader.actions_dirs,
-            lease_seconds=lease_seconds,
-            backoff_base=backoff_base,
-            heartbeat_seconds=heartbeat,
-            jitter=jitter,
             safety_interval=safety_interval,
             report_to=report_to,
         )
@@ -334,7 +338,7 @@ class StateMachineEngine:
             return
         text = f"skipped {', '.join(skipped)}"
         if held is not None:
-            lease = self.runtime.lease_for(held.job_type)
+            lease = self.runtime.policy.lease_for(held.job_type)
             text += (
                 f"; job {held.job_id} is retried when its lease expires (within {lease:g} s),"
                 " as after a crash"

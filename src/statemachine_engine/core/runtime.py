@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from statemachine_engine.clock import Clock
-from statemachine_engine.config.model import JobOptions, MachineDefinition
+from statemachine_engine.config.model import MachineDefinition
 from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.pendingstep import PendingStep
 from statemachine_engine.core.storable import check_storable, clipped
 from statemachine_engine.database.liveness import owner_pid, process_alive, this_host
@@ -78,12 +78,9 @@ class Runtime:
     owner: str
     db_url: str
     config_path: Path
+    #: Lease, heartbeat and retry rules for the jobs this machine holds.
+    policy: JobPolicy
     actions_dirs: tuple[Path, ...] = ()
-    lease_seconds: float = 30.0
-    backoff_base: float = 1.0
-    heartbeat_seconds: float | None = None
-    jitter: float = 0.0
-    rng: random.Random = field(default_factory=random.Random)
     job: Job | None = None
     job_state: str | None = None
     job_by_id: bool = False
@@ -125,7 +122,7 @@ class Runtime:
     ) -> Job | None:
         """Claim the next runnable job of `job_type` (or the job `job_id`) under a lease of
         this machine; the steps staged so far commit in the same transaction."""
-        lease = self.lease_for(job_type) if lease_seconds is None else lease_seconds
+        lease = self.policy.lease_for(job_type) if lease_seconds is None else lease_seconds
         return self.commits.claim(Claim(job_type, self.owner, lease, machine_type, job_id))
 
     def hold_job(
@@ -179,51 +176,12 @@ class Runtime:
         `backoff * 2**(attempts-1)` seconds (± jitter) until its attempts run out."""
         if self.job is None:
             return False
-        delay = self._retry_delay_for(self.job) if retry else None
+        delay = self.policy.retry_delay_for(self.job) if retry else None
         error = clipped(error)
         self.pending.job_ack = JobAck(
             self.job.job_id, self.owner, "failed", error=error, retry_delay=delay
         )
         return True
-
-    def job_options(self, job_type: str | None) -> JobOptions:
-        """The machine's `options.jobs` settings for `job_type` (empty when none)."""
-        found = self.definition.job_options.get(job_type) if job_type is not None else None
-        return found or JobOptions()
-
-    def lease_for(self, job_type: str | None) -> float:
-        """Lease length for a job of `job_type`."""
-        lease = self.job_options(job_type).lease
-        return self.lease_seconds if lease is None else lease
-
-    def heartbeat_for(self, job_type: str | None) -> float:
-        """How often the lease of a held job of `job_type` is renewed (a third of the lease
-        unless configured)."""
-        options = self.job_options(job_type)
-        if options.heartbeat is not None:
-            return max(options.heartbeat, 0.05)
-        if options.lease is None and self.heartbeat_seconds is not None:
-            return max(self.heartbeat_seconds, 0.05)
-        return max(self.lease_for(job_type) / 3, 0.05)
-
-    def retry_delay(self, attempts: int, job_type: str | None = None) -> float:
-        """Backoff before the next attempt after `attempts` failed ones: `backoff *
-        2**(attempts-1)`, spread by a random factor in [1 - jitter, 1 + jitter]."""
-        options = self.job_options(job_type)
-        base = self.backoff_base if options.backoff is None else options.backoff
-        jitter = self.jitter if options.jitter is None else options.jitter
-        delay = base * 2.0 ** max(attempts - 1, 0)
-        if jitter > 0:
-            delay *= self.rng.uniform(1.0 - jitter, 1.0 + jitter)
-        return delay
-
-    def _retry_delay_for(self, job: Job) -> float | None:
-        """The backoff of `job`'s next attempt; None when `options.jobs.<type>.max_attempts`
-        says this was its last one (the job's own `max_attempts` is applied by the store)."""
-        cap = self.job_options(job.job_type).max_attempts
-        if cap is not None and job.attempts >= cap:
-            return None
-        return self.retry_delay(job.attempts, job.job_type)
 
     def hand_over(self, machine: str, pid: int, context: dict[str, Any]) -> Job:
         """Move the held job's lease to the machine process `pid` just started as `machine`
@@ -232,7 +190,9 @@ class Runtime:
         job = self.job
         assert job is not None
         to = owner_of(machine, pid)
-        if not self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type), to=to):
+        if not self.store.heartbeat(
+            job.job_id, self.owner, self.policy.lease_for(job.job_type), to=to
+        ):
             raise ActionError(f"start_fsm: lost the lease on job {job.job_id!r} before handing it")
         self.handed[job.job_id] = HandedJob(job.job_id, to, machine, job.attempts)
         self.drop_job(context)
@@ -256,7 +216,7 @@ class Runtime:
         queue with backoff, or failed for good."""
         owner = job.lease_owner or ""
         error = f"{why} while holding the job"
-        delay = self._retry_delay_for(job)
+        delay = self.policy.retry_delay_for(job)
         status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
         if status == "pending" and delay is not None:
             self.retry_due(self.clock.now() + delay)
@@ -307,7 +267,7 @@ class Runtime:
             )
             return False
         # The lease was set by the machine that handed it over: renew it on our own terms.
-        self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
+        self.store.heartbeat(job.job_id, self.owner, self.policy.lease_for(job.job_type))
         self.hold_job(job, None, context, by_id=True)
         logger.info("[%s] holding job %s handed over at start", self.machine_name, job_id)
         return True
@@ -348,7 +308,7 @@ class Runtime:
                 if process_alive(pid, start, host) is not False:
                     continue
             error = f"worker {owner} died while running the job"
-            delay = self._retry_delay_for(job)
+            delay = self.policy.retry_delay_for(job)
             status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
             logger.warning("[%s] %s: job %s is %s", self.machine_name, error, job.job_id, status)
 
@@ -443,7 +403,7 @@ class Runtime:
         job = self.job
         if job is None or self.lease_lost:
             return not self.lease_lost
-        lease = self.lease_for(job.job_type)
+        lease = self.policy.lease_for(job.job_type)
         now = self.clock.now()
         if now - self.lease_renewed_at < lease:
             return True
@@ -463,19 +423,15 @@ class Runtime:
         fenced) and call `on_lost`. A task on the loop, used only with an injected clock or an
         in-memory database; otherwise core.heartbeat.LeaseKeeper renews from its own thread."""
         while True:
-            held = self.job
-            if held is not None:
-                period = self.heartbeat_for(held.job_type)
-            else:  # a job of any configured type may be claimed during this sleep
-                types = (None, *self.definition.job_options)
-                period = min(self.heartbeat_for(job_type) for job_type in types)
-            await self.clock.sleep(period)
+            await self.clock.sleep(self.policy.renewal_period(self.job))
             job = self.job
             if job is None or self.lease_lost:
                 continue
             renewing = self.clock.now()
             try:
-                alive = self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
+                alive = self.store.heartbeat(
+                    job.job_id, self.owner, self.policy.lease_for(job.job_type)
+                )
             except StateMachineError as exc:
                 logger.warning("[%s] heartbeat failed: %s", self.machine_name, exc)
                 continue
