@@ -145,6 +145,7 @@ def test_runtime_applies_per_job_type_settings() -> None:
     from statemachine_engine.clock import SystemClock
     from statemachine_engine.config.loader import parse_definition
     from statemachine_engine.core import ActionLoader
+    from statemachine_engine.core.groupcommit import GroupCommit
     from statemachine_engine.core.jobpolicy import JobPolicy
     from statemachine_engine.core.runtime import Runtime
     from statemachine_engine.database.records import Job
@@ -166,6 +167,7 @@ def test_runtime_applies_per_job_type_settings() -> None:
             jitter=0.0,
             rng=random.Random(6),
         ),
+        commits=GroupCommit(None),  # type: ignore[arg-type]
     )
     policy = runtime.policy
     assert policy.lease_for("render") == 12 and policy.lease_for("other") == 30

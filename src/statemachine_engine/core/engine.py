@@ -17,6 +17,7 @@ from statemachine_engine.actions.base import BaseAction, Failure
 from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
+from statemachine_engine.core.groupcommit import GroupCommit
 from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.loader import ActionLoader
@@ -95,6 +96,7 @@ class StateMachineEngine:
         self.context: dict[str, Any] = {**definition.context_defaults, **(initial_context or {})}
         self.context["machine_name"] = machine_name
         self.context["current_state"] = self.state
+        self.commits = GroupCommit(self.store, on_flushed=self._flushed)
         self.runtime = Runtime(
             machine_name=machine_name,
             store=self.store,
@@ -110,6 +112,7 @@ class StateMachineEngine:
                 heartbeat_seconds=heartbeat,
                 jitter=jitter,
             ),
+            commits=self.commits,
             actions_dirs=self.loader.actions_dirs,
             safety_interval=safety_interval,
             report_to=report_to,
@@ -121,8 +124,6 @@ class StateMachineEngine:
             state: [self._bind(self.loader.create(spec), spec.params) for spec in specs]
             for state, specs in definition.entry_actions.items()
         }
-        self.commits = self.runtime.commits
-        self.commits.on_flushed = self._flushed
         self._job_types = claimed_job_types(definition)
         self._conditions = Conditions()
         self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
@@ -211,6 +212,12 @@ class StateMachineEngine:
             self.stop()
             return
         self.wake()
+
+    def make_visible(self) -> None:
+        """Commit the staged steps (and give back the jobs claimed ahead) so the store, other
+        machines and the UI see them: before anything that takes time or is seen outside the
+        process (see GroupCommit). A StoreError leaves nothing staged."""
+        self.commits.flush()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until `predicate()` holds; it is checked after every step and park, so a
@@ -311,7 +318,7 @@ class StateMachineEngine:
         writes the database cannot take before the stop deadline are skipped with one
         WARNING: the job's lease then expires and it is retried, as after a crash."""
         try:
-            self.commits.flush()
+            self.make_visible()
         except StopTimeout as exc:
             reason = reason or str(exc)
             skipped.append("committing the last steps")
@@ -401,7 +408,7 @@ class StateMachineEngine:
                         break
                     self._unfinished_at_final()
                     self._stage_leftovers()
-                    self.commits.flush()
+                    self.make_visible()
                     logger.info("[%s] reached final state %s", self.machine_name, self.state)
                     return "finished"
                 if self._dispatch_event(at_entry=True):
@@ -425,7 +432,7 @@ class StateMachineEngine:
                 self._commit(due[1].event, due[1].target)
                 entering = True
                 continue
-            self.commits.flush()
+            self.make_visible()
             self._instant_steps = 0
             self._stalls.parked()
             await self._parking.park(None if due is None else due[0])
@@ -454,7 +461,7 @@ class StateMachineEngine:
         """The oldest pending event for this machine, if one may have arrived since the last
         empty read (a doorbell, a wake-up, a park, or the safety interval has passed)."""
         if self.commits.touches_events_of(self.machine_name):
-            self.commits.flush()  # the store must see what staged steps consumed or sent us
+            self.make_visible()  # the store must see what staged steps consumed or sent us
         now = self.clock.now()
         if not self._events_maybe and now - self._events_read_at < self._parking.safety_interval:
             return None
@@ -638,7 +645,7 @@ class StateMachineEngine:
                 self._progress = self.runtime.progress
                 self._instant_steps = 0  # a claimed job or a taken event is outside input
             return _event_name(result)
-        self.commits.flush()
+        self.make_visible()
         self._instant_steps = 0
         self._current = asyncio.ensure_future(action.execute(self.context))
         try:

@@ -80,6 +80,8 @@ class Runtime:
     config_path: Path
     #: Lease, heartbeat and retry rules for the jobs this machine holds.
     policy: JobPolicy
+    #: The engine's group commit: a claim commits the steps staged so far with it.
+    commits: GroupCommit
     actions_dirs: tuple[Path, ...] = ()
     job: Job | None = None
     job_state: str | None = None
@@ -107,10 +109,6 @@ class Runtime:
     bash_stub: Callable[[str, Any], CommandResult | None] | None = None
     #: Called with the time a job failed here becomes claimable again (the engine looks then).
     retry_due: Callable[[float], None] = _never
-    commits: GroupCommit = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.commits = GroupCommit(self.store)
 
     def claim_job(
         self,

@@ -350,7 +350,7 @@ class MachineHarness:
         return self.transitions_of(self.name)
 
     def transitions_of(self, name: str) -> list[tuple[str | None, str, str | None]]:
-        self.engine(name).commits.flush()
+        self.engine(name).make_visible()
         rows = reversed(self._store.history(machine=name, limit=100_000))
         return [(row.from_state, row.to_state, row.event) for row in rows]
 
