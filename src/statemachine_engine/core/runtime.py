@@ -15,6 +15,7 @@ from typing import Any
 from statemachine_engine.clock import Clock
 from statemachine_engine.config.model import MachineDefinition
 from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.core.interpolate import resolve
 from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.pendingstep import PendingStep
 from statemachine_engine.core.storable import check_storable, clipped
@@ -28,7 +29,7 @@ from statemachine_engine.database.records import (
     OutgoingEvent,
 )
 from statemachine_engine.database.store import Store
-from statemachine_engine.errors import ActionError, StateMachineError, StopTimeout
+from statemachine_engine.errors import ActionError, PlaceholderError, StateMachineError, StopTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -358,9 +359,6 @@ class Runtime:
         context["event_data"] = event.as_context()
         spec = self.definition.events.get(event.event_type)
         if spec is not None and spec.context_map:
-            from statemachine_engine.core.interpolate import resolve
-            from statemachine_engine.errors import PlaceholderError
-
             for key, path in spec.context_map.items():
                 try:
                     context[key] = resolve(path, context)

@@ -21,7 +21,7 @@ from statemachine_engine.database.liveness import process_alive
 from statemachine_engine.database.records import MachineStatus, RealtimeEvent
 from statemachine_engine.errors import StateMachineError
 from statemachine_engine.monitoring.db import Db
-from statemachine_engine.transport import UI_DOORBELL
+from statemachine_engine.transport import UI_DOORBELL, Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,6 @@ class Hub:
         self.history.extend(event_view(r) for r in rows)
         self.last_id = rows[-1].id if rows else last
         if self.doorbell_name:
-            from statemachine_engine.transport import Doorbell
-
             bell = Doorbell(self.doorbell_name, lambda _msg: self.wake())
             try:
                 await bell.start()

@@ -23,6 +23,7 @@ from statemachine_engine.core.runtime import CommandResult, owner_of
 from statemachine_engine.database.records import Job, MachineEvent
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.errors import ActionError
+from statemachine_engine.tools.system import load_system
 
 #: How long a harness lets a parked machine sit before its own safety re-check: never, in
 #: practice (the harness wakes machines itself).
@@ -128,8 +129,6 @@ class MachineHarness:
     @classmethod
     def system(cls, path: PathLike, **options: Any) -> MachineHarness:
         """Every machine (and instance) of a system file, in one harness."""
-        from statemachine_engine.tools.system import load_system
-
         spec = load_system(path)
         machines = [
             (entry.config, name, entry.initial_context)
