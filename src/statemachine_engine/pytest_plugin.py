@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 def machine_harness(tmp_path: Path) -> Callable[..., MachineHarness]:
     """A factory of harnesses whose database lives in the test's `tmp_path`:
     `async with machine_harness("worker.yaml") as m: ...`."""
+    # Here, not at the top: pytest loads this plugin in every session of any project.
     from statemachine_engine.testing.harness import MachineHarness
 
     def make(config: PathLike | None = None, **options: Any) -> MachineHarness:

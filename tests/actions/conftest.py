@@ -13,6 +13,8 @@ import pytest
 from statemachine_engine.actions.base import BaseAction
 from statemachine_engine.clock import VirtualClock
 from statemachine_engine.config import parse_definition
+from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime
 from statemachine_engine.database import open_store
@@ -96,6 +98,8 @@ def make_runtime(store: Store, clock: CountingClock, db_url: str, tmp_path: Path
             owner=f"{machine_name}@test:1",
             db_url=db_url,
             config_path=tmp_path / "x.yaml",
+            policy=JobPolicy(definition.job_options),
+            commits=GroupCommit(store),
             **extra,
         )
 

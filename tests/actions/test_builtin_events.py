@@ -29,7 +29,8 @@ async def test_check_events_takes_the_oldest_and_maps_context(
     store.send_event("someone_else", "go", None)
     action = make_action("type: check_events", bound=runtime)
     assert await action.execute(context) == "image_ready"
-    assert runtime.consumed_event is not None and runtime.consumed_event.id == first.id
+    consumed = runtime.pending.consumed_event
+    assert consumed is not None and consumed.id == first.id
     assert context["event_data"]["payload"] == {"path": "/img/1.png"}
     assert context["event_data"]["source"] == "maker"
     assert context["image_path"] == "/img/1.png"
@@ -39,7 +40,7 @@ async def test_check_events_takes_the_oldest_and_maps_context(
 async def test_check_events_without_events(make_action, runtime, context):
     assert await make_action("type: check_events").execute(context) == "no_events"
     assert await make_action("type: check_events\nempty: quiet").execute(context) == "quiet"
-    assert runtime.consumed_event is None
+    assert runtime.pending.consumed_event is None
 
 
 async def test_clear_events_drops_only_this_machines_events(make_action, store, context):
@@ -63,7 +64,7 @@ async def test_send_event_forwards_the_payload_with_its_type(make_action, runtim
         """
     )
     assert await action.execute(context) == "sent"
-    [out] = runtime.outbox
+    [out] = runtime.pending.outbox
     assert out.target_machine == "describer"
     assert out.event_type == "describe"
     assert out.payload == {"items": [1, 2], "nested": {"ok": True}}
@@ -80,7 +81,7 @@ async def test_send_event_aliases_are_rendered(make_action, runtime, context):
         """
     )
     assert await action.execute(context) is None
-    [out] = runtime.outbox
+    [out] = runtime.pending.outbox
     assert (out.target_machine, out.event_type, out.job_id) == ("stage2", "done_job-9", "job-9")
     assert out.payload == {"count": 3, "label": "job job-9"}
 
@@ -88,7 +89,7 @@ async def test_send_event_aliases_are_rendered(make_action, runtime, context):
 async def test_send_event_without_target_is_an_error(make_action, runtime, context):
     with pytest.raises(ConfigError, match="target_machine"):
         make_action("type: send_event\nevent_type: x")
-    assert runtime.outbox == []
+    assert runtime.pending.outbox == []
 
 
 async def test_send_event_to_an_invalid_machine_name_is_an_error(make_action, runtime, context):
@@ -96,4 +97,11 @@ async def test_send_event_to_an_invalid_machine_name_is_an_error(make_action, ru
     action = make_action("type: send_event\ntarget: '{where}'\nevent: x", keys=["where"])
     with pytest.raises(ActionError, match="invalid machine name"):
         await action.execute(context)
-    assert runtime.outbox == []
+    assert runtime.pending.outbox == []
+
+
+async def test_the_engine_takes_the_step_and_a_fresh_one_begins(make_action, runtime, context):
+    await make_action("type: send_event\ntarget: other\nevent: go").execute(context)
+    taken = runtime.take_pending()
+    assert [out.event_type for out in taken.outbox] == ["go"]
+    assert runtime.pending.empty

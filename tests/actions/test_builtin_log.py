@@ -13,7 +13,7 @@ async def test_log_renders_the_message_at_its_level(make_action, runtime, contex
     [record] = [r for r in caplog.records if r.name == "statemachine_engine.log"]
     assert record.levelno == logging.WARNING
     assert record.getMessage() == "[worker] working on j7"
-    assert runtime.realtime == []
+    assert runtime.pending.realtime == []
 
 
 async def test_log_returns_nothing_by_default(make_action, context):
@@ -25,7 +25,7 @@ async def test_activity_log_goes_to_the_realtime_feed(make_action, runtime, cont
     action = make_action("type: activity_log\nmessage: 'done {id}'\nlevel: success")
     with caplog.at_level(logging.INFO, logger="statemachine_engine.log"):
         assert await action.execute(context) is None
-    assert runtime.realtime == [
+    assert runtime.pending.realtime == [
         ("activity", {"machine_name": "worker", "message": "done j8", "level": "success"})
     ]
     assert "done j8" in caplog.text

@@ -134,7 +134,7 @@ async def test_complete_job_sets_the_ack(make_action, runtime, store, context):
     context["answer"] = {"ok": True}
     action = make_action("type: complete_job\nresult: '{answer}'", keys=["answer"])
     assert await action.execute(context) is None
-    ack = runtime.job_ack
+    ack = runtime.pending.job_ack
     assert ack is not None
     assert (ack.job_id, ack.outcome, ack.result) == ("j1", "completed", {"ok": True})
 
@@ -144,10 +144,10 @@ async def test_fail_job_sets_the_ack_with_backoff(make_action, runtime, store, c
     await make_action("type: check_database_queue").execute(context)
     action = make_action("type: fail_job\nmessage: 'bad input'\nsuccess: failed")
     assert await action.execute(context) == "failed"
-    ack = runtime.job_ack
+    ack = runtime.pending.job_ack
     assert ack is not None
     assert (ack.job_id, ack.outcome, ack.error) == ("j1", "failed", "bad input")
-    assert ack.retry_delay == runtime.backoff_base
+    assert ack.retry_delay == runtime.policy.backoff_base
 
 
 async def test_fail_job_without_retry_and_default_message(make_action, runtime, store, context):
@@ -155,12 +155,12 @@ async def test_fail_job_without_retry_and_default_message(make_action, runtime, 
     await make_action("type: check_database_queue").execute(context)
     context["last_error"] = "command exited with code 2"
     await make_action("type: fail_job\nretry: false").execute(context)
-    assert runtime.job_ack is not None
-    assert runtime.job_ack.error == "command exited with code 2"
-    assert runtime.job_ack.retry_delay is None
+    assert runtime.pending.job_ack is not None
+    assert runtime.pending.job_ack.error == "command exited with code 2"
+    assert runtime.pending.job_ack.retry_delay is None
 
 
 async def test_complete_and_fail_without_a_job_do_nothing(make_action, runtime, context):
     assert await make_action("type: complete_job").execute(context) is None
     assert await make_action("type: fail_job").execute(context) is None
-    assert runtime.job_ack is None
+    assert runtime.pending.job_ack is None

@@ -65,7 +65,7 @@ class StealAction(BaseAction):
     async def execute(self, context: dict[str, Any]) -> str | None:
         clock = self.runtime.clock
         assert isinstance(clock, VirtualClock)
-        clock.advance(self.runtime.lease_seconds + 1)
+        clock.advance(self.runtime.policy.lease_seconds + 1)
         assert self.runtime.store.claim_job("task", "thief@far:1") is not None
         return self.event("event", "job_done")
 

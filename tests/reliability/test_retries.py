@@ -145,6 +145,8 @@ def test_runtime_applies_per_job_type_settings() -> None:
     from statemachine_engine.clock import SystemClock
     from statemachine_engine.config.loader import parse_definition
     from statemachine_engine.core import ActionLoader
+    from statemachine_engine.core.groupcommit import GroupCommit
+    from statemachine_engine.core.jobpolicy import JobPolicy
     from statemachine_engine.core.runtime import Runtime
     from statemachine_engine.database.records import Job
 
@@ -157,29 +159,34 @@ def test_runtime_applies_per_job_type_settings() -> None:
         owner="w@h:1",
         db_url="sqlite:///x",
         config_path=Path("w.yaml"),
-        lease_seconds=30.0,
-        backoff_base=0.1,
-        heartbeat_seconds=5.0,
-        jitter=0.0,
-        rng=random.Random(6),
+        policy=JobPolicy(
+            definition.job_options,
+            lease_seconds=30.0,
+            backoff_base=0.1,
+            heartbeat_seconds=5.0,
+            jitter=0.0,
+            rng=random.Random(6),
+        ),
+        commits=GroupCommit(None),  # type: ignore[arg-type]
     )
-    assert runtime.lease_for("render") == 12 and runtime.lease_for("other") == 30
-    assert runtime.lease_for(None) == 30
-    assert runtime.heartbeat_for("render") == 4.0  # its own lease, renewed every third
-    assert runtime.heartbeat_for("beat") == 0.7
-    assert runtime.heartbeat_for("other") == 5.0  # the --heartbeat flag
-    assert [runtime.retry_delay(n, "other") for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
+    policy = runtime.policy
+    assert policy.lease_for("render") == 12 and policy.lease_for("other") == 30
+    assert policy.lease_for(None) == 30
+    assert policy.heartbeat_for("render") == 4.0  # its own lease, renewed every third
+    assert policy.heartbeat_for("beat") == 0.7
+    assert policy.heartbeat_for("other") == 5.0  # the --heartbeat flag
+    assert [policy.retry_delay(n, "other") for n in (1, 2, 3)] == [0.1, 0.2, 0.4]
     for attempts in (1, 2, 3, 4):
-        delays = [runtime.retry_delay(attempts, "render") for _ in range(500)]
+        delays = [policy.retry_delay(attempts, "render") for _ in range(500)]
         nominal = 0.5 * 2 ** (attempts - 1)
         assert all(nominal * 0.75 <= d <= nominal * 1.25 for d in delays)
         assert max(delays) - min(delays) > nominal * 0.3, "the jitter spreads them"
     job = Job("j", "render", None, "processing", 5, attempts=1, max_attempts=10, created_at=0.0)
     runtime.job = job
     assert runtime.fail_job("boom")
-    assert runtime.job_ack is not None and runtime.job_ack.retry_delay is not None
+    assert runtime.pending.job_ack is not None and runtime.pending.job_ack.retry_delay is not None
     runtime.job = Job(
         "j", "render", None, "processing", 5, attempts=2, max_attempts=10, created_at=0
     )
     assert runtime.fail_job("boom again")
-    assert runtime.job_ack.retry_delay is None, "the per-type max_attempts is reached"
+    assert runtime.pending.job_ack.retry_delay is None, "the per-type max_attempts is reached"

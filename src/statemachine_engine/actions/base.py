@@ -8,6 +8,8 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from statemachine_engine.actions.params import Declaration, Emits, Param
+from statemachine_engine.core.interpolate import render_value
+from statemachine_engine.errors import ActionError
 
 if TYPE_CHECKING:
     from statemachine_engine.core.runtime import Runtime
@@ -101,9 +103,6 @@ class BaseAction(ABC):
     def param(self, key: str, context: dict[str, Any], default: Any = _MISSING) -> Any:
         """A parameter with its placeholders rendered (a whole-string placeholder keeps its
         type). A missing parameter without a default raises ActionError."""
-        from statemachine_engine.core.interpolate import render_value
-        from statemachine_engine.errors import ActionError
-
         if key not in self.config:
             if default is _MISSING:
                 raise ActionError(f"{type(self).__name__}: parameter {key!r} is required")

@@ -20,7 +20,6 @@ from statemachine_engine.errors import StateMachineError, UsageError
 if TYPE_CHECKING:
     from statemachine_engine.database.store import Store
 
-EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -428,11 +427,3 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 def print_json(value: object) -> None:
     """Pretty JSON on stdout."""
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
-def process_alive(pid: int | None, hostname: str | None, start: int | None = None) -> bool | None:
-    """Whether a process (pid, and start time when recorded) is alive on this host; None
-    when it is elsewhere or unknown."""
-    from statemachine_engine.database import liveness
-
-    return liveness.process_alive(pid, start, hostname)

@@ -34,11 +34,10 @@ from statemachine_engine.cli.common import (
     point_in_time,
     positive_int,
     print_json,
-    process_alive,
     run_cli,
 )
 from statemachine_engine.cli.eventlist import add_event_commands, event_label
-from statemachine_engine.database.liveness import holder_alive
+from statemachine_engine.database.liveness import holder_alive, process_alive
 from statemachine_engine.database.records import (
     JOB_STATUSES,
     Job,
@@ -204,7 +203,7 @@ def _alive(machine: MachineStatus) -> bool | None:
     """Whether a machine marked running still has a process; None when we cannot tell."""
     if machine.status != "running":
         return None
-    return process_alive(machine.pid, machine.hostname, machine.pid_start)
+    return process_alive(machine.pid, machine.pid_start, machine.hostname)
 
 
 def _machine_row(m: MachineStatus, alive: bool | None) -> tuple[object, ...]:
@@ -327,7 +326,7 @@ def cmd_mark_stopped(args: argparse.Namespace) -> int:
         if machine.status != "running":
             print(f"machine {args.name!r} is already recorded as {machine.status}")
             return 0
-        if process_alive(machine.pid, machine.hostname, machine.pid_start):
+        if process_alive(machine.pid, machine.pid_start, machine.hostname):
             fail(
                 f"machine {args.name!r} is running (pid {machine.pid} on this host);"
                 " stop it instead (SIGTERM)"

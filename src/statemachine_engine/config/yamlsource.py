@@ -102,12 +102,6 @@ def plain(value: Any) -> Any:
     return value
 
 
-def position_of(value: Any, default: Position) -> Position:
-    """The position `value` remembers, or `default` for values that cannot carry one."""
-    pos = getattr(value, "pos", None)
-    return pos if isinstance(pos, Position) else default
-
-
 def error_at(pos: Position, message: str, hint: str | None = None) -> ConfigError:
     """A ConfigError pointing at `pos`."""
     return ConfigError(message, file=pos.file, line=pos.line, column=pos.column, hint=hint)

@@ -17,7 +17,9 @@ from statemachine_engine.actions.base import BaseAction, Failure
 from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
+from statemachine_engine.core.groupcommit import GroupCommit
 from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
+from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.storable import clipped
@@ -94,6 +96,7 @@ class StateMachineEngine:
         self.context: dict[str, Any] = {**definition.context_defaults, **(initial_context or {})}
         self.context["machine_name"] = machine_name
         self.context["current_state"] = self.state
+        self.commits = GroupCommit(self.store, on_flushed=self._flushed)
         self.runtime = Runtime(
             machine_name=machine_name,
             store=self.store,
@@ -102,11 +105,15 @@ class StateMachineEngine:
             owner=owner_of(machine_name),
             db_url=self.db_url,
             config_path=Path(definition.source),
+            policy=JobPolicy(
+                job_options=definition.job_options,
+                lease_seconds=lease_seconds,
+                backoff_base=backoff_base,
+                heartbeat_seconds=heartbeat,
+                jitter=jitter,
+            ),
+            commits=self.commits,
             actions_dirs=self.loader.actions_dirs,
-            lease_seconds=lease_seconds,
-            backoff_base=backoff_base,
-            heartbeat_seconds=heartbeat,
-            jitter=jitter,
             safety_interval=safety_interval,
             report_to=report_to,
         )
@@ -117,8 +124,6 @@ class StateMachineEngine:
             state: [self._bind(self.loader.create(spec), spec.params) for spec in specs]
             for state, specs in definition.entry_actions.items()
         }
-        self.commits = self.runtime.commits
-        self.commits.on_flushed = self._flushed
         self._job_types = claimed_job_types(definition)
         self._conditions = Conditions()
         self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
@@ -207,6 +212,12 @@ class StateMachineEngine:
             self.stop()
             return
         self.wake()
+
+    def make_visible(self) -> None:
+        """Commit the staged steps (and give back the jobs claimed ahead) so the store, other
+        machines and the UI see them: before anything that takes time or is seen outside the
+        process (see GroupCommit). A StoreError leaves nothing staged."""
+        self.commits.flush()
 
     async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until `predicate()` holds; it is checked after every step and park, so a
@@ -307,7 +318,7 @@ class StateMachineEngine:
         writes the database cannot take before the stop deadline are skipped with one
         WARNING: the job's lease then expires and it is retried, as after a crash."""
         try:
-            self.commits.flush()
+            self.make_visible()
         except StopTimeout as exc:
             reason = reason or str(exc)
             skipped.append("committing the last steps")
@@ -334,7 +345,7 @@ class StateMachineEngine:
             return
         text = f"skipped {', '.join(skipped)}"
         if held is not None:
-            lease = self.runtime.lease_for(held.job_type)
+            lease = self.runtime.policy.lease_for(held.job_type)
             text += (
                 f"; job {held.job_id} is retried when its lease expires (within {lease:g} s),"
                 " as after a crash"
@@ -397,7 +408,7 @@ class StateMachineEngine:
                         break
                     self._unfinished_at_final()
                     self._stage_leftovers()
-                    self.commits.flush()
+                    self.make_visible()
                     logger.info("[%s] reached final state %s", self.machine_name, self.state)
                     return "finished"
                 if self._dispatch_event(at_entry=True):
@@ -421,7 +432,7 @@ class StateMachineEngine:
                 self._commit(due[1].event, due[1].target)
                 entering = True
                 continue
-            self.commits.flush()
+            self.make_visible()
             self._instant_steps = 0
             self._stalls.parked()
             await self._parking.park(None if due is None else due[0])
@@ -450,7 +461,7 @@ class StateMachineEngine:
         """The oldest pending event for this machine, if one may have arrived since the last
         empty read (a doorbell, a wake-up, a park, or the safety interval has passed)."""
         if self.commits.touches_events_of(self.machine_name):
-            self.commits.flush()  # the store must see what staged steps consumed or sent us
+            self.make_visible()  # the store must see what staged steps consumed or sent us
         now = self.clock.now()
         if not self._events_maybe and now - self._events_read_at < self._parking.safety_interval:
             return None
@@ -553,8 +564,8 @@ class StateMachineEngine:
         }
         if stays:
             alert["stays"] = True
-        self.runtime.realtime.append(("error", alert))
-        if self.runtime.job is not None and self.runtime.job_ack is None:
+        self.runtime.pending.realtime.append(("error", alert))
+        if self.runtime.job is not None and self.runtime.pending.job_ack is None:
             self.runtime.fail_job(reason)
 
     def _no_transition(self, index: int, action: BaseAction, event: str) -> None:
@@ -615,7 +626,7 @@ class StateMachineEngine:
         """A job claimed by id or handed over that is still held at a final state was never
         completed: its attempt fails (a job claimed from the queue is released instead)."""
         runtime = self.runtime
-        if runtime.job is not None and runtime.job_by_id and runtime.job_ack is None:
+        if runtime.job is not None and runtime.job_by_id and runtime.pending.job_ack is None:
             self._fail_attempt(f"machine reached final state {self.state} without completing it")
 
     async def _execute(self, action: BaseAction) -> str | None:
@@ -634,7 +645,7 @@ class StateMachineEngine:
                 self._progress = self.runtime.progress
                 self._instant_steps = 0  # a claimed job or a taken event is outside input
             return _event_name(result)
-        self.commits.flush()
+        self.make_visible()
         self._instant_steps = 0
         self._current = asyncio.ensure_future(action.execute(self.context))
         try:
@@ -687,8 +698,8 @@ class StateMachineEngine:
         """Stage what the actions left (events to send, job ack) as a step without a state
         change."""
         runtime = self.runtime
-        pending = runtime.job_ack or runtime.outbox or runtime.consumed_event or runtime.realtime
-        if pending or runtime.in_hand is not None:  # the actions ran out: handling ends
+        # The actions ran out: the handling of the event in hand ends too.
+        if not runtime.pending.empty or runtime.in_hand is not None:
             self._commit(None, None)
 
     def _commit(self, event: str | None, target: str | None) -> None:
@@ -702,7 +713,8 @@ class StateMachineEngine:
             runtime.complete_on_return(target, self.context)
         job = runtime.job
         lost = runtime.lease_lost
-        ack, outbox, consumed, realtime = runtime.take_pending()
+        pending = runtime.take_pending()
+        ack, outbox, consumed = pending.job_ack, pending.outbox, pending.consumed_event
         finished = runtime.in_hand
         runtime.in_hand = consumed if consumed is not None and target is not None else None
         if lost and ack is None and outbox:
@@ -724,7 +736,7 @@ class StateMachineEngine:
             job_id=job.job_id if job else None,
             job_ack=ack,
             outbox=outbox,
-            realtime=realtime,
+            realtime=pending.realtime,
         )
         report = job is not None and ack is not None and job.job_id == runtime.adopted
 

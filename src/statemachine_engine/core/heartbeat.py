@@ -74,13 +74,7 @@ class LeaseKeeper:
         self._thread.join(timeout=max(wait, 0.0) + 0.2)
 
     def _period(self) -> float:
-        runtime = self.runtime
-        held = runtime.job
-        if held is not None:
-            return runtime.heartbeat_for(held.job_type)
-        # A job of any configured type may be claimed during this wait.
-        types = (None, *runtime.definition.job_options)
-        return min(runtime.heartbeat_for(job_type) for job_type in types)
+        return self.runtime.policy.renewal_period(self.runtime.job)
 
     def _run(self) -> None:
         due = time.monotonic()
@@ -111,7 +105,7 @@ class LeaseKeeper:
                 self._store = self._open_store()
                 if self._give_up_at is not None:
                     self._store.give_up_waiting(self._give_up_at)
-            lease = runtime.lease_for(job.job_type)
+            lease = runtime.policy.lease_for(job.job_type)
             alive = self._store.heartbeat(job.job_id, runtime.owner, lease)
         except StateMachineError as exc:
             if not self._closed.is_set():

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import random
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from statemachine_engine.clock import Clock
-from statemachine_engine.config.model import JobOptions, MachineDefinition
+from statemachine_engine.config.model import MachineDefinition
 from statemachine_engine.core.groupcommit import GroupCommit
+from statemachine_engine.core.interpolate import resolve
+from statemachine_engine.core.jobpolicy import JobPolicy
+from statemachine_engine.core.pendingstep import PendingStep
 from statemachine_engine.core.storable import check_storable, clipped
 from statemachine_engine.database.liveness import owner_pid, process_alive, this_host
 from statemachine_engine.database.records import (
@@ -27,7 +29,7 @@ from statemachine_engine.database.records import (
     OutgoingEvent,
 )
 from statemachine_engine.database.store import Store
-from statemachine_engine.errors import ActionError, StateMachineError, StopTimeout
+from statemachine_engine.errors import ActionError, PlaceholderError, StateMachineError, StopTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -62,11 +64,6 @@ class HandedJob:
     attempts: int
 
 
-Pending = tuple[
-    JobAck | None, list[OutgoingEvent], MachineEvent | None, list[tuple[str, dict[str, Any]]]
-]
-
-
 @dataclass
 class Runtime:
     """Per-machine services and the bookkeeping of the step in progress.
@@ -82,25 +79,22 @@ class Runtime:
     owner: str
     db_url: str
     config_path: Path
+    #: Lease, heartbeat and retry rules for the jobs this machine holds.
+    policy: JobPolicy
+    #: The engine's group commit: a claim commits the steps staged so far with it.
+    commits: GroupCommit
     actions_dirs: tuple[Path, ...] = ()
-    lease_seconds: float = 30.0
-    backoff_base: float = 1.0
-    heartbeat_seconds: float | None = None
-    jitter: float = 0.0
-    rng: random.Random = field(default_factory=random.Random)
     job: Job | None = None
     job_state: str | None = None
     job_by_id: bool = False
-    job_ack: JobAck | None = None
     lease_lost: bool = False
     #: When the held job's lease was last claimed or renewed (clock time; set by any thread).
     lease_renewed_at: float = 0.0
-    outbox: list[OutgoingEvent] = field(default_factory=list)
-    consumed_event: MachineEvent | None = None
+    #: What the actions of the step in progress recorded (see take_pending).
+    pending: PendingStep = field(default_factory=PendingStep)
     #: The event whose handling is in progress: its consuming step was staged, and the
     #: machine's next step ends the handling (DESIGN §13.5).
     in_hand: MachineEvent | None = None
-    realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     safety_interval: float = 5.0
     #: Counts claimed jobs and taken events: outside input, which the loop guard resets on.
     progress: int = 0
@@ -116,10 +110,6 @@ class Runtime:
     bash_stub: Callable[[str, Any], CommandResult | None] | None = None
     #: Called with the time a job failed here becomes claimable again (the engine looks then).
     retry_due: Callable[[float], None] = _never
-    commits: GroupCommit = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.commits = GroupCommit(self.store)
 
     def claim_job(
         self,
@@ -131,7 +121,7 @@ class Runtime:
     ) -> Job | None:
         """Claim the next runnable job of `job_type` (or the job `job_id`) under a lease of
         this machine; the steps staged so far commit in the same transaction."""
-        lease = self.lease_for(job_type) if lease_seconds is None else lease_seconds
+        lease = self.policy.lease_for(job_type) if lease_seconds is None else lease_seconds
         return self.commits.claim(Claim(job_type, self.owner, lease, machine_type, job_id))
 
     def hold_job(
@@ -143,7 +133,7 @@ class Runtime:
         self.job = job
         self.job_state = state
         self.job_by_id = by_id
-        self.job_ack = None
+        self.pending.job_ack = None
         self.lease_lost = False
         self.lease_renewed_at = self.clock.now()
         context["current_job"] = job.as_context()
@@ -165,13 +155,13 @@ class Runtime:
         if self.job is None:
             return False
         check_storable(result, f"result of job {self.job.job_id}")
-        self.job_ack = JobAck(self.job.job_id, self.owner, "completed", result=result)
+        self.pending.job_ack = JobAck(self.job.job_id, self.owner, "completed", result=result)
         return True
 
     def complete_on_return(self, target: str, context: dict[str, Any]) -> None:
         """A transition back to the state that claimed the job completes it, unless the
         step already decided (an error failed it, or an action acknowledged it)."""
-        if self.job is None or self.job_ack is not None or self.job_by_id:
+        if self.job is None or self.pending.job_ack is not None or self.job_by_id:
             return
         if target == self.job_state:
             try:
@@ -185,49 +175,12 @@ class Runtime:
         `backoff * 2**(attempts-1)` seconds (± jitter) until its attempts run out."""
         if self.job is None:
             return False
-        delay = self._retry_delay_for(self.job) if retry else None
+        delay = self.policy.retry_delay_for(self.job) if retry else None
         error = clipped(error)
-        self.job_ack = JobAck(self.job.job_id, self.owner, "failed", error=error, retry_delay=delay)
+        self.pending.job_ack = JobAck(
+            self.job.job_id, self.owner, "failed", error=error, retry_delay=delay
+        )
         return True
-
-    def job_options(self, job_type: str | None) -> JobOptions:
-        """The machine's `options.jobs` settings for `job_type` (empty when none)."""
-        found = self.definition.job_options.get(job_type) if job_type is not None else None
-        return found or JobOptions()
-
-    def lease_for(self, job_type: str | None) -> float:
-        """Lease length for a job of `job_type`."""
-        lease = self.job_options(job_type).lease
-        return self.lease_seconds if lease is None else lease
-
-    def heartbeat_for(self, job_type: str | None) -> float:
-        """How often the lease of a held job of `job_type` is renewed (a third of the lease
-        unless configured)."""
-        options = self.job_options(job_type)
-        if options.heartbeat is not None:
-            return max(options.heartbeat, 0.05)
-        if options.lease is None and self.heartbeat_seconds is not None:
-            return max(self.heartbeat_seconds, 0.05)
-        return max(self.lease_for(job_type) / 3, 0.05)
-
-    def retry_delay(self, attempts: int, job_type: str | None = None) -> float:
-        """Backoff before the next attempt after `attempts` failed ones: `backoff *
-        2**(attempts-1)`, spread by a random factor in [1 - jitter, 1 + jitter]."""
-        options = self.job_options(job_type)
-        base = self.backoff_base if options.backoff is None else options.backoff
-        jitter = self.jitter if options.jitter is None else options.jitter
-        delay = base * 2.0 ** max(attempts - 1, 0)
-        if jitter > 0:
-            delay *= self.rng.uniform(1.0 - jitter, 1.0 + jitter)
-        return delay
-
-    def _retry_delay_for(self, job: Job) -> float | None:
-        """The backoff of `job`'s next attempt; None when `options.jobs.<type>.max_attempts`
-        says this was its last one (the job's own `max_attempts` is applied by the store)."""
-        cap = self.job_options(job.job_type).max_attempts
-        if cap is not None and job.attempts >= cap:
-            return None
-        return self.retry_delay(job.attempts, job.job_type)
 
     def hand_over(self, machine: str, pid: int, context: dict[str, Any]) -> Job:
         """Move the held job's lease to the machine process `pid` just started as `machine`
@@ -236,7 +189,9 @@ class Runtime:
         job = self.job
         assert job is not None
         to = owner_of(machine, pid)
-        if not self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type), to=to):
+        if not self.store.heartbeat(
+            job.job_id, self.owner, self.policy.lease_for(job.job_type), to=to
+        ):
             raise ActionError(f"start_fsm: lost the lease on job {job.job_id!r} before handing it")
         self.handed[job.job_id] = HandedJob(job.job_id, to, machine, job.attempts)
         self.drop_job(context)
@@ -260,7 +215,7 @@ class Runtime:
         queue with backoff, or failed for good."""
         owner = job.lease_owner or ""
         error = f"{why} while holding the job"
-        delay = self._retry_delay_for(job)
+        delay = self.policy.retry_delay_for(job)
         status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
         if status == "pending" and delay is not None:
             self.retry_due(self.clock.now() + delay)
@@ -311,7 +266,7 @@ class Runtime:
             )
             return False
         # The lease was set by the machine that handed it over: renew it on our own terms.
-        self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
+        self.store.heartbeat(job.job_id, self.owner, self.policy.lease_for(job.job_type))
         self.hold_job(job, None, context, by_id=True)
         logger.info("[%s] holding job %s handed over at start", self.machine_name, job_id)
         return True
@@ -352,7 +307,7 @@ class Runtime:
                 if process_alive(pid, start, host) is not False:
                     continue
             error = f"worker {owner} died while running the job"
-            delay = self._retry_delay_for(job)
+            delay = self.policy.retry_delay_for(job)
             status = self.store.fail_job(job.job_id, owner, error, retry_delay=delay)
             logger.warning("[%s] %s: job %s is %s", self.machine_name, error, job.job_id, status)
 
@@ -395,18 +350,15 @@ class Runtime:
         """Queue an event for another machine; written in the same transaction as the step.
         Raises ActionError for a payload that cannot be stored (over 1 MiB, not JSON)."""
         check_storable(payload, f"payload of event {event_type!r} for {target!r}")
-        self.outbox.append(OutgoingEvent(target, event_type, payload, job_id))
+        self.pending.outbox.append(OutgoingEvent(target, event_type, payload, job_id))
 
     def consume(self, event: MachineEvent, context: dict[str, Any]) -> None:
         """Take `event` as the event being handled; marked processed when the step commits."""
-        self.consumed_event = event
+        self.pending.consumed_event = event
         self.progress += 1
         context["event_data"] = event.as_context()
         spec = self.definition.events.get(event.event_type)
         if spec is not None and spec.context_map:
-            from statemachine_engine.core.interpolate import resolve
-            from statemachine_engine.errors import PlaceholderError
-
             for key, path in spec.context_map.items():
                 try:
                     context[key] = resolve(path, context)
@@ -421,23 +373,22 @@ class Runtime:
 
     def unhandled(self, event: MachineEvent, state: str) -> None:
         """Record `event` as having no transition from `state` when the step commits."""
-        self.consumed_event = event
+        self.pending.consumed_event = event
         detail = {"machine_name": self.machine_name, "state": state, "event": event.event_type}
-        self.realtime.append(("unhandled_event", {**detail, "event_id": event.id}))
+        self.pending.realtime.append(("unhandled_event", {**detail, "event_id": event.id}))
 
     def activity(self, message: str, level: str = "info") -> None:
         """A line for the UI's activity feed, committed with the step."""
-        self.realtime.append(
+        self.pending.realtime.append(
             (
                 "activity",
                 {"machine_name": self.machine_name, "message": clipped(message), "level": level},
             )
         )
 
-    def take_pending(self) -> Pending:
+    def take_pending(self) -> PendingStep:
         """Hand the step's intentions to the engine and start a fresh step."""
-        pending = (self.job_ack, self.outbox, self.consumed_event, self.realtime)
-        self.job_ack, self.outbox, self.consumed_event, self.realtime = None, [], None, []
+        pending, self.pending = self.pending, PendingStep()
         return pending
 
     def confirm_lease(self) -> bool:
@@ -448,7 +399,7 @@ class Runtime:
         job = self.job
         if job is None or self.lease_lost:
             return not self.lease_lost
-        lease = self.lease_for(job.job_type)
+        lease = self.policy.lease_for(job.job_type)
         now = self.clock.now()
         if now - self.lease_renewed_at < lease:
             return True
@@ -468,19 +419,15 @@ class Runtime:
         fenced) and call `on_lost`. A task on the loop, used only with an injected clock or an
         in-memory database; otherwise core.heartbeat.LeaseKeeper renews from its own thread."""
         while True:
-            held = self.job
-            if held is not None:
-                period = self.heartbeat_for(held.job_type)
-            else:  # a job of any configured type may be claimed during this sleep
-                types = (None, *self.definition.job_options)
-                period = min(self.heartbeat_for(job_type) for job_type in types)
-            await self.clock.sleep(period)
+            await self.clock.sleep(self.policy.renewal_period(self.job))
             job = self.job
             if job is None or self.lease_lost:
                 continue
             renewing = self.clock.now()
             try:
-                alive = self.store.heartbeat(job.job_id, self.owner, self.lease_for(job.job_type))
+                alive = self.store.heartbeat(
+                    job.job_id, self.owner, self.policy.lease_for(job.job_type)
+                )
             except StateMachineError as exc:
                 logger.warning("[%s] heartbeat failed: %s", self.machine_name, exc)
                 continue

@@ -30,9 +30,6 @@ class Parking:
         self._rung = True
         _resolve(self._wake)
 
-    def rung(self) -> bool:
-        return self._rung
-
     @property
     def settled(self) -> bool:
         """Parked, and nothing (doorbell, timer, clock move) has woken it since."""

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from statemachine_engine.clock import Clock
+from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.database.store import Store
 from statemachine_engine.errors import StoreError
 
@@ -42,6 +43,7 @@ def open_store(
     SQLite file is a StoreError ("no database at ...") and nothing is created."""
     url = url or default_url()
     if url.startswith(("postgresql://", "postgres://")):
+        # Imported here: psycopg stays off the start-up path of SQLite users.
         from statemachine_engine.database.postgres import PostgresStore
 
         return PostgresStore(url, schema_dirs=schema_dirs, clock=clock)
@@ -50,8 +52,6 @@ def open_store(
         raise StoreError(
             f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db or postgresql://..."
         )
-    from statemachine_engine.database.sqlite import SQLiteStore
-
     return SQLiteStore(
         sqlite_path(url), schema_dirs=schema_dirs, clock=clock, url=url, create=create
     )

@@ -22,6 +22,7 @@ from statemachine_engine.monitoring.db import Db
 from statemachine_engine.monitoring.definitions import definition_view
 from statemachine_engine.monitoring.stream import Hub, machine_view
 from statemachine_engine.names import name_problem
+from statemachine_engine.transport import ring
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api")
@@ -221,8 +222,6 @@ async def cancel_job(request: Request, job_id: str) -> dict[str, Any]:
 
 @router.post("/machines/{name}/events", status_code=201, summary="Send an event to a machine")
 async def send_event(request: Request, name: str, body: NewEvent) -> dict[str, Any]:
-    from statemachine_engine.transport import ring
-
     def write(store: Store) -> Any:
         if store.get_machine(name) is None:
             return None

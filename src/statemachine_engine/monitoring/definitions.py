@@ -15,6 +15,7 @@ from typing import Any
 from statemachine_engine.actions.params import Declaration
 from statemachine_engine.config.loader import parse_definition
 from statemachine_engine.config.model import WILDCARD, MachineDefinition, Transition
+from statemachine_engine.tools.diagram import mermaid
 
 
 class _AnyName(frozenset[str]):
@@ -109,10 +110,8 @@ def mermaid_text(definition: MachineDefinition, ids: dict[str, str]) -> str:
     one here with the same arrow order: Mermaid numbers arrows `edge1..` in that order after
     the `[*]` arrow, which is how the page finds the last transition's arrow."""
     try:
-        from statemachine_engine.tools.diagram import mermaid
-
         return mermaid(definition, ids)
-    except (ImportError, TypeError):
+    except TypeError:
         pass
     lines = ["stateDiagram-v2"]
     for state in definition.states:

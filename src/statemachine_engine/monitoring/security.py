@@ -93,12 +93,6 @@ def is_loopback_name(host: str) -> bool:
     return address.is_loopback and str(address) == host
 
 
-def is_loopback(host: str) -> bool:
-    """True when a Host header (or bare host) names this machine's loopback interface."""
-    parsed = parse_host(host.strip())
-    return parsed is not None and is_loopback_name(parsed[0])
-
-
 @dataclass
 class Guard:
     """Settings the guard enforces; `token` None means no token is required (loopback only)."""

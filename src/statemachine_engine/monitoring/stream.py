@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from statemachine_engine.cli.common import process_alive
 from statemachine_engine.database import Store
+from statemachine_engine.database.liveness import process_alive
 from statemachine_engine.database.records import MachineStatus, RealtimeEvent
 from statemachine_engine.errors import StateMachineError
 from statemachine_engine.monitoring.db import Db
-from statemachine_engine.transport import UI_DOORBELL
+from statemachine_engine.transport import UI_DOORBELL, Doorbell
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ CLIENT_QUEUE = 256
 def machine_view(m: MachineStatus) -> dict[str, Any]:
     """A machine row for the page: where it is, since when, and whether its process lives."""
     out = m.to_dict()
-    out["alive"] = process_alive(m.pid, m.hostname) if m.status == "running" else False
+    out["alive"] = process_alive(m.pid, hostname=m.hostname) if m.status == "running" else False
     return out
 
 
@@ -113,8 +113,6 @@ class Hub:
         self.history.extend(event_view(r) for r in rows)
         self.last_id = rows[-1].id if rows else last
         if self.doorbell_name:
-            from statemachine_engine.transport import Doorbell
-
             bell = Doorbell(self.doorbell_name, lambda _msg: self.wake())
             try:
                 await bell.start()

@@ -11,9 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from statemachine_engine.config import load_definition
 from statemachine_engine.config.model import WILDCARD, ActionSpec, MachineDefinition, Transition
 from statemachine_engine.config.placeholder_syntax import parse_key, tokens
-from statemachine_engine.core.loader import ActionLoader
+from statemachine_engine.core.loader import ActionLoader, default_actions_dirs
 from statemachine_engine.core.transitions import decide
 from statemachine_engine.testing.harness import MachineHarness
 
@@ -384,9 +385,6 @@ def _check(
 async def coverage(config: Path, *, tmp_path: Path, actions_dirs: Sequence[Path] = ()) -> Report:
     """Generated coverage of the machine in `config`: every transition, each played in a
     fresh harness (databases under `tmp_path`)."""
-    from statemachine_engine.config import load_definition
-    from statemachine_engine.core.loader import default_actions_dirs
-
     loader = ActionLoader(list(actions_dirs) or default_actions_dirs([], config))
     definition = load_definition(config, loader)
     found, why = Planner(definition, loader).paths()

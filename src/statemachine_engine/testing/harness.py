@@ -23,6 +23,7 @@ from statemachine_engine.core.runtime import CommandResult, owner_of
 from statemachine_engine.database.records import Job, MachineEvent
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.errors import ActionError
+from statemachine_engine.tools.system import load_system
 
 #: How long a harness lets a parked machine sit before its own safety re-check: never, in
 #: practice (the harness wakes machines itself).
@@ -128,8 +129,6 @@ class MachineHarness:
     @classmethod
     def system(cls, path: PathLike, **options: Any) -> MachineHarness:
         """Every machine (and instance) of a system file, in one harness."""
-        from statemachine_engine.tools.system import load_system
-
         spec = load_system(path)
         machines = [
             (entry.config, name, entry.initial_context)
@@ -350,7 +349,7 @@ class MachineHarness:
         return self.transitions_of(self.name)
 
     def transitions_of(self, name: str) -> list[tuple[str | None, str, str | None]]:
-        self.engine(name).commits.flush()
+        self.engine(name).make_visible()
         rows = reversed(self._store.history(machine=name, limit=100_000))
         return [(row.from_state, row.to_state, row.event) for row in rows]
 

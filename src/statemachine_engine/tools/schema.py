@@ -17,6 +17,7 @@ from typing import Any
 from statemachine_engine.actions.builtin import BUILTINS
 from statemachine_engine.actions.params import COMMON_KEYS, Declaration
 from statemachine_engine.config.loader import TOP_LEVEL_KEYS
+from statemachine_engine.core.loader import ActionLoader
 
 SCHEMA_ID = "https://statemachine-engine.invalid/schema/machine.json"
 _NAME = {"type": "string", "minLength": 1}
@@ -38,8 +39,6 @@ _KINDS: dict[str, dict[str, Any]] = {
 
 
 def _declared(name: str) -> Declaration:
-    from statemachine_engine.core.loader import ActionLoader
-
     return ActionLoader(entry_points=()).resolve(name).declared()
 
 

@@ -20,6 +20,7 @@ from statemachine_engine.config.model import Position
 from statemachine_engine.config.problems import did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, plain, read_yaml
 from statemachine_engine.errors import ConfigError, StateMachineError
+from statemachine_engine.transport.runtime_dir import validate_machine_name
 
 SYSTEM_KEYS = ("name", "description", "db", "ui", "workdir", "restart", "stop_timeout", "machines")
 MACHINE_KEYS = ("config", "name", "instances", "env", "initial_context", "actions_dir", "args")
@@ -184,8 +185,6 @@ def _machine(item: Any, where: Position, base: Path) -> MachineEntry:
     if not config_path.is_file():
         raise _error(item.where("config"), f"machine config '{config}' not found")
     name = _string(item, "name") or _default_name(config_path)
-    from statemachine_engine.transport.runtime_dir import validate_machine_name
-
     try:
         validate_machine_name(name)
     except StateMachineError as exc:

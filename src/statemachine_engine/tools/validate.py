@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from statemachine_engine.config.loader import collect_errors
+from statemachine_engine.core.loader import ActionLoader, default_actions_dirs
 from statemachine_engine.errors import ConfigError
 from statemachine_engine.tools.lint import ERROR, INFO, Finding, Machine, from_config_error, lint
 from statemachine_engine.tools.system import is_system_file, load_system
@@ -58,15 +59,11 @@ class Report:
 
 
 def _default_actions_dirs(given: Sequence[str | Path], config: Path) -> list[Path]:
-    from statemachine_engine.core.loader import default_actions_dirs
-
     return default_actions_dirs([str(d) for d in given], config)
 
 
 def validate(paths: Sequence[Path], *, actions_dirs: Sequence[str | Path] = ()) -> Report:
     """Check `paths` together: several configs (or a system file) form one complete set."""
-    from statemachine_engine.core.loader import ActionLoader
-
     findings: list[Finding] = []
     machines: list[Machine] = []
     system = len(paths) > 1

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Failure, Param
+from statemachine_engine.core.interpolate import MAX_ARG_BYTES, render_shell, to_text
 from statemachine_engine.core.runtime import CommandResult
 from statemachine_engine.errors import ActionError
 
@@ -68,8 +69,6 @@ def _kill_group(pid: int) -> None:
 
 
 def _check_env(name: str, value: str) -> None:
-    from statemachine_engine.core.interpolate import MAX_ARG_BYTES
-
     if "\x00" in value:
         raise ActionError(f"bash: environment variable {name} contains a NUL byte")
     size = len(name) + 1 + len(os.fsencode(value))
@@ -127,8 +126,6 @@ class BashAction(BaseAction):
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        from statemachine_engine.core.interpolate import render_shell
-
         template = self.get_config_value("command")
         if not isinstance(template, str) or not template.strip():
             raise ActionError("bash: parameter 'command' is required")
@@ -243,8 +240,6 @@ class BashAction(BaseAction):
         return timed_out, out.text(), err.text()
 
     def _stdin(self, context: dict[str, Any]) -> bytes | None:
-        from statemachine_engine.core.interpolate import to_text
-
         if "stdin" not in self.config:
             return None
         text = to_text(self.param("stdin", context))
@@ -268,8 +263,6 @@ class BashAction(BaseAction):
         return seconds
 
     def _cwd(self, context: dict[str, Any]) -> str | None:
-        from statemachine_engine.core.interpolate import to_text
-
         if self.config.get("cwd") is None:
             return None
         cwd = to_text(self.param("cwd", context))
@@ -278,8 +271,6 @@ class BashAction(BaseAction):
         return cwd
 
     def _environment(self, context: dict[str, Any]) -> dict[str, str]:
-        from statemachine_engine.core.interpolate import to_text
-
         keep = {str(name) for name in self.config.get("pass_env") or ()}
         env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV or k in keep}
         extra = self.param("env", context, None) or {}

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 from statemachine_engine.errors import ActionError, StateMachineError
+from statemachine_engine.transport.runtime_dir import validate_machine_name
 
 
 class CheckEventsAction(BaseAction):
@@ -69,8 +70,6 @@ class SendEventAction(BaseAction):
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        from statemachine_engine.transport.runtime_dir import validate_machine_name
-
         target = self._either("target_machine", "target", context)
         event_type = self._either("event_type", "event", context)
         if not target or not event_type:

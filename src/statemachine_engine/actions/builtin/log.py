@@ -6,6 +6,7 @@ import logging
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
+from statemachine_engine.core.interpolate import render_text
 
 _LEVELS = {
     "debug": logging.DEBUG,
@@ -31,8 +32,6 @@ class LogAction(BaseAction):
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        from statemachine_engine.core.interpolate import render_text
-
         message = render_text(str(self.config.get("message", "")), context)
         level = str(self.config.get("level", "info")).lower()
         logging.getLogger("statemachine_engine.log").log(

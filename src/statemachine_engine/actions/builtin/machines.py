@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
 from statemachine_engine.errors import ActionError, StateMachineError
+from statemachine_engine.transport.runtime_dir import validate_machine_name
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +146,6 @@ class StartFsmAction(BaseAction):
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        from statemachine_engine.transport.runtime_dir import validate_machine_name
-
         runtime = self.runtime
         key = "yaml_path" if "yaml_path" in self.config else "config"
         config = self.param(key, context, None)

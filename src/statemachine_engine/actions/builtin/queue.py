@@ -86,7 +86,7 @@ class ClaimJobAction(_ClaimAction):
                 f"claim_job: already holding job {runtime.job.job_id!r}; "
                 "complete, fail or hand it over (start_fsm) before claiming another"
             )
-        job = runtime.claim_job(None, lease_seconds=runtime.lease_seconds, job_id=job_id)
+        job = runtime.claim_job(None, lease_seconds=runtime.policy.lease_seconds, job_id=job_id)
         if job is None:
             return self.event("already_claimed", "already_claimed")
         return self._took(job, context, by_id=True)

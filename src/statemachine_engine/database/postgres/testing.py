@@ -6,6 +6,7 @@ error, never a reason to skip.
 
 from __future__ import annotations
 
+import os
 import uuid
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -20,8 +21,6 @@ DEFAULT_TEST_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
 def server_url() -> str:
     """The PostgreSQL server tests run against."""
-    import os
-
     return os.environ.get(ENV_VAR) or DEFAULT_TEST_URL
 
 
