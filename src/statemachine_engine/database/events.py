@@ -116,14 +116,14 @@ class EventBox:
         args = {"now": self.clock.now(), "target": target}
 
         def work(tx: Tx) -> int:
-            tx.query("events_clear", args)
+            tx.run("events_clear", args)
             return tx.changes()
 
         return self.conn.write(work)
 
     def _changed_one(self, statement: str, args: dict[str, Any]) -> bool:
         def work(tx: Tx) -> bool:
-            tx.query(statement, args)
+            tx.run(statement, args)
             return tx.changes() == 1
 
         return self.conn.write(work)

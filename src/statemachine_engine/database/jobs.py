@@ -34,7 +34,7 @@ _CLAIM_ORDER = ("priority", "run_after", "created_at", "seq")
 
 def complete_held(tx: Tx, job_id: str, owner: str, result: Any, now: float) -> bool:
     """Complete a job owner holds, inside the caller's transaction; False when fenced."""
-    tx.query(
+    tx.run(
         "job_complete",
         {
             "now": now,
@@ -57,7 +57,7 @@ def fail_held(
     if row is None:
         return None
     status, errors, run_after, completed_at = failed_attempt(row, job_id, error, retry_delay, now)
-    tx.query(
+    tx.run(
         "job_end_attempt",
         {
             "status": status,
@@ -231,7 +231,7 @@ class JobQueue:
         }
 
         def work(tx: Tx) -> bool:
-            tx.query("job_heartbeat", args)
+            tx.run("job_heartbeat", args)
             return tx.changes() == 1
 
         return self.conn.write(work)

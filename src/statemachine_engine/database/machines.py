@@ -36,7 +36,7 @@ class MachineLog:
         pid_start: int | None = None,
     ) -> MachineStatus:
         def work(tx: Tx) -> Row:
-            tx.query("machine_lock", {"name": name})
+            tx.run("machine_lock", {"name": name})
             current = tx.query_one("machine_get", {"name": name})
             refusal = registration_refusal(current, name, pid, hostname)
             if refusal is not None:
@@ -49,7 +49,7 @@ class MachineLog:
                 "text": definition_text,
                 "created_at": at,
             }
-            tx.query("definition_insert", definition)
+            tx.run("definition_insert", definition)
             row = tx.query_one(
                 "machine_register",
                 {
@@ -83,7 +83,7 @@ class MachineLog:
             return  # the row belongs to the machine that runs: never mark it stopped
 
         def work(tx: Tx) -> None:
-            tx.query("machine_stop", {"status": status, "at": at, "name": name})
+            tx.run("machine_stop", {"status": status, "at": at, "name": name})
             notice = {"machine_name": name, "status": status}
             insert_realtime(tx, name, "machine_stopped", notice, at)
 

@@ -16,7 +16,7 @@ class Retention:
         def work(tx: Tx) -> dict[str, int]:
             deleted: dict[str, int] = {}
             for table in PRUNED_TABLES:
-                tx.query(f"prune_{table}", {"before": before})
+                tx.run(f"prune_{table}", {"before": before})
                 deleted[table] = tx.changes()
             return deleted
 

@@ -47,10 +47,10 @@ def _commit_step(tx: Tx, step: Step) -> bool:
         for out in step.outbox:
             insert_event(tx, out, step.machine_name, step.at)
     if step.finished_event_id is not None:
-        tx.query("event_finish", {"at": step.at, "id": step.finished_event_id})
+        tx.run("event_finish", {"at": step.at, "id": step.finished_event_id})
     if step.consumed_event_id is not None:
         args = {"status": step.consumed_event_status, "at": step.at, "id": step.consumed_event_id}
-        tx.query("event_consume", args)
+        tx.run("event_consume", args)
     if step.to_state is not None:
         _record_transition(tx, step)
     for kind, payload in step.realtime:
@@ -78,7 +78,7 @@ def _record_transition(tx: Tx, step: Step) -> None:
         "event": step.event,
         "at": step.at,
     }
-    tx.query(
+    tx.run(
         "machine_move",
         {
             **moved,
@@ -86,7 +86,7 @@ def _record_transition(tx: Tx, step: Step) -> None:
             "changed": step.from_state != step.to_state,
         },
     )
-    tx.query(
+    tx.run(
         "transition_insert", {**moved, "job_id": step.job_id, "event_id": step.consumed_event_id}
     )
     notice = {

@@ -30,7 +30,7 @@ def insert_realtime(
         "payload": encode(payload, what=f"realtime {kind!r} payload"),
         "created_at": now,
     }
-    tx.query("realtime_insert", row)
+    tx.run("realtime_insert", row)
     if announce:
         tx.stream_changed()
 
@@ -41,7 +41,7 @@ def insert_realtime_many(
     """Add one stream row per payload, in order, with one statement."""
     texts = [encode(p, what=f"realtime {kind!r} payload") for p in payloads]
     args = {"machine": machine, "kind": kind, "payloads": json.dumps(texts), "created_at": now}
-    tx.query("realtime_insert_many", args)
+    tx.run("realtime_insert_many", args)
     tx.stream_changed()
 
 

@@ -26,12 +26,17 @@ class Tx(Protocol):
         """Run the named statement; its rows (none for a statement without RETURNING)."""
         ...
 
+    def run(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> None:
+        """Run the named statement without waiting for its result (PostgreSQL sends it with
+        the next statement whose result is read: one round trip for several statements)."""
+        ...
+
     def query_one(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> Row | None:
         """The first row of the named statement, or None."""
         ...
 
     def changes(self) -> int:
-        """Rows changed by the last statement."""
+        """Rows changed by the last statement (run or query)."""
         ...
 
     def wake_jobs(self, job_type: str) -> None:

@@ -4,6 +4,7 @@ migrations applied once under an advisory lock."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -218,11 +219,16 @@ class Tx:
     def __init__(self, cur: psycopg.Cursor[DictRow], channels: Channels) -> None:
         self.cur = cur
         self.channels = channels
+        #: Set while a write runs in pipeline mode: statements are sent without waiting for
+        #: their results until a result is read (query, changes) or the pipeline ends.
+        self.pipeline: psycopg.Pipeline | None = None
         self.notices: dict[tuple[str, str], None] = {}
         self.after_commit: dict[str, None] = {}
 
     def rows(self, query: Any, args: Sequence[Any] | Mapping[str, Any] | None = None) -> list[Any]:
         self.cur.execute(query, args)
+        if self.pipeline is not None:
+            self.pipeline.sync()  # this result, and those of the statements queued before it
         return self.cur.fetchall() if self.cur.description is not None else []
 
     def one(self, query: Any, args: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
@@ -233,11 +239,18 @@ class Tx:
         text = QUERIES[name]
         return self.rows(text, args) if text else []
 
+    def run(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> None:
+        text = QUERIES[name]
+        if text:
+            self.cur.execute(text, args)
+
     def query_one(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> dict[str, Any] | None:
         found = self.query(name, args)
         return found[0] if found else None
 
     def changes(self) -> int:
+        if self.pipeline is not None:
+            self.pipeline.sync()  # the row count arrives with the statement's result
         return int(self.cur.rowcount)
 
     def wake_jobs(self, job_type: str) -> None:
@@ -352,7 +365,7 @@ class Connection:
         self._measure(fresh)
         return fresh
 
-    def _run(self, work: Callable[[Tx], T], *, write: bool) -> T:
+    def _run(self, work: Callable[[Tx], T], *, write: bool, pipelined: bool = True) -> T:
         with self._lock:
             started = time.monotonic()
             deadline = started + self.target.reconnect_timeout
@@ -372,18 +385,25 @@ class Connection:
                             cur.execute("BEGIN; SELECT txid_current() AS xid")
                             cur.nextset()
                             xid = cur.fetchone()["xid"]  # type: ignore[index]
+                            # Pipeline mode: statements whose result the work does not read
+                            # go out together with the next one it reads, COMMIT included.
                             try:
-                                result = work(tx)
-                                tx.send_notices()
+                                with contextlib.ExitStack() as stack:
+                                    if pipelined:
+                                        tx.pipeline = stack.enter_context(conn.pipeline())
+                                    result = work(tx)
+                                    tx.send_notices()
+                                    committing = True
+                                    cur.execute("COMMIT")
                             except BaseException:
+                                tx.pipeline = None
                                 if not conn.broken:
                                     try:
-                                        cur.execute("ROLLBACK")
+                                        cur.execute("ROLLBACK")  # a no-op if COMMIT ended it
                                     except psycopg.Error:
                                         conn.close()
                                 raise
-                            committing = True
-                            cur.execute("COMMIT")
+                            tx.pipeline = None
                             committing = False
                             tx.send_after_commit()
                     self._log_reconnected()
@@ -492,4 +512,4 @@ class Connection:
             return not all(m.key in applied for m in migrations)
 
         if self.read(pending):
-            self.write(apply)
+            self._run(apply, write=True, pipelined=False)  # scripts: several statements each

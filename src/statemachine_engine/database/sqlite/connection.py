@@ -300,6 +300,9 @@ class Tx:
         text = QUERIES[name]
         return self.conn.rows(text, dict(args)) if text else []
 
+    def run(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> None:
+        self.query(name, args)
+
     def query_one(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> dict[str, Any] | None:
         found = self.query(name, args)
         return found[0] if found else None
