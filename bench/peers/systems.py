@@ -207,12 +207,16 @@ def ours_ready(system: System, store: Any, count: int) -> None:
 
 
 def our_bulk(store: Any, count: int, batch: int) -> float | None:
-    """`Store.add_jobs(iterable)` when this checkout has it, else None (printed as "-")."""
+    """`Store.add_jobs(iterable of NewJob)` in batches when this checkout has it, else None
+    (printed as "-")."""
     if not hasattr(store, "add_jobs"):
         return None
+    from statemachine_engine import database
+
+    new_job = database.NewJob  # type: ignore[attr-defined]
     started = time.perf_counter()
     for first in range(0, count, batch):
-        store.add_jobs("bench" for _ in range(min(batch, count - first)))
+        store.add_jobs(new_job("bench") for _ in range(min(batch, count - first)))
     return count / (time.perf_counter() - started)
 
 
