@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench clean chromium pg site docs cli-docs
+.PHONY: install demo test lint typecheck unit bench bench-peers clean chromium pg site docs cli-docs
 
 UI_DIR := src/statemachine_engine/monitoring
 MERMAID := $(UI_DIR)/static/vendor/mermaid.min.js
@@ -70,8 +70,13 @@ docs: cli-docs
 
 test: lint typecheck site unit
 
-bench: install
+# Benchmarks, never part of `make test`. The peers (pgqueuer, procrastinate, huey) are
+# installed by the bench itself, each into its own bench/.venv-<peer>.
+bench: install pg
 	$(PY) bench/run.py
+
+bench-peers: install pg
+	$(PY) bench/run.py --only peers
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .coverage* data

@@ -4,10 +4,12 @@ Run by `make bench` (never by `make test`). It creates or reuses bench/.venv-rel
 the released package from PyPI, measures the physical limits of this machine, then runs every
 scenario against both engines, alternating (ours, released, released, ours, ...), and prints
 one table: our median, the released median, the ratio, the physical limit and how close we
-are to it. Results go to bench/results/<timestamp>.json and bench/results/latest.json.
+are to it. The `peers` scenario (bench/peers/) measures our queue against pgqueuer,
+procrastinate and huey, each in its own bench/.venv-<peer>, and prints its own tables.
+Results go to bench/results/<timestamp>.json and bench/results/latest.json.
 docs/performance.md explains the method.
 
-    python bench/run.py [--quick] [--rounds N] [--only SCENARIO,...] [--engines ours,released]
+    python bench/run.py [--quick] [--rounds N] [--only SCENARIO,...] [--engines ours,released,...]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import limits
+import peers.scenario
 import scenarios
 from engines import RELEASED_VERSION, Engine, Ours, Released
 from procstat import loadavg
@@ -79,7 +82,17 @@ for _n in (50, 200):
         Metric(f"fleet{_n}_start_s", f"{_n} machines: start all", "s", False, f"fleet{_n}"),
     ]
 
-SCENARIOS = ["throughput_log", "throughput_bash", "pickup", "event", "idle", "fleet50", "fleet200"]
+SCENARIOS = [
+    "throughput_log",
+    "throughput_bash",
+    "pickup",
+    "event",
+    "idle",
+    "fleet50",
+    "fleet200",
+    "peers",
+]
+ENGINES = ["ours", "released", *peers.scenario.PEER_NAMES, "raw"]
 
 # Counts per engine: the released package ticks every 50 ms (500 ms when idle), so it gets
 # fewer jobs and samples to keep the whole run under 10 minutes. (quick, full)
@@ -267,25 +280,36 @@ def main() -> int:
         "--rounds", type=int, default=None, help="rounds per engine (default 3, quick 1)"
     )
     parser.add_argument("--only", default="", help=f"comma-separated scenarios of {SCENARIOS}")
-    parser.add_argument("--engines", default="ours,released", help="ours,released")
+    parser.add_argument(
+        "--engines",
+        default=",".join(ENGINES),
+        help=f"comma-separated of {ENGINES} (raw: the PostgreSQL loop of the peers scenario)",
+    )
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
     chosen = [s for s in SCENARIOS if not args.only or s in args.only.split(",")]
-    engines = [e for e in ("ours", "released") if e in args.engines.split(",")]
+    wanted = args.engines.split(",")
+    engines = [e for e in ("ours", "released") if e in wanted]
+    classic = [s for s in chosen if s != "peers"]
 
     t_begin = time.perf_counter()
     runtime_dir = tempfile.mkdtemp(prefix="smbr", dir="/tmp")
     atexit.register(shutil.rmtree, runtime_dir, ignore_errors=True)
     os.environ["STATEMACHINE_RUNTIME_DIR"] = runtime_dir
-    rel_bin = released_bin() if "released" in engines else None
+    rel_bin = released_bin() if "released" in engines and classic else None
     load_before = loadavg()
+
+    peer_engines = [e for e in ENGINES if e in wanted]
+    if not classic:
+        peers_report = peers.scenario.run(args.quick, rounds, peer_engines)
+        return finish_peers_only(args.quick, rounds, wanted, peers_report, load_before, t_begin)
 
     print("measuring physical limits ...", flush=True)
     lim_before = limits.measure(args.quick)
 
     samples: dict[str, dict[str, list[float]]] = {}
     errors: dict[str, dict[str, list[str]]] = {}
-    for scenario in chosen:
+    for scenario in classic:
         t0 = time.perf_counter()
         # One round of the fleets (each is many machines and several fan-outs); past the
         # time budget, the remaining scenarios get one round so `make bench` stays < 10 min.
@@ -306,6 +330,10 @@ def main() -> int:
                 for key, value in res.items():
                     samples.setdefault(key, {}).setdefault(eng, []).append(float(value))
         print(f"  {scenario:<16} {time.perf_counter() - t0:6.1f} s", flush=True)
+
+    peers_report = None
+    if "peers" in chosen:
+        peers_report = peers.scenario.run(args.quick, rounds, peer_engines)
 
     print("measuring physical limits again ...", flush=True)
     lim_after = limits.measure(args.quick)
@@ -410,6 +438,7 @@ def main() -> int:
         "rounds": rounds,
         "scenarios": chosen,
         "engines": engines,
+        "peers": peers_report,
         "released_version": RELEASED_VERSION,
         "host": {
             "platform": platform.platform(),
@@ -433,7 +462,51 @@ def main() -> int:
     (RESULTS / f"{stamp}.json").write_text(text)
     (RESULTS / "latest.json").write_text(text)
     print(f"wrote {RESULTS / (stamp + '.json')}")
-    return 1 if any("ours" in e for e in errors.values()) else 0
+    return 1 if any("ours" in e for e in errors.values()) or peers_failed(peers_report) else 0
+
+
+def peers_failed(report: dict[str, Any] | None) -> bool:
+    return report is not None and any("/ours/" in k for k in report["errors"])
+
+
+def finish_peers_only(
+    quick: bool,
+    rounds: int,
+    engines: list[str],
+    report: dict[str, Any] | None,
+    load_before: tuple[float, float, float],
+    t_begin: float,
+) -> int:
+    """`--only peers`: the load average, then the JSON report (no limits, no main table)."""
+    elapsed = time.perf_counter() - t_begin
+    load_after = loadavg()
+    print(
+        f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}; "
+        f"took {elapsed:.0f} s"
+    )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    data = {
+        "timestamp": stamp,
+        "quick": quick,
+        "rounds": rounds,
+        "scenarios": ["peers"],
+        "engines": engines,
+        "host": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "loadavg_before": load_before,
+            "loadavg_after": load_after,
+        },
+        "peers": report,
+        "elapsed_s": elapsed,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    (RESULTS / f"{stamp}-peers.json").write_text(text)
+    (RESULTS / "peers_latest.json").write_text(text)
+    print(f"wrote {RESULTS / (stamp + '-peers.json')}")
+    return 1 if peers_failed(report) else 0
 
 
 if __name__ == "__main__":
