@@ -212,6 +212,11 @@ def pause(seconds: float, stopping: Callable[[], bool]) -> bool:
     return False
 
 
+def _xid(cur: psycopg.Cursor[DictRow]) -> int | None:
+    row = cur.fetchone()
+    return int(row["xid"]) if row else None
+
+
 class Tx:
     """The cursor a unit of work runs on: named statements, and the NOTIFYs to send just
     before COMMIT (delivered if and only if it commits) or just after it."""
@@ -381,18 +386,27 @@ class Connection:
                         if not write:
                             result = work(tx)
                         else:
-                            # One round trip; the second result set is the xid.
-                            cur.execute("BEGIN; SELECT txid_current() AS xid")
-                            cur.nextset()
-                            xid = cur.fetchone()["xid"]  # type: ignore[index]
                             # Pipeline mode: statements whose result the work does not read
                             # go out together with the next one it reads, COMMIT included.
+                            # The transaction id (needed if the connection is lost during
+                            # COMMIT) arrives with the work's first read, or is read just
+                            # before COMMIT is sent.
                             try:
                                 with contextlib.ExitStack() as stack:
+                                    ids: psycopg.Cursor[DictRow] | None = None
                                     if pipelined:
                                         tx.pipeline = stack.enter_context(conn.pipeline())
+                                        cur.execute("BEGIN")
+                                        ids = stack.enter_context(conn.cursor())
+                                        ids.execute("SELECT txid_current() AS xid")
+                                    else:
+                                        cur.execute("BEGIN; SELECT txid_current() AS xid")
+                                        cur.nextset()
+                                        xid = _xid(cur)
                                     result = work(tx)
                                     tx.send_notices()
+                                    if ids is not None:
+                                        xid = _xid(ids)
                                     committing = True
                                     cur.execute("COMMIT")
                             except BaseException:
