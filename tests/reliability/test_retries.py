@@ -22,8 +22,10 @@ FAILING = (
     "mkdir -p marks; date +%s.%N >> marks/{job_id}; echo 'boom {current_job.attempts}' >&2; exit 3"
 )
 
+LATE_UNDER_LOAD = 8.0
 
-@pytest.mark.timeout(30)
+
+@pytest.mark.timeout(60)
 def test_always_failing_job_backs_off_then_fails_with_history(
     procs: Any, db: SQLiteStore, workdir: Path, kit: Any
 ) -> None:
@@ -36,7 +38,7 @@ def test_always_failing_job_backs_off_then_fails_with_history(
         job = db.get_job("always")
         return job is not None and job.status == "failed"
 
-    kit.wait_until(failed, 15, "the job failed for good")
+    kit.wait_until(failed, 40, "the job failed for good")
     job = db.get_job("always")
     assert job is not None
     assert job.attempts == MAX
@@ -46,12 +48,15 @@ def test_always_failing_job_backs_off_then_fails_with_history(
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     for n, gap in enumerate(gaps):
         delay = BACKOFF * 2**n
-        assert delay * (1 - JITTER) <= gap <= delay * (1 + JITTER) + 0.25, (n, gaps)
+        # Never early; late only by how long a busy machine kept the worker from running
+        # (a CI host under load once delayed one retry by 4.4 s; the doubling is still
+        # visible in the lower bounds).
+        assert delay * (1 - JITTER) <= gap <= delay * (1 + JITTER) + LATE_UNDER_LOAD, (n, gaps)
 
     requeued = procs.cli("retry-job", "always")
     assert requeued.returncode == 0, requeued.stderr
     kit.wait_until(lambda: len((workdir / "marks" / "always").read_text().split()) > MAX, 5)
-    kit.wait_until(failed, 15, "the re-queued job failed again")
+    kit.wait_until(failed, 40, "the re-queued job failed again")
     again = db.get_job("always")
     assert again is not None and again.attempts == MAX
     assert len(again.errors) == 2 * MAX, "the earlier history is kept"
