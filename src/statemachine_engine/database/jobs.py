@@ -76,6 +76,30 @@ def fail_held(
     return status
 
 
+def _claim_args(claim: Claim, now: float) -> tuple[str, dict[str, Any]]:
+    """The claim's statement variant (only the filters that are set) and its parameters."""
+    filters = {
+        "job_id": claim.job_id,
+        "job_type": claim.job_type,
+        "machine_type": claim.machine_type,
+    }
+    variant = "".join(f"+{key}" for key, value in filters.items() if value is not None)
+    args = {
+        **filters,
+        "now": now,
+        "owner": claim.owner,
+        "expires": now + claim.lease_seconds,
+        "limit": max(1, claim.limit),
+    }
+    return variant, args
+
+
+def claimable(tx: Tx, claim: Claim, now: float) -> bool:
+    """Whether `claim` could take a job (or must fail a lapsed one) now; a read."""
+    variant, args = _claim_args(claim, now)
+    return tx.query_one("claim_probe" + variant, args) is not None
+
+
 def claim_next(tx: Tx, claim: Claim, now: float) -> list[Job]:
     """Claim up to `claim.limit` runnable jobs (or the job `claim.job_id`) inside the caller's
     transaction, in claim order (a job whose last allowed attempt lost its lease is failed
@@ -84,20 +108,8 @@ def claim_next(tx: Tx, claim: Claim, now: float) -> list[Job]:
     for row in tx.query("job_expire_exhausted", {"now": now}):
         notice = {"job_id": row["job_id"], "status": "failed", "error": row["error_message"]}
         insert_realtime(tx, None, "job", notice, now, announce=False)
-    filters = {
-        "job_id": claim.job_id,
-        "job_type": claim.job_type,
-        "machine_type": claim.machine_type,
-    }
-    name = "+".join(["claim", *(key for key, value in filters.items() if value is not None)])
-    args = {
-        **filters,
-        "now": now,
-        "owner": claim.owner,
-        "expires": now + claim.lease_seconds,
-        "limit": max(1, claim.limit),
-    }
-    rows = tx.query(name, args)
+    variant, args = _claim_args(claim, now)
+    rows = tx.query("claim" + variant, args)
     rows.sort(key=lambda r: tuple(r[k] for k in _CLAIM_ORDER))
     owner = machine_of(claim.owner)
     for row in rows:

@@ -8,7 +8,13 @@ from collections.abc import Sequence
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.events import insert_event
-from statemachine_engine.database.jobs import claim_next, complete_held, fail_held, release_held
+from statemachine_engine.database.jobs import (
+    claim_next,
+    claimable,
+    complete_held,
+    fail_held,
+    release_held,
+)
 from statemachine_engine.database.records import Claim, Committed, Job, Step
 from statemachine_engine.database.stream import insert_realtime
 from statemachine_engine.database.tx import Connection, Tx
@@ -30,6 +36,10 @@ class StepLog:
         release: Sequence[Job] = (),
     ) -> Committed:
         now = self.clock.now()
+        # A bare claim (an idle worker's re-check): a read first, the write only when there
+        # is something to take.
+        if claim is not None and not steps and not release and not self._claimable(claim, now):
+            return Committed((), ())
 
         def work(tx: Tx) -> Committed:
             acked = tuple(_commit_step(tx, step) for step in steps)
@@ -39,6 +49,9 @@ class StepLog:
             return Committed(acked, tuple(jobs))
 
         return self.conn.write(work)
+
+    def _claimable(self, claim: Claim, now: float) -> bool:
+        return self.conn.read(lambda tx: claimable(tx, claim, now))
 
 
 def _commit_step(tx: Tx, step: Step) -> bool:

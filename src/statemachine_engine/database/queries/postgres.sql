@@ -70,6 +70,24 @@ UPDATE jobs j SET status = 'processing', lease_owner = %(owner)s,
 FROM candidate WHERE j.job_id = candidate.job_id
 RETURNING j.*
 
+-- name: claim_probe
+-- Whether a claim could take anything (read only, no write lock): an idle worker's re-check
+-- costs one read instead of a write transaction. A lapsed lease counts whatever its attempts
+-- (a claim also fails exhausted ones for good).
+SELECT 1 AS found FROM jobs
+WHERE ((status = 'pending' AND run_after <= %(now)s)
+    OR (status = 'processing' AND lease_expires_at < %(now)s)) /*filters*/
+LIMIT 1
+
+-- name: claim_probe.job_id
+AND job_id = %(job_id)s
+
+-- name: claim_probe.job_type
+AND job_type = %(job_type)s
+
+-- name: claim_probe.machine_type
+AND (machine_type IS NULL OR machine_type = %(machine_type)s)
+
 -- name: claim.job_id
 AND job_id = %(job_id)s
 
