@@ -15,6 +15,21 @@ class PayloadTooLargeError(StoreError):
 
 def encode(value: Any, *, what: str = "payload") -> str:
     """Compact JSON for a stored value; rejects values over the size limit."""
+    text, size = _dumps(value, what)
+    if size > MAX_PAYLOAD_BYTES:
+        raise PayloadTooLargeError(
+            f"{what} is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES} bytes"
+        )
+    return text
+
+
+def encode_batch(values: list[Any], *, what: str = "payloads") -> str:
+    """Compact JSON of a list whose elements are stored one per row (each element's text is
+    what `encode` would give it); no size limit on the batch as a whole."""
+    return _dumps(values, what)[0]
+
+
+def _dumps(value: Any, what: str) -> tuple[str, int]:
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         try:
@@ -25,11 +40,7 @@ def encode(value: Any, *, what: str = "payload") -> str:
             size = len(text)
     except (TypeError, ValueError, RecursionError) as exc:
         raise StoreError(f"{what} is not JSON-serialisable: {exc}") from None
-    if size > MAX_PAYLOAD_BYTES:
-        raise PayloadTooLargeError(
-            f"{what} is {size} bytes, more than the limit of {MAX_PAYLOAD_BYTES} bytes"
-        )
-    return text
+    return text, size
 
 
 def decode(text: str | None) -> Any:

@@ -3,11 +3,10 @@ reads, written in the transaction of the change they describe."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from statemachine_engine.clock import Clock
-from statemachine_engine.database.codec import decode, encode
+from statemachine_engine.database.codec import decode, encode, encode_batch
 from statemachine_engine.database.records import RealtimeEvent
 from statemachine_engine.database.tx import Connection, Tx
 
@@ -38,9 +37,10 @@ def insert_realtime(
 def insert_realtime_many(
     tx: Tx, machine: str | None, kind: str, payloads: list[dict[str, Any]], now: float
 ) -> None:
-    """Add one stream row per payload, in order, with one statement."""
-    texts = [encode(p, what=f"realtime {kind!r} payload") for p in payloads]
-    args = {"machine": machine, "kind": kind, "payloads": json.dumps(texts), "created_at": now}
+    """Add one stream row per payload, in order, with one statement (one encoding of the
+    whole list: each row stores its element's compact JSON text)."""
+    texts = encode_batch(payloads, what=f"realtime {kind!r} payloads")
+    args = {"machine": machine, "kind": kind, "payloads": texts, "created_at": now}
     tx.run("realtime_insert_many", args)
     tx.stream_changed()
 

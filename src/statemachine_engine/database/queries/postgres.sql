@@ -266,10 +266,10 @@ INSERT INTO realtime_events (machine_name, kind, payload, created_at)
 VALUES (%(machine)s, %(kind)s, %(payload)s, %(created_at)s)
 
 -- name: realtime_insert_many
--- %(payloads)s is a JSON array of payload texts, stored in order.
+-- %(payloads)s is a JSON array of payload objects; each row stores one element's JSON text.
 INSERT INTO realtime_events (machine_name, kind, payload, created_at)
-SELECT %(machine)s, %(kind)s, p.payload, %(created_at)s
-FROM json_array_elements_text(%(payloads)s::json) WITH ORDINALITY AS p(payload, n)
+SELECT %(machine)s, %(kind)s, p.payload::text, %(created_at)s
+FROM json_array_elements(%(payloads)s::json) WITH ORDINALITY AS p(payload, n)
 ORDER BY p.n
 
 -- name: realtime_since

@@ -256,7 +256,7 @@ INSERT INTO realtime_events (machine_name, kind, payload, created_at)
 VALUES (:machine, :kind, :payload, :created_at)
 
 -- name: realtime_insert_many
--- :payloads is a JSON array of payload texts, stored in order.
+-- :payloads is a JSON array of payload objects; each row stores one element's JSON text.
 INSERT INTO realtime_events (machine_name, kind, payload, created_at)
 SELECT :machine, :kind, value, :created_at FROM json_each(:payloads) ORDER BY key
 
