@@ -43,6 +43,7 @@ from statemachine_engine.cli.released import (
     add_format_option,
     add_released_commands,
     apply_released_options,
+    print_notes,
     v1_machine,
     v1_transition,
     with_input_file,
@@ -600,7 +601,9 @@ def _main(argv: list[str], prog: str) -> int:
     apply_released_options(args)
     with logging_configured(args.log_level, json_lines=args.log_json):
         handler: Handler = args.handler
-        return handler(args)
+        code = handler(args)
+    print_notes(args)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:

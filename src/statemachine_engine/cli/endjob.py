@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import sys
 from typing import Any
 
 from statemachine_engine.cli.common import fail, format_time, opened_store
+from statemachine_engine.cli.released import note
 from statemachine_engine.database.liveness import holder_alive
 from statemachine_engine.database.records import Job
 from statemachine_engine.database.rows import machine_of
@@ -111,7 +111,7 @@ def cmd_fail_job(args: argparse.Namespace) -> int:
 
 def cmd_remove_job(args: argparse.Namespace) -> int:
     """The 1.0 `remove-job`: cancels a pending job (finished jobs are deleted by prune)."""
-    print("note: remove-job is the 1.0 spelling; use cancel-job", file=sys.stderr)
+    note(args, "remove-job", "cancel-job")
     with opened_store(args.db) as store:
         job = store.get_job(args.job_id)
         if job is None:

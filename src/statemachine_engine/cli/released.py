@@ -36,9 +36,21 @@ REMOVED = {
 }
 
 
-def note(old: str, new: str) -> None:
-    """The one-line deprecation note for a 1.0 spelling."""
-    print(f"note: {old} is the 1.0 spelling; use {new}", file=sys.stderr)
+def note(args: argparse.Namespace, old: str, new: str) -> None:
+    """Queue the one-line deprecation note for a 1.0 spelling; `print_notes` shows it once
+    the command succeeded, so a failure stays one line."""
+    add_note(args, f"{old} is the 1.0 spelling; use {new}")
+
+
+def add_note(args: argparse.Namespace, text: str) -> None:
+    """Queue a note for stderr after the command succeeded."""
+    args.notes = [*getattr(args, "notes", []), text]
+
+
+def print_notes(args: argparse.Namespace) -> None:
+    """Print the queued notes on stderr, one line each."""
+    for text in getattr(args, "notes", []):
+        print(f"note: {text}", file=sys.stderr)
 
 
 def with_input_file(data: Any, path: str) -> dict[str, Any]:
@@ -68,12 +80,12 @@ def add_format_option(parser: argparse.ArgumentParser) -> None:
 def apply_released_options(args: argparse.Namespace) -> None:
     """Turn the 1.0 options a command was given into their 2.0 meaning, with a note."""
     if getattr(args, "format", None) == "json":
-        note("--format json", "--json")
+        note(args, "--format json", "--json")
         args.json = True
         args.v1_keys = True
     machine = getattr(args, "machine_flag", None)
     if machine is not None:
-        note("--machine NAME", "machine-status NAME")
+        note(args, "--machine NAME", "machine-status NAME")
         if args.name is not None and args.name != machine:
             fail(f"give the machine once: {args.name!r} or --machine {machine!r}")
         args.name = machine
@@ -92,7 +104,7 @@ def v1_transition(row: dict[str, Any]) -> dict[str, Any]:
 
 def _renamed(new: str, old: str, handler: Handler) -> Handler:
     def run(args: argparse.Namespace) -> int:
-        note(old, new)
+        note(args, old, new)
         return handler(args)
 
     return run
@@ -107,11 +119,11 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
     }
     if args.status in refusals:
         fail(f"cleanup --status {args.status}: {refusals[args.status]}")
-    note("cleanup --status completed", "prune --older-than DURATION")
-    print(
-        "note: this deletes all finished history (completed and cancelled jobs, handled events,"
+    note(args, "cleanup --status completed", "prune --older-than DURATION")
+    add_note(
+        args,
+        "this deleted all finished history (completed and cancelled jobs, handled events,"
         " transitions, realtime rows)",
-        file=sys.stderr,
     )
     with opened_store(args.db) as store:
         deleted = store.prune(time.time())
@@ -123,10 +135,10 @@ def cmd_cleanup_events(args: argparse.Namespace) -> int:
     """The 1.0 `cleanup-events`: pending events of every machine are marked processed."""
     if args.status == "processed":
         fail("cleanup-events --status processed: prune --older-than DURATION deletes them")
-    print(
-        "note: cleanup-events is a 1.0 command; 2.0 marks pending events processed instead of"
+    add_note(
+        args,
+        "cleanup-events is a 1.0 command; 2.0 marks pending events processed instead of"
         " deleting them (prune --older-than deletes handled ones)",
-        file=sys.stderr,
     )
     cleared = 0
     with opened_store(args.db) as store:
