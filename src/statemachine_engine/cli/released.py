@@ -224,12 +224,17 @@ def add_released_commands(
 ) -> None:
     """Register the 1.0 commands: details, cleanup, cleanup-events, process-events,
     error-history, and the removed ones."""
-    p = add_command(sub, "details", _renamed("show-job", "details", show_job), "= show-job")
+    p = add_command(
+        sub, "details", _renamed("show-job", "details", show_job), "1.0 spelling of show-job"
+    )
     p.add_argument("job_id", metavar="JOB_ID")
     add_json_flag(p)
     add_format_option(p)
 
-    help_text = "1.0: delete completed jobs (prune with --older-than 0s); see prune"
+    help_text = (
+        "1.0: --status completed deletes all finished history now, as prune does; other"
+        " statuses are refused"
+    )
     p = add_command(sub, "cleanup", cmd_cleanup, help_text)
     choices = ("pending", "processing", "completed", "failed")
     p.add_argument("--status", choices=choices, required=True, help="only completed is deleted")
@@ -242,7 +247,7 @@ def add_released_commands(
         args.target, args.status, args.limit, args.json = args.machine, "pending", 500, False
         return list_events(args)
 
-    help_text = "= list-events --target MACHINE --status pending"
+    help_text = "1.0 spelling of list-events --target MACHINE --status pending"
     renamed = _renamed(
         "list-events --target MACHINE --status pending", "process-events", process_events
     )
