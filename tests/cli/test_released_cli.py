@@ -94,7 +94,7 @@ def held(env: Env, job_id: str, pid: int) -> str:
     store = env.store()
     try:
         store.add_job("t", job_id=job_id)
-        assert store.claim_job("t", owner, job_id=job_id) is not None
+        assert store.claim_job("t", owner, job_id=job_id, lease_seconds=3600) is not None
     finally:
         store.close()
     return owner
