@@ -36,15 +36,25 @@ from statemachine_engine.cli.common import (
     print_json,
     run_cli,
 )
-from statemachine_engine.cli.eventlist import add_event_commands, event_label
-from statemachine_engine.database.liveness import holder_alive, process_alive
+from statemachine_engine.cli.endjob import add_operator_commands, why_resettable
+from statemachine_engine.cli.eventlist import add_event_commands, cmd_list_events, event_label
+from statemachine_engine.cli.released import (
+    REMOVED,
+    add_format_option,
+    add_released_commands,
+    apply_released_options,
+    print_notes,
+    v1_machine,
+    v1_transition,
+    with_input_file,
+)
+from statemachine_engine.database.liveness import process_alive
 from statemachine_engine.database.records import (
     JOB_STATUSES,
     Job,
     MachineStatus,
     TransitionRecord,
 )
-from statemachine_engine.database.rows import machine_of
 from statemachine_engine.database.store import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, Store
 from statemachine_engine.errors import DuplicateJobError
 
@@ -59,6 +69,8 @@ Handler = Callable[[argparse.Namespace], int]
 def cmd_add_job(args: argparse.Namespace) -> int:
     """Enqueue one job; an existing id is an error unless --if-absent."""
     data = payload_from_args(args)
+    if args.input_file is not None:
+        data = with_input_file(data, args.input_file)
     run_after = args.run_after
     if args.run_after is not None and args.delay:
         fail("give either --delay or --run-after, not both")
@@ -225,6 +237,8 @@ def cmd_machine_status(args: argparse.Namespace) -> int:
     alive = [_alive(m) for m in machines]
     if args.json:
         rows = [{**m.to_dict(), "alive": a} for m, a in zip(machines, alive, strict=True)]
+        if getattr(args, "v1_keys", False):
+            rows = [v1_machine(row) for row in rows]
         print_json(rows[0] if args.name else rows)
         return 0
     if not machines:
@@ -246,9 +260,14 @@ def cmd_history(args: argparse.Namespace) -> int:
     """The most recent transitions, oldest first."""
     with opened_store(args.db) as store:
         records = store.history(machine=args.machine, limit=args.limit)
+    if args.hours:
+        since = time.time() - args.hours * 3600
+        records = [r for r in records if r.created_at >= since]
     records.reverse()
     if args.json:
-        print_json([r.to_dict() for r in records])
+        found = [r.to_dict() for r in records]
+        v1 = getattr(args, "v1_keys", False)
+        print_json([v1_transition(r) for r in found] if v1 else found)
         return 0
     if not records:
         print("no transitions recorded")
@@ -269,19 +288,6 @@ def _processing_jobs(store: Store, job_type: str | None) -> list[Job]:
             return found
 
 
-def _why_resettable(store: Store, job: Job, now: float) -> str | None:
-    """Why a processing job may be taken from its worker, or None while that worker may
-    still run it (same liveness rule as a machine's start: pid and process start time)."""
-    owner = job.lease_owner
-    if owner is None:
-        return "no lease owner"
-    if job.lease_expires_at is not None and job.lease_expires_at <= now:
-        return "lease expired"
-    if holder_alive(owner, store.get_machine(machine_of(owner))) is False:
-        return "worker process is gone"
-    return None
-
-
 def cmd_reset_processing(args: argparse.Namespace) -> int:
     """Return processing jobs whose lease expired or whose worker is gone to pending without
     counting the attempt; with --force also jobs of live workers, counting the attempt as
@@ -293,7 +299,7 @@ def cmd_reset_processing(args: argparse.Namespace) -> int:
         now = time.time()
         for job in _processing_jobs(store, args.job_type):
             owner = job.lease_owner or ""
-            if _why_resettable(store, job, now) is not None:
+            if why_resettable(store, job, now) is not None:
                 if store.release_job(job.job_id, owner):
                     released.append(job)
             elif args.force:
@@ -395,6 +401,13 @@ def _add_job_commands(sub: Any) -> None:
     arg("--machine-type", type=non_empty, metavar="M", help="only machines of type M claim it")
     add_payload_arguments(p, "job data")
     arg(
+        "--input-file",
+        type=non_empty,
+        metavar="PATH",
+        help="add the absolute path of this existing file to the job data as input_file_path"
+        " (the data must then be a JSON object; add-jobs reads jobs from a file)",
+    )
+    arg(
         "--priority",
         type=non_negative_int,
         default=DEFAULT_PRIORITY,
@@ -476,6 +489,7 @@ def _add_job_commands(sub: Any) -> None:
     p = _add_command(sub, "show-job", cmd_show_job, "show every field of a job")
     p.add_argument("job_id", metavar="JOB_ID")
     add_json_flag(p)
+    add_operator_commands(sub, _add_command)
 
     help_text = "requeue a failed or cancelled job with its attempts reset"
     p = _add_command(sub, "retry-job", cmd_retry_job, help_text)
@@ -527,7 +541,9 @@ def _add_machine_commands(sub: Any) -> None:
         sub, "machine-status", cmd_machine_status, help_text, "status", "machine-state"
     )
     p.add_argument("name", nargs="?", metavar="NAME", help="only this machine")
+    p.add_argument("--machine", dest="machine_flag", metavar="NAME", help="1.0 spelling of NAME")
     add_json_flag(p)
+    add_format_option(p)
 
     help_text = (
         "delete completed/cancelled jobs, handled events, transitions and realtime rows older"
@@ -553,7 +569,9 @@ def _add_machine_commands(sub: Any) -> None:
     p = _add_command(sub, "history", cmd_history, help_text, "transition-history")
     p.add_argument("--machine", metavar="NAME", help="only this machine")
     p.add_argument("--limit", type=positive_int, default=50, metavar="N", help="last N (50)")
+    p.add_argument("--hours", type=positive_int, metavar="N", help="only the last N hours")
     add_json_flag(p)
+    add_format_option(p)
 
 
 def build_parser(prog: str = PROG_NAMES[0]) -> CliParser:
@@ -567,17 +585,25 @@ def build_parser(prog: str = PROG_NAMES[0]) -> CliParser:
     _add_job_commands(sub)
     _add_machine_commands(sub)
     add_event_commands(sub, _add_command)
+    add_released_commands(sub, _add_command, cmd_show_job, cmd_list_events)
     return parser
 
 
 def _main(argv: list[str], prog: str) -> int:
     parser = build_parser(prog)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if args.command in REMOVED:
+        fail(f"{args.command} was removed in 2.0: {REMOVED[args.command]}")
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
     if args.command is None:
         fail("missing command (add-job, list-jobs, send-event, ...; see --help for all)")
+    apply_released_options(args)
     with logging_configured(args.log_level, json_lines=args.log_json):
         handler: Handler = args.handler
-        return handler(args)
+        code = handler(args)
+    print_notes(args)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
