@@ -5,17 +5,12 @@ migrations applied once under an advisory lock."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 import random
-import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
@@ -23,118 +18,26 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 
 from statemachine_engine.database.migrations import Migration
-from statemachine_engine.database.queries import Queries
-from statemachine_engine.database.tx import NO_ARGS
+from statemachine_engine.database.postgres.target import NETWORK_DEFAULTS
+from statemachine_engine.database.postgres.target import Channels as Channels
+from statemachine_engine.database.postgres.target import Target as Target
+from statemachine_engine.database.postgres.target import parse_url as parse_url
+from statemachine_engine.database.postgres.target import redact as redact
+from statemachine_engine.database.postgres.tx import Tx, read_xid
 from statemachine_engine.errors import StopTimeout, StoreError
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-QUERIES = Queries("postgres")
-EVENT_NOTICE = '{"kind":"event"}'
 
-DEFAULT_SCHEMA = "public"
-DEFAULT_RECONNECT_TIMEOUT = 300.0
-CONNECT_TIMEOUT = 5
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
 #: Longest uninterrupted sleep while reconnecting: a stop is noticed within this.
 PAUSE_SLICE = 0.05
-_SCHEMA = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-# Options of ours in the URL query; everything else goes to libpq untouched.
-_OWN_OPTIONS = ("schema", "reconnect_timeout", "start_timeout")
-_NETWORK_DEFAULTS: dict[str, str | int] = {
-    "connect_timeout": CONNECT_TIMEOUT,
-    "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
-    "keepalives_count": 3,
-    "tcp_user_timeout": 30_000,
-}
 # Connection lost, server shutting down or starting up, too many clients: try again.
 _RECONNECT_STATES = ("08", "57P01", "57P02", "57P03", "53300")
 # The transaction was rolled back by the server: run it again.
 _RETRY_STATES = ("40001", "40P01")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a PostgreSQL store lives: libpq connection string plus our own options."""
-
-    url: str
-    conninfo: str
-    schema: str
-    reconnect_timeout: float
-    start_timeout: float
-
-    @property
-    def display(self) -> str:
-        """The URL without its password, for messages and logs."""
-        return redact(self.url)
-
-
-def redact(url: str) -> str:
-    """`url` with any password replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
-
-
-def _seconds(name: str, text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0:
-        raise StoreError(f"PostgreSQL URL option {name}={text!r}: expected seconds >= 0")
-    return value
-
-
-def parse_url(url: str) -> Target:
-    """Split a `postgresql://` URL into libpq's part and ours (`schema`, `reconnect_timeout`,
-    `start_timeout`)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("postgresql", "postgres"):
-        raise StoreError(f"not a PostgreSQL URL: {redact(url)}")
-    own: dict[str, str] = {}
-    rest: list[tuple[str, str]] = []
-    for key, value in parse_qsl(parts.query, keep_blank_values=True):
-        (own.__setitem__(key, value) if key in _OWN_OPTIONS else rest.append((key, value)))
-    schema = own.get("schema") or DEFAULT_SCHEMA
-    if not _SCHEMA.match(schema):
-        raise StoreError(
-            f"bad schema name {schema!r} in the PostgreSQL URL: use letters, digits and _,"
-            " starting with a letter or _, at most 63 characters"
-        )
-    conninfo = urlunsplit(
-        parts._replace(scheme="postgresql", query=urlencode(rest, quote_via=quote))
-    )
-    return Target(
-        url=url,
-        conninfo=conninfo,
-        schema=schema,
-        reconnect_timeout=_seconds(
-            "reconnect_timeout", own.get("reconnect_timeout", str(DEFAULT_RECONNECT_TIMEOUT))
-        ),
-        start_timeout=_seconds("start_timeout", own.get("start_timeout", "0")),
-    )
-
-
-class Channels:
-    """LISTEN/NOTIFY channel names of one schema (NOTIFY is database-wide, so each schema
-    gets its own prefix; machine names are hashed to stay valid, short identifiers)."""
-
-    def __init__(self, schema: str) -> None:
-        self.prefix = "sm_" + hashlib.md5(schema.encode(), usedforsecurity=False).hexdigest()[:10]
-        self.jobs = f"{self.prefix}_jobs"
-        self.realtime = f"{self.prefix}_rt"
-
-    def machine(self, name: str) -> str:
-        digest = hashlib.md5(name.encode(), usedforsecurity=False).hexdigest()[:20]
-        return f"{self.prefix}_m_{digest}"
 
 
 def is_disconnect(exc: BaseException, conn: psycopg.Connection[Any] | None) -> bool:
@@ -163,7 +66,7 @@ def connect(target: Target, role: str = "store") -> psycopg.Connection[DictRow]:
     TCP keepalives and a TCP user timeout (unless the URL sets its own) make a silently
     dropped network path an error within about half a minute instead of a hang."""
     given = conninfo_to_dict(target.conninfo)
-    options = {k: v for k, v in _NETWORK_DEFAULTS.items() if k not in given}
+    options = {k: v for k, v in NETWORK_DEFAULTS.items() if k not in given}
     conn = psycopg.connect(
         make_conninfo(target.conninfo, **options),
         autocommit=True,
@@ -210,89 +113,6 @@ def pause(seconds: float, stopping: Callable[[], bool]) -> bool:
             return True
         time.sleep(min(left, PAUSE_SLICE))
     return False
-
-
-def _xid(cur: psycopg.Cursor[DictRow]) -> int | None:
-    row = cur.fetchone()
-    return int(row["xid"]) if row else None
-
-
-class Tx:
-    """The cursor a unit of work runs on: named statements, and the NOTIFYs to send just
-    before COMMIT (delivered if and only if it commits) or just after it."""
-
-    def __init__(self, cur: psycopg.Cursor[DictRow], channels: Channels) -> None:
-        self.cur = cur
-        self.channels = channels
-        #: Set while a write runs in pipeline mode: statements are sent without waiting for
-        #: their results until a result is read (query, changes) or the pipeline ends.
-        self.pipeline: psycopg.Pipeline | None = None
-        self.notices: dict[tuple[str, str], None] = {}
-        self.after_commit: dict[str, None] = {}
-
-    def rows(self, query: Any, args: Sequence[Any] | Mapping[str, Any] | None = None) -> list[Any]:
-        self.cur.execute(query, args)
-        if self.pipeline is not None:
-            self.pipeline.sync()  # this result, and those of the statements queued before it
-        return self.cur.fetchall() if self.cur.description is not None else []
-
-    def one(self, query: Any, args: Sequence[Any] | Mapping[str, Any] | None = None) -> Any:
-        found = self.rows(query, args)
-        return found[0] if found else None
-
-    def query(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> list[dict[str, Any]]:
-        text = QUERIES[name]
-        return self.rows(text, args) if text else []
-
-    def run(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> None:
-        text = QUERIES[name]
-        if text:
-            self.cur.execute(text, args)
-
-    def query_one(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> dict[str, Any] | None:
-        found = self.query(name, args)
-        return found[0] if found else None
-
-    def changes(self) -> int:
-        if self.pipeline is not None:
-            self.pipeline.sync()  # the row count arrives with the statement's result
-        return int(self.cur.rowcount)
-
-    def wake_jobs(self, job_type: str) -> None:
-        self.notify(self.channels.jobs, json.dumps({"kind": "job", "job_type": job_type}))
-
-    def wake_machine(self, name: str) -> None:
-        self.notify(self.channels.machine(name), EVENT_NOTICE)
-
-    def stream_changed(self) -> None:
-        self.notify_after_commit(self.channels.realtime)
-
-    def notify(self, channel: str, payload: str = "") -> None:
-        """NOTIFY in this transaction: delivered if and only if it commits."""
-        self.notices[(channel, payload)] = None
-
-    def notify_after_commit(self, channel: str) -> None:
-        """An empty NOTIFY sent after COMMIT, best effort. A NOTIFY takes a database-wide
-        lock from the end of its transaction through the commit's flush to disk; sent on
-        its own it holds that lock for microseconds instead, so busy writers (every step
-        adds realtime rows) do not queue behind one another's fsync."""
-        self.after_commit[channel] = None
-
-    def send_after_commit(self) -> None:
-        for channel in self.after_commit:
-            try:
-                self.cur.execute("SELECT pg_notify(%s, '')", (channel,))
-            except psycopg.Error as exc:  # a lost wake-up only delays the reader
-                logger.debug("NOTIFY %s after commit failed: %s", channel, exc)
-                return
-
-    def send_notices(self) -> None:
-        if self.notices:
-            channels, payloads = zip(*self.notices, strict=True)
-            self.cur.execute(
-                "SELECT pg_notify(c, p) FROM unnest(%s::text[], %s::text[]) AS t(c, p)",
-                (list(channels), list(payloads)),
-            )
 
 
 class Connection:
@@ -402,11 +222,11 @@ class Connection:
                                     else:
                                         cur.execute("BEGIN; SELECT txid_current() AS xid")
                                         cur.nextset()
-                                        xid = _xid(cur)
+                                        xid = read_xid(cur)
                                     result = work(tx)
                                     tx.send_notices()
                                     if ids is not None:
-                                        xid = _xid(ids)
+                                        xid = read_xid(ids)
                                     committing = True
                                     cur.execute("COMMIT")
                             except BaseException:
