@@ -28,6 +28,7 @@ from typing import TextIO
 from statemachine_engine.cli.common import (
     CliParser,
     add_db_argument,
+    add_version_argument,
     require_regular_file,
     run_cli,
 )
@@ -67,6 +68,7 @@ def die_with_parent() -> Callable[[], None] | None:
 
 def build_parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Run every machine a system file lists.")
+    add_version_argument(parser)
     parser.add_argument("system", metavar="SYSTEM", help="system file (YAML)")
     add_db_argument(parser)
     parser.add_argument("--no-ui", action="store_true", help="do not start the UI")
