@@ -81,8 +81,10 @@ def _main(argv: list[str]) -> int:
         fail(f"binding to {args.host} needs --token (or ${TOKEN_ENV}); the UI can change jobs")
     import uvicorn
 
+    from statemachine_engine.database.connect import check_backend
     from statemachine_engine.monitoring import UiConfig, create_app
 
+    check_backend(args.db)
     check_port_free(args.host, args.port)
     app = create_app(UiConfig(db_url=args.db, host=args.host, token=token))
     shown = f"[{args.host}]" if ":" in args.host else args.host

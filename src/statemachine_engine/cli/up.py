@@ -261,11 +261,12 @@ class Supervisor:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from statemachine_engine.database.connect import default_url
+    from statemachine_engine.database.connect import check_backend, default_url
 
     require_regular_file(args.system, "a system file")
     spec = load_system(args.system)
     db = args.db or spec.db or default_url()
+    check_backend(db)
     supervisor = Supervisor(spec, db, ui=not args.no_ui)
     return asyncio.run(supervisor.run())
 
