@@ -139,7 +139,17 @@ def test_wheel_contains_data_files(dists: dict[str, Path]) -> None:
 def test_build_without_mermaid_fails_loudly(tmp_path: Path) -> None:
     tree = tmp_path / "tree"
     skipped = shutil.ignore_patterns(
-        ".git", ".venv*", "build", "dist", "data", "node_modules", "*.egg-info", "mermaid.min.js"
+        ".git",
+        ".venv*",
+        ".*cache",
+        ".hypothesis",
+        "build",
+        "dist",
+        "data",
+        "site",
+        "node_modules",
+        "*.egg-info",
+        "mermaid.min.js",
     )
     shutil.copytree(ROOT, tree, ignore=skipped)
     assert not (tree / MERMAID).exists()
