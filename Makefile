@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint typecheck unit bench bench-peers clean chromium pg site docs cli-docs
+.PHONY: install ui-assets demo test lint typecheck unit bench bench-peers clean chromium pg site docs cli-docs
 
 UI_DIR := src/statemachine_engine/monitoring
 MERMAID := $(UI_DIR)/static/vendor/mermaid.min.js
@@ -13,7 +13,10 @@ TOOL_NODE := tests/tools/node/node_modules/.installed
 
 install: $(STAMP) $(MERMAID) chromium $(TOOL_NODE)
 
-# Front-end dependencies come from the npm registry at build time and ship inside the wheel.
+# Front-end dependencies come from the npm registry at build time and ship inside the wheel;
+# setup.py refuses to build a wheel or sdist without them.
+ui-assets: $(MERMAID)
+
 $(MERMAID): $(UI_DIR)/frontend/package.json $(UI_DIR)/frontend/package-lock.json
 	mkdir -p build/ui $(@D)
 	cp $(UI_DIR)/frontend/package.json $(UI_DIR)/frontend/package-lock.json build/ui/
@@ -33,7 +36,7 @@ chromium:
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,postgres]'
 	touch $(STAMP)
 
 demo: install

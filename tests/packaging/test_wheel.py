@@ -23,6 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 SCRIPTS = sorted(PYPROJECT["project"]["scripts"])
+MERMAID = "src/statemachine_engine/monitoring/static/vendor/mermaid.min.js"
 
 WORKER = """\
 name: Packaged Worker
@@ -58,12 +59,14 @@ def _version() -> str:
 @pytest.fixture(scope="session")
 def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run(
-        [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+    # Built the standard way, each on its own, as a release would.
+    for kind in ("--wheel", "--sdist"):
+        subprocess.run(
+            [sys.executable, "-m", "build", kind, "--outdir", str(out), str(ROOT)],
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
     (wheel,) = out.glob("*.whl")
     (sdist,) = out.glob("*.tar.gz")
     return {"wheel": wheel, "sdist": sdist}
@@ -133,6 +136,45 @@ def test_wheel_contains_data_files(dists: dict[str, Path]) -> None:
         assert f"{script} =" in text, script
 
 
+def test_build_without_mermaid_fails_loudly(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    skipped = shutil.ignore_patterns(
+        ".git",
+        ".venv*",
+        ".*cache",
+        ".hypothesis",
+        "build",
+        "dist",
+        "data",
+        "site",
+        "node_modules",
+        "*.egg-info",
+        "mermaid.min.js",
+    )
+    shutil.copytree(ROOT, tree, ignore=skipped)
+    assert not (tree / MERMAID).exists()
+    for kind in ("--wheel", "--sdist"):
+        result = subprocess.run(
+            [sys.executable, "-m", "build", kind, "--outdir", str(tmp_path / "out"), str(tree)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert result.returncode != 0, kind
+        assert f"error: {MERMAID} is missing" in result.stdout + result.stderr, kind
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_postgres_is_an_extra(dists: dict[str, Path]) -> None:
+    names = zipfile.ZipFile(dists["wheel"]).namelist()
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(dists["wheel"]).read(metadata).decode()
+    requires = [line for line in text.splitlines() if line.startswith("Requires-Dist:")]
+    psycopg = [line for line in requires if "psycopg" in line]
+    assert psycopg and all('extra == "postgres"' in line for line in psycopg), psycopg
+    assert "Provides-Extra: postgres" in text
+
+
 def test_sdist_contains_sources(dists: dict[str, Path]) -> None:
     with tarfile.open(dists["sdist"]) as tar:
         names = tar.getnames()
@@ -165,6 +207,24 @@ def test_console_scripts_installed(venv: Path) -> None:
         assert exe.is_file() and os.access(exe, os.X_OK), script
         result = subprocess.run([str(exe), "--help"], capture_output=True, timeout=60, cwd="/")
         assert result.returncode == 0, (script, result.stderr)
+        result = subprocess.run(
+            [str(exe), "--version"], capture_output=True, text=True, timeout=60, cwd="/"
+        )
+        assert result.stdout == f"statemachine-engine {_version()}\n", (script, result.stderr)
+
+
+def test_plain_install_has_no_psycopg(venv: Path) -> None:
+    # `pip install statemachine-engine` is SQLite only; the quickstart below runs without it.
+    probe = "import importlib.util as u; print(u.find_spec('psycopg'))"
+    found = subprocess.run(
+        [str(venv / "bin/python"), "-c", probe],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd="/",
+    ).stdout.strip()
+    assert found == "None"
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
+from statemachine_engine import __version__
 from statemachine_engine.errors import StateMachineError, UsageError
 
 if TYPE_CHECKING:
@@ -317,6 +318,12 @@ def payload_from_args(args: argparse.Namespace) -> Any:
     if args.data is not None:
         return parse_json_arg(args.data, "--data")
     return None
+
+
+def add_version_argument(parser: argparse.ArgumentParser) -> None:
+    """`--version`: print `statemachine-engine X.Y.Z` and exit 0, before any required
+    argument is checked, so it works without a machine or system file."""
+    parser.add_argument("--version", action="version", version=f"statemachine-engine {__version__}")
 
 
 def add_json_flag(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from statemachine_engine import __version__
 from statemachine_engine.cli.bulk import cmd_add_jobs
 from statemachine_engine.cli.common import (
     CliParser,
@@ -18,6 +17,7 @@ from statemachine_engine.cli.common import (
     add_json_flag,
     add_logging_arguments,
     add_payload_arguments,
+    add_version_argument,
     cell,
     event_name_arg,
     fail,
@@ -578,7 +578,7 @@ def build_parser(prog: str = PROG_NAMES[0]) -> CliParser:
     """The argument parser; global options are accepted before or after the command."""
     description = "Manage the job queue, send events to machines and inspect them."
     parser = CliParser(prog=prog, description=description)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_version_argument(parser)
     add_db_argument(parser)
     add_logging_arguments(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")

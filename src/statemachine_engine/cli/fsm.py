@@ -9,6 +9,7 @@ from statemachine_engine.cli.common import (
     CliParser,
     add_actions_dir_argument,
     add_logging_arguments,
+    add_version_argument,
     require_regular_file,
     run_cli,
 )
@@ -23,6 +24,7 @@ def build_parser() -> CliParser:
         description="Write <out>/<config-name>/<config-name>.mmd and .md (Mermaid "
         "stateDiagram-v2) for each machine definition.",
     )
+    add_version_argument(parser)
     parser.add_argument("configs", nargs="+", metavar="CONFIG", help="machine definitions")
     parser.add_argument(
         "--out", type=Path, default=DEFAULT_OUT, metavar="DIR", help="output directory (docs/fsm)"

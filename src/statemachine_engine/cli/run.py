@@ -18,6 +18,7 @@ from statemachine_engine.cli.common import (
     add_actions_dir_argument,
     add_db_argument,
     add_logging_arguments,
+    add_version_argument,
     fail,
     logging_configured,
     non_empty,
@@ -36,6 +37,7 @@ def build_parser() -> CliParser:
         description="Run one state machine defined in YAML "
         "(`statemachine up SYSTEM.yaml` runs a whole system).",
     )
+    add_version_argument(parser)
     parser.add_argument("config", metavar="CONFIG", help="machine definition (YAML)")
     parser.add_argument(
         "--machine-name",

@@ -19,6 +19,7 @@ from statemachine_engine.cli.common import (
     CliParser,
     add_actions_dir_argument,
     add_logging_arguments,
+    add_version_argument,
     fail,
     logging_configured,
     require_regular_file,
@@ -33,6 +34,7 @@ def build_parser() -> CliParser:
         prog=PROG,
         description="Generated coverage: take every transition in the in-process harness.",
     )
+    add_version_argument(parser)
     parser.add_argument("configs", nargs="+", metavar="CONFIG", help="machine definitions")
     parser.add_argument(
         "--emit-pytest",

@@ -14,11 +14,11 @@ import webbrowser
 from collections.abc import Iterator
 from typing import Any
 
-from statemachine_engine import __version__
 from statemachine_engine.cli.common import (
     CliParser,
     add_db_argument,
     add_logging_arguments,
+    add_version_argument,
     fail,
     logging_configured,
     run_cli,
@@ -35,7 +35,7 @@ def build_parser() -> CliParser:
     parser = CliParser(
         prog=PROG, description="Live monitoring web UI: machines, diagrams, jobs and events."
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_version_argument(parser)
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 3001)")
     parser.add_argument(
@@ -81,8 +81,10 @@ def _main(argv: list[str]) -> int:
         fail(f"binding to {args.host} needs --token (or ${TOKEN_ENV}); the UI can change jobs")
     import uvicorn
 
+    from statemachine_engine.database.connect import check_backend
     from statemachine_engine.monitoring import UiConfig, create_app
 
+    check_backend(args.db)
     check_port_free(args.host, args.port)
     app = create_app(UiConfig(db_url=args.db, host=args.host, token=token))
     shown = f"[{args.host}]" if ":" in args.host else args.host

@@ -28,6 +28,7 @@ from typing import TextIO
 from statemachine_engine.cli.common import (
     CliParser,
     add_db_argument,
+    add_version_argument,
     require_regular_file,
     run_cli,
 )
@@ -67,6 +68,7 @@ def die_with_parent() -> Callable[[], None] | None:
 
 def build_parser() -> CliParser:
     parser = CliParser(prog=PROG, description="Run every machine a system file lists.")
+    add_version_argument(parser)
     parser.add_argument("system", metavar="SYSTEM", help="system file (YAML)")
     add_db_argument(parser)
     parser.add_argument("--no-ui", action="store_true", help="do not start the UI")
@@ -259,11 +261,12 @@ class Supervisor:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from statemachine_engine.database.connect import default_url
+    from statemachine_engine.database.connect import check_backend, default_url
 
     require_regular_file(args.system, "a system file")
     spec = load_system(args.system)
     db = args.db or spec.db or default_url()
+    check_backend(db)
     supervisor = Supervisor(spec, db, ui=not args.no_ui)
     return asyncio.run(supervisor.run())
 

@@ -14,6 +14,7 @@ from statemachine_engine.cli.common import (
     CliParser,
     add_actions_dir_argument,
     add_logging_arguments,
+    add_version_argument,
     fail,
     require_regular_file,
     run_cli,
@@ -27,6 +28,7 @@ def build_parser() -> CliParser:
         prog=PROG,
         description="Check machine definitions: load-time errors plus lint findings.",
     )
+    add_version_argument(parser)
     parser.add_argument(
         "configs", nargs="*", metavar="CONFIG", help="machine definitions or system files"
     )
