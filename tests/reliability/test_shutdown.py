@@ -81,11 +81,14 @@ def test_sigterm_while_the_loop_waits_for_the_lock_in_a_store_call(
         15,
         "worker running",
     )
+    # A job that becomes runnable in 1 s: an idle re-check only reads (no lock), so the
+    # worker takes the write path — and waits for the lock — once there is a job to claim.
+    db.add_job("task", job_id="soon", run_after=time.time() + 1)
     locker = apsw.Connection(str(db_path))
     locker.execute("BEGIN IMMEDIATE")
     try:
-        # The safety re-check (1 s) sends the parked worker into a claim, which waits for
-        # the lock in SQLite's busy handler (sleeping in short naps on the loop thread).
+        # The safety re-check (1 s) then sends the parked worker into a claim, which waits
+        # for the lock in SQLite's busy handler (sleeping in short naps on the loop thread).
         kit.wait_until(lambda: in_busy_wait(worker.pid), 15, "the loop waiting for the lock")
         sent = time.monotonic()
         worker.terminate()
