@@ -11,11 +11,12 @@ from statemachine_engine.database.events import insert_event
 from statemachine_engine.database.jobs import (
     claim_next,
     claimable,
-    complete_held,
+    complete_held_many,
     fail_held,
     release_held,
 )
 from statemachine_engine.database.records import Claim, Committed, Job, Step
+from statemachine_engine.database.rows import machine_of
 from statemachine_engine.database.stream import insert_realtime
 from statemachine_engine.database.tx import Connection, Tx
 
@@ -42,7 +43,7 @@ class StepLog:
             return Committed((), ())
 
         def work(tx: Tx) -> Committed:
-            acked = tuple(_commit_step(tx, step) for step in steps)
+            acked = _commit_all(tx, steps)
             for job in release:
                 release_held(tx, job.job_id, job.lease_owner or "", now)
             jobs = claim_next(tx, claim, now) if claim is not None else []
@@ -54,8 +55,28 @@ class StepLog:
         return self.conn.read(lambda tx: claimable(tx, claim, now))
 
 
-def _commit_step(tx: Tx, step: Step) -> bool:
-    acked = _ack(tx, step)
+def _commit_all(tx: Tx, steps: Sequence[Step]) -> tuple[bool, ...]:
+    """Write `steps` in order inside the caller's transaction; whether each one's job
+    acknowledgement took (a fenced step commits its transition but not its outbox).
+
+    The completions of the whole group are one statement, the machine row is written once
+    per machine (as its last step left it), and the history and stream rows are appended
+    (one statement per table when the transaction ends)."""
+    completed = complete_held_many(
+        tx,
+        [
+            (s.job_ack.job_id, s.job_ack.owner, s.job_ack.result, s.at)
+            for s in steps
+            if s.job_ack is not None and s.job_ack.outcome == "completed"
+        ],
+    )
+    acked = tuple(_commit_step(tx, step, completed) for step in steps)
+    _move_machines(tx, steps)
+    return acked
+
+
+def _commit_step(tx: Tx, step: Step, completed: set[str]) -> bool:
+    acked = _ack(tx, step, completed)
     if acked:
         for out in step.outbox:
             insert_event(tx, out, step.machine_name, step.at)
@@ -71,36 +92,60 @@ def _commit_step(tx: Tx, step: Step) -> bool:
     return acked
 
 
-def _ack(tx: Tx, step: Step) -> bool:
+def _ack(tx: Tx, step: Step, completed: set[str]) -> bool:
     ack = step.job_ack
     if ack is None:
         return True
     if ack.outcome == "completed":
-        return complete_held(tx, ack.job_id, ack.owner, ack.result, step.at)
+        if ack.job_id not in completed:
+            return False
+        notice = {"job_id": ack.job_id, "status": "completed"}
+        insert_realtime(tx, machine_of(ack.owner), "job", notice, step.at)
+        return True
     status = fail_held(tx, ack.job_id, ack.owner, ack.error or "error", ack.retry_delay, step.at)
     return status is not None
 
 
+def _move_machines(tx: Tx, steps: Sequence[Step]) -> None:
+    """Write each machine's row once, as the last of its steps that moved it left it."""
+    last: dict[str, Step] = {}
+    entered: dict[str, float] = {}
+    for step in steps:
+        if step.to_state is None:
+            continue
+        last[step.machine_name] = step
+        if step.from_state != step.to_state:
+            entered[step.machine_name] = step.at
+    for name, step in last.items():
+        tx.run(
+            "machine_move",
+            {
+                "machine": name,
+                "step": step.step,
+                "from_state": step.from_state,
+                "to_state": step.to_state,
+                "event": step.event,
+                "at": step.at,
+                "job_id": step.job_id if step.job_ack is None else None,
+                "entered_at": entered.get(name),
+            },
+        )
+
+
 def _record_transition(tx: Tx, step: Step) -> None:
     assert step.to_state is not None
-    moved = {
-        "machine": step.machine_name,
-        "step": step.step,
-        "from_state": step.from_state,
-        "to_state": step.to_state,
-        "event": step.event,
-        "at": step.at,
-    }
-    tx.run(
-        "machine_move",
+    tx.append(
+        "transition_insert_rows",
         {
-            **moved,
-            "job_id": step.job_id if step.job_ack is None else None,
-            "changed": step.from_state != step.to_state,
+            "machine": step.machine_name,
+            "step": step.step,
+            "from_state": step.from_state,
+            "to_state": step.to_state,
+            "event": step.event,
+            "job_id": step.job_id,
+            "event_id": step.consumed_event_id,
+            "at": step.at,
         },
-    )
-    tx.run(
-        "transition_insert", {**moved, "job_id": step.job_id, "event_id": step.consumed_event_id}
     )
     notice = {
         "machine_name": step.machine_name,

@@ -20,16 +20,17 @@ def insert_realtime(
     *,
     announce: bool = True,
 ) -> None:
-    """Add one stream row inside the caller's transaction; readers are told after it commits
-    (announce=False leaves that to the next announcing write: claims, which must never wait
-    for the lock an announcement takes on PostgreSQL)."""
+    """Add one stream row inside the caller's transaction (inserted with the transaction's
+    other stream rows as it ends); readers are told after it commits (announce=False leaves
+    that to the next announcing write: claims, which must never wait for the lock an
+    announcement takes on PostgreSQL)."""
     row = {
         "machine": machine,
         "kind": kind,
         "payload": encode(payload, what=f"realtime {kind!r} payload"),
         "created_at": now,
     }
-    tx.run("realtime_insert", row)
+    tx.append("realtime_insert_rows", row)
     if announce:
         tx.stream_changed()
 

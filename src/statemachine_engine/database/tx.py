@@ -11,6 +11,7 @@ connection of its own on its own thread.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
@@ -39,6 +40,13 @@ class Tx(Protocol):
         """Rows changed by the last statement (run or query)."""
         ...
 
+    def append(self, name: str, row: Row) -> None:
+        """Insert `row` with the named `*_rows` statement when the unit of work ends, just
+        before it commits, together with every row appended under that name: one statement
+        for all of them, in the order they were appended. For rows nothing in the same
+        transaction reads back (history, stream rows)."""
+        ...
+
     def wake_jobs(self, job_type: str) -> None:
         """Workers of `job_type` are woken once this transaction commits (never before)."""
         ...
@@ -62,3 +70,23 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
     def give_up_waiting(self, at: float | None) -> None: ...
+
+
+class AppendedRows:
+    """The rows a transaction's `append` keeps, by statement name, until it ends.
+
+    A `*_rows` statement takes one parameter, `rows`: a JSON array of the row objects (each
+    dialect reads it with its own JSON table function), so a step's history and stream rows
+    cost one statement per table however many there are."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, list[Row]] = {}
+
+    def add(self, name: str, row: Row) -> None:
+        self.by_name.setdefault(name, []).append(row)
+
+    def insert(self, tx: Tx) -> None:
+        """Run each statement once with its rows (names in the order first appended)."""
+        for name, rows in self.by_name.items():
+            tx.run(name, {"rows": json.dumps(rows, separators=(",", ":"))})
+        self.by_name.clear()

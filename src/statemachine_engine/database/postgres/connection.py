@@ -224,6 +224,7 @@ class Connection:
                                         cur.nextset()
                                         xid = read_xid(cur)
                                     result = work(tx)
+                                    tx.appended.insert(tx)
                                     tx.send_notices()
                                     if ids is not None:
                                         xid = read_xid(ids)

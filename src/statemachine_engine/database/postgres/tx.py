@@ -13,7 +13,7 @@ from psycopg.rows import DictRow
 
 from statemachine_engine.database.postgres.target import Channels
 from statemachine_engine.database.queries import Queries
-from statemachine_engine.database.tx import NO_ARGS
+from statemachine_engine.database.tx import NO_ARGS, AppendedRows, Row
 
 logger = logging.getLogger("statemachine_engine.database.postgres.connection")
 
@@ -38,6 +38,7 @@ class Tx:
         self.pipeline: psycopg.Pipeline | None = None
         self.notices: dict[tuple[str, str], None] = {}
         self.after_commit: dict[str, None] = {}
+        self.appended = AppendedRows()
 
     def rows(self, query: Any, args: Sequence[Any] | Mapping[str, Any] | None = None) -> list[Any]:
         self.cur.execute(query, args)
@@ -66,6 +67,9 @@ class Tx:
         if self.pipeline is not None:
             self.pipeline.sync()  # the row count arrives with the statement's result
         return int(self.cur.rowcount)
+
+    def append(self, name: str, row: Row) -> None:
+        self.appended.add(name, row)
 
     def wake_jobs(self, job_type: str) -> None:
         self.notify(self.channels.jobs, json.dumps({"kind": "job", "job_type": job_type}))

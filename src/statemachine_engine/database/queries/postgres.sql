@@ -101,10 +101,13 @@ AND (machine_type IS NULL OR machine_type = %(machine_type)s)
 UPDATE jobs SET lease_expires_at = %(expires)s, lease_owner = %(new_owner)s
 WHERE job_id = %(job_id)s AND lease_owner = %(owner)s AND status = 'processing'
 
--- name: job_complete
-UPDATE jobs SET status = 'completed', completed_at = %(now)s, result = %(result)s,
+-- name: jobs_complete_rows
+-- %(rows)s is a JSON array of {job_id, owner, result, now}; the jobs still held are completed.
+UPDATE jobs AS j SET status = 'completed', completed_at = r.now, result = r.result,
     lease_owner = NULL, lease_expires_at = NULL
-WHERE job_id = %(job_id)s AND lease_owner = %(owner)s AND status = 'processing'
+FROM json_to_recordset(%(rows)s::json) AS r (job_id text, owner text, result text, now float8)
+WHERE j.job_id = r.job_id AND j.lease_owner = r.owner AND j.status = 'processing'
+RETURNING j.job_id
 
 -- name: job_attempt
 SELECT job_type, attempts, max_attempts, errors FROM jobs
@@ -243,15 +246,20 @@ WHERE machine_name = %(name)s
 -- name: machine_move
 UPDATE machine_state SET current_state = %(to_state)s, previous_state = %(from_state)s,
     last_event = %(event)s, step = %(step)s, updated_at = %(at)s, current_job_id = %(job_id)s,
-    state_entered_at = CASE WHEN %(changed)s THEN %(at)s ELSE state_entered_at END
+    state_entered_at = COALESCE(%(entered_at)s, state_entered_at)
 WHERE machine_name = %(machine)s
 
--- name: transition_insert
+-- name: transition_insert_rows
+-- %(rows)s is a JSON array of transitions, inserted in its order.
 INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id, event_id,
                          event_delivery, created_at)
-VALUES (%(machine)s, %(step)s, %(from_state)s, %(to_state)s, %(event)s, %(job_id)s,
-        %(event_id)s, (SELECT deliveries FROM machine_events WHERE id = %(event_id)s),
-        %(at)s)
+SELECT r.machine, r.step, r.from_state, r.to_state, r.event, r.job_id, r.event_id,
+       (SELECT deliveries FROM machine_events WHERE id = r.event_id), r.at
+FROM ROWS FROM (json_to_recordset(%(rows)s::json)
+         AS (machine text, step integer, from_state text, to_state text, event text,
+             job_id text, event_id bigint, at float8))
+     WITH ORDINALITY AS r (machine, step, from_state, to_state, event, job_id, event_id, at, n)
+ORDER BY r.n
 
 -- name: history_all
 SELECT * FROM transitions ORDER BY id DESC LIMIT %(limit)s
@@ -261,9 +269,14 @@ SELECT * FROM transitions WHERE machine_name = %(machine)s ORDER BY id DESC LIMI
 
 -- ---------------------------------------------------------------------------- realtime
 
--- name: realtime_insert
+-- name: realtime_insert_rows
+-- %(rows)s is a JSON array of {machine, kind, payload, created_at}, inserted in its order.
 INSERT INTO realtime_events (machine_name, kind, payload, created_at)
-VALUES (%(machine)s, %(kind)s, %(payload)s, %(created_at)s)
+SELECT r.machine, r.kind, r.payload, r.created_at
+FROM ROWS FROM (json_to_recordset(%(rows)s::json)
+         AS (machine text, kind text, payload text, created_at float8))
+     WITH ORDINALITY AS r (machine, kind, payload, created_at, n)
+ORDER BY r.n
 
 -- name: realtime_insert_many
 -- %(payloads)s is a JSON array of payload objects; each row stores one element's JSON text.

@@ -97,10 +97,14 @@ AND (machine_type IS NULL OR machine_type = :machine_type)
 UPDATE jobs SET lease_expires_at = :expires, lease_owner = :new_owner
 WHERE job_id = :job_id AND lease_owner = :owner AND status = 'processing'
 
--- name: job_complete
-UPDATE jobs SET status = 'completed', completed_at = :now, result = :result,
-    lease_owner = NULL, lease_expires_at = NULL
-WHERE job_id = :job_id AND lease_owner = :owner AND status = 'processing'
+-- name: jobs_complete_rows
+-- :rows is a JSON array of {job_id, owner, result, now}; the jobs still held are completed.
+UPDATE jobs SET status = 'completed', completed_at = r.value ->> 'now',
+    result = r.value ->> 'result', lease_owner = NULL, lease_expires_at = NULL
+FROM json_each(:rows) AS r
+WHERE jobs.job_id = r.value ->> 'job_id' AND jobs.lease_owner = r.value ->> 'owner'
+    AND jobs.status = 'processing'
+RETURNING jobs.job_id
 
 -- name: job_attempt
 SELECT job_type, attempts, max_attempts, errors FROM jobs
@@ -234,14 +238,19 @@ WHERE machine_name = :name
 -- name: machine_move
 UPDATE machine_state SET current_state = :to_state, previous_state = :from_state,
     last_event = :event, step = :step, updated_at = :at, current_job_id = :job_id,
-    state_entered_at = CASE WHEN :changed THEN :at ELSE state_entered_at END
+    state_entered_at = COALESCE(:entered_at, state_entered_at)
 WHERE machine_name = :machine
 
--- name: transition_insert
+-- name: transition_insert_rows
+-- :rows is a JSON array of transitions, inserted in its order.
 INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id, event_id,
                          event_delivery, created_at)
-VALUES (:machine, :step, :from_state, :to_state, :event, :job_id, :event_id,
-        (SELECT deliveries FROM machine_events WHERE id = :event_id), :at)
+SELECT r.value ->> 'machine', r.value ->> 'step', r.value ->> 'from_state',
+       r.value ->> 'to_state', r.value ->> 'event', r.value ->> 'job_id',
+       r.value ->> 'event_id',
+       (SELECT deliveries FROM machine_events WHERE id = r.value ->> 'event_id'),
+       r.value ->> 'at'
+FROM json_each(:rows) AS r ORDER BY r.key
 
 -- name: history_all
 SELECT * FROM transitions ORDER BY id DESC LIMIT :limit
@@ -251,9 +260,11 @@ SELECT * FROM transitions WHERE machine_name = :machine ORDER BY id DESC LIMIT :
 
 -- ---------------------------------------------------------------------------- realtime
 
--- name: realtime_insert
+-- name: realtime_insert_rows
+-- :rows is a JSON array of {machine, kind, payload, created_at}, inserted in its order.
 INSERT INTO realtime_events (machine_name, kind, payload, created_at)
-VALUES (:machine, :kind, :payload, :created_at)
+SELECT value ->> 'machine', value ->> 'kind', value ->> 'payload', value ->> 'created_at'
+FROM json_each(:rows) ORDER BY key
 
 -- name: realtime_insert_many
 -- :payloads is a JSON array of payload objects; each row stores one element's JSON text.

@@ -14,7 +14,7 @@ import apsw
 
 from statemachine_engine.database.migrations import Migration
 from statemachine_engine.database.queries import Queries
-from statemachine_engine.database.tx import NO_ARGS, T
+from statemachine_engine.database.tx import NO_ARGS, AppendedRows, Row, T
 from statemachine_engine.errors import StopTimeout, StoreError
 
 MIN_SQLITE = (3, 51, 3)
@@ -231,6 +231,7 @@ class Connection:
         tx = Tx(self)
         try:
             result = work(tx)
+            tx.appended.insert(tx)
         except BaseException:
             with contextlib.suppress(apsw.Error):
                 self.db.execute("ROLLBACK")
@@ -295,6 +296,7 @@ class Tx:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.job_types: list[str] = []
+        self.appended = AppendedRows()
 
     def query(self, name: str, args: Mapping[str, Any] = NO_ARGS) -> list[dict[str, Any]]:
         text = QUERIES[name]
@@ -309,6 +311,9 @@ class Tx:
 
     def changes(self) -> int:
         return self.conn.changes()
+
+    def append(self, name: str, row: Row) -> None:
+        self.appended.add(name, row)
 
     def wake_jobs(self, job_type: str) -> None:
         if job_type not in self.job_types:
