@@ -38,6 +38,25 @@ actions:
     - {type: log, message: "job {job_id}", success: job_done}
 """
 
+#: Holds its job until told to finish; leases of 0.6 s are renewed every 0.2 s meanwhile.
+SLOW_WORKER = """
+name: slow worker
+initial_state: waiting
+states: [waiting, holding, done]
+options:
+  jobs:
+    slow: {lease: 0.6, heartbeat: 0.2}
+transitions:
+  - {from: waiting, to: holding, event: new_job}
+  - {from: holding, to: done, event: finish}
+  - {from: done, to: waiting, event: job_done}
+actions:
+  waiting:
+    - {type: check_database_queue, job_type: slow}
+  done:
+    - {type: complete_job, job_id: "{id}", success: job_done}
+"""
+
 PINGED = """
 name: pinged
 initial_state: idle
@@ -214,9 +233,10 @@ class TestConnectionLoss:
         inbox = Inbox()
         listener = store.listen("alpha", inbox)
         try:
-            pids = backend_pids(store, "listen")
-            assert len(pids) == 1
+            pids = backend_pids(store, "store")
+            assert pids == [own_pid(store)]  # LISTEN shares the store's connection
             terminate(pg_url, pids)
+            # Found lost while idle by the thread that watches the socket, not by a call.
             assert inbox.get(timeout=5) == {"kind": "reconnected"}
             store.send_event("alpha", "go")
             assert inbox.get() == {"kind": "event"}
@@ -340,11 +360,32 @@ class TestEngineWakeups:
         self, engines: Any, store: PostgresStore, pg_url: str
     ) -> None:
         engine, _ = await engines(WORKER, "pgworker")
-        terminate(pg_url, backend_pids(store, "listen") + backend_pids(store, "store"))
+        terminate(pg_url, backend_pids(store, "store"))
         await asyncio.sleep(0.1)
         for n in range(3):
             store.add_job("pgjob", job_id=f"J{n}")
         await engine.wait_for(lambda: store.count_jobs()["completed"] == 3, timeout=10)
+
+
+async def test_a_machine_holds_one_connection_also_while_renewing_a_lease(
+    engines: Any, store: PostgresStore, pg_url: str
+) -> None:
+    """LISTEN, the work and the lease renewals of a machine share one server connection."""
+    engine, _ = await engines(SLOW_WORKER, "slowworker")
+    assert engine._keeper is not None
+    store.add_job("slow", job_id="S1")
+    keeper = engine._keeper
+    deadline = time.monotonic() + 20
+    while keeper.renewals < 2:  # renewed on the keeper's thread: polled
+        assert time.monotonic() < deadline, "the lease was not renewed twice within 20 s"
+        await asyncio.sleep(0.05)
+    job = store.get_job("S1")
+    assert job is not None and job.status == "processing"
+    ours = set(backend_pids(store, "store")) - {own_pid(store)}
+    assert len(ours) == 1, ours
+    assert backend_pids(store, "listen") == []
+    store.send_event("slowworker", "finish")
+    await engine.wait_for(lambda: store.count_jobs()["completed"] == 1, timeout=10)
 
 
 def test_listener_close_is_prompt(store: PostgresStore) -> None:

@@ -41,7 +41,7 @@ from statemachine_engine.database.records import (
     Step,
 )
 from statemachine_engine.database.store import Store
-from statemachine_engine.database.wakeups import listen_for_wakeups
+from statemachine_engine.database.wakeups import ListeningStore, listen_for_wakeups
 from statemachine_engine.errors import StateMachineError, StopTimeout, StoreError
 from statemachine_engine.transport import UI_DOORBELL, Doorbell, ring
 
@@ -301,11 +301,18 @@ class StateMachineEngine:
             sqlite_path(url) == ":memory:"
         )
         if isinstance(self.clock, SystemClock) and not memory:
+            # PostgreSQL: renew on the machine's own store (its connection is thread-safe),
+            # so a machine process holds one server connection; SQLite: a connection of
+            # its own, so a renewal never waits behind the loop's busy handler.
+            shared = self.store if isinstance(self.store, ListeningStore) else None
             self._keeper = LeaseKeeper(
                 self.runtime,
-                lambda: open_store(url, clock=self.clock, create=False),
+                (lambda: shared)
+                if shared is not None
+                else (lambda: open_store(url, clock=self.clock, create=False)),
                 self._lease_lost,
                 loop,
+                owns_store=shared is None,
             )
             if self._give_up_at is not None:
                 self._keeper.give_up_waiting(self._give_up_at)

@@ -30,10 +30,12 @@ STALL_WARNING = 1.0
 
 class LeaseKeeper:
     """Renews the lease of the job `runtime` holds every heartbeat period, from a thread of
-    its own on a store connection of its own (opened at the first renewal, so a machine that
-    never holds a job long never opens it). Neither an action that blocks the loop nor a
-    store call of the loop waiting for a lock delays a renewal. A lease found taken by
-    another worker is reported on the loop: `lease_lost` is set there and `on_lost` called."""
+    its own, on a store connection of its own (opened at the first renewal, so a machine that
+    never holds a job long never opens it) or, with `owns_store=False`, on the machine's
+    store (PostgreSQL: one connection per process; a renewal then waits at most for the
+    loop's unit of work in progress). An action that blocks the loop does not delay a
+    renewal. A lease found taken by another worker is reported on the loop: `lease_lost` is
+    set there and `on_lost` called."""
 
     def __init__(
         self,
@@ -41,9 +43,12 @@ class LeaseKeeper:
         open_store: Callable[[], Store],
         on_lost: Callable[[Job], None],
         loop: asyncio.AbstractEventLoop,
+        *,
+        owns_store: bool = True,
     ) -> None:
         self.runtime = runtime
         self._open_store = open_store
+        self._owns_store = owns_store
         self._on_lost = on_lost
         self._loop = loop
         self._store: Store | None = None
@@ -92,7 +97,7 @@ class LeaseKeeper:
         except RuntimeError:
             pass  # the loop closed under us: the machine has ended
         finally:
-            if self._store is not None:
+            if self._store is not None and self._owns_store:
                 self._store.close()
 
     def _renew(self, job: Job) -> bool | None:

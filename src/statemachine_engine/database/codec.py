@@ -15,6 +15,8 @@ class PayloadTooLargeError(StoreError):
 
 def encode(value: Any, *, what: str = "payload") -> str:
     """Compact JSON for a stored value; rejects values over the size limit."""
+    if value is None:
+        return "null"
     text, size = _dumps(value, what)
     if size > MAX_PAYLOAD_BYTES:
         raise PayloadTooLargeError(

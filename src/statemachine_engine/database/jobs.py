@@ -5,7 +5,7 @@ are woken (Tx.wake_jobs) in the transaction that made a job runnable, after it c
 from __future__ import annotations
 
 import json
-import uuid
+import secrets
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -144,7 +144,7 @@ def new_job_row(job: NewJob, now: float) -> Row:
         raise StoreError("max_attempts must be at least 1")
     if job.job_id is not None:
         check_name(job.job_id, "job id")
-    job_id = job.job_id or uuid.uuid4().hex[:12]
+    job_id = job.job_id or secrets.token_hex(6)  # 12 hex digits, as uuid4().hex[:12]
     return {
         "job_id": job_id,
         "job_type": job.job_type,

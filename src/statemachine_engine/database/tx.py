@@ -5,8 +5,9 @@ The concurrency rule: a store (and so its connection) belongs to one thread at a
 the machine's event loop thread calls it directly (each call is one short transaction; on
 SQLite the busy handler may wait for another process's write lock, on PostgreSQL a call may
 wait for a reconnect, both bounded and both cut short by `give_up_waiting` when the machine
-stops). Work that must not wait behind the loop (lease renewal, LISTEN) opens a store or a
-connection of its own on its own thread.
+stops). Work that must not wait behind the loop (lease renewal, the LISTEN watch) runs on
+its own thread: on SQLite with a store of its own; on PostgreSQL on the same store, whose
+connection is locked per unit of work (one server connection per process).
 """
 
 from __future__ import annotations

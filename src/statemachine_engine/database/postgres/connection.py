@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -129,6 +129,10 @@ class Connection:
         self._give_up_at: float | None = None
         #: The server's clock minus this host's, in seconds (see clock.ServerClock).
         self.offset = 0.0
+        #: Called with every new server connection after the first, under this
+        #: connection's lock (the listeners LISTEN again on it).
+        self.on_reconnect: list[Callable[[psycopg.Connection[DictRow]], None]] = []
+        self.closed = False
         self._conn: psycopg.Connection[DictRow] | None = connect_with_backoff(
             target, target.start_timeout
         )
@@ -151,6 +155,7 @@ class Connection:
 
     def close(self) -> None:
         with self._lock:
+            self.closed = True
             if self._conn is not None:
                 self._conn.close()
             self._conn = None
@@ -170,6 +175,14 @@ class Connection:
     def read(self, work: Callable[[Tx], T]) -> T:
         return self._run(work, write=False)
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[psycopg.Connection[DictRow] | None]:
+        """The server connection as it is (None when there is none or it is broken), kept
+        from every other use until the block ends; it is not reconnected here."""
+        with self._lock:
+            conn = self._conn
+            yield conn if conn is not None and not conn.closed and not conn.broken else None
+
     def write(self, work: Callable[[Tx], T]) -> T:
         return self._run(work, write=True)
 
@@ -188,6 +201,8 @@ class Connection:
             raise self._stop_timeout()
         self._conn = fresh
         self._measure(fresh)
+        for hook in self.on_reconnect:
+            hook(fresh)
         return fresh
 
     def _run(self, work: Callable[[Tx], T], *, write: bool, pipelined: bool = True) -> T:
@@ -264,6 +279,13 @@ class Connection:
                     backoff = min(BACKOFF_FIRST * 2 ** min(failures, 6), BACKOFF_MAX)
                     if not pause(backoff, self._stopping):
                         raise self._stop_timeout() from None
+
+    def lost(self, conn: psycopg.Connection[DictRow], reason: str) -> None:
+        """`conn` was found lost outside a unit of work (by the LISTEN watch): log the
+        outage's first line and close it; the next unit of work reconnects. Call it holding
+        the connection (`exclusive`)."""
+        self._log_lost(reason)
+        conn.close()
 
     def _log_lost(self, reason: str) -> None:
         """First line of the log contract (docs/postgresql.md): once per outage."""

@@ -1,5 +1,5 @@
-"""The store on PostgreSQL: one connection per store, one schema per URL (`?schema=`),
-wake-ups and realtime announcements over LISTEN/NOTIFY."""
+"""The store on PostgreSQL: one connection per store (work and LISTEN), one schema per URL
+(`?schema=`), wake-ups and realtime announcements over LISTEN/NOTIFY."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from statemachine_engine.clock import Clock, SystemClock
 from statemachine_engine.database.migrations import builtin_migrations, directory_migrations
 from statemachine_engine.database.postgres.clock import ServerClock
 from statemachine_engine.database.postgres.connection import Connection, parse_url
-from statemachine_engine.database.postgres.listener import Listener
+from statemachine_engine.database.postgres.listener import Hub, Listener
 from statemachine_engine.database.sqlstore import SQLStore
 
 
@@ -34,6 +34,7 @@ class PostgresStore(SQLStore):
         self.refused_names = set()
         self.conn = Connection(self.target, migrations)
         self.channels = self.conn.channels
+        self.hub = Hub(self.conn)
         # Every host reads the server's time for leases and timestamps; an injected clock
         # (a test's virtual one) is used as given.
         real = clock is None or isinstance(clock, SystemClock)
@@ -47,7 +48,9 @@ class PostgresStore(SQLStore):
         jobs: bool = True,
         realtime: bool = False,
     ) -> Listener:
-        """Call `callback(message)` from a background thread for every wake-up: events for
+        """Call `callback(message)` for every wake-up (from the thread that reads it off the
+        store's connection: this store's caller, or the thread that watches the idle
+        connection; one connection for work and LISTEN): events for
         machine_name (`{"kind": "event"}`), runnable jobs (`{"kind": "job", "job_type": t}`),
         committed realtime rows (`{"kind": "realtime"}`) and `{"kind": "reconnected"}` after
         a lost connection. LISTEN is in place when this returns."""
@@ -58,4 +61,9 @@ class PostgresStore(SQLStore):
             channels.append((self.channels.jobs, "job"))
         if realtime:
             channels.append((self.channels.realtime, "realtime"))
-        return Listener(self.target, dict(channels), callback)
+        return self.hub.add(dict(channels), callback)
+
+    def close(self) -> None:
+        for listener in list(self.hub.listeners):
+            listener.close()
+        super().close()
