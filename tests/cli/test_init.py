@@ -29,6 +29,9 @@ def test_default_project_runs_two_machines_and_the_ui(
     assert run_main(["init", "demo"]) == 0
     out = capsys.readouterr().out
     assert "cd demo\n" in out and "statemachine up system.yaml" in out
+    assert (
+        f"$ statemachine init demo\n{out}$ cd demo\n" in (ROOT / "docs/quickstart.md").read_text()
+    )
     demo = tmp_path / "demo"
     assert sorted(p.name for p in demo.iterdir()) == [
         "README.md",

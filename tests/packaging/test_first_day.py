@@ -23,6 +23,22 @@ ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("STATEMACHINE_TEST_CHROMIUM", "/usr/bin/chromium")
 CONTROLLER_STATES = ("waiting", "dispatching", "awaiting_report", "recording", "stopped")
 UI_PORTS = range(18300, 18400)
+#: The README's and the quickstart's first job and what it prints.
+TEXT = "hello from the first day"
+RESULT = "batch-1: 5 words, by batch_worker"
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/quickstart.md"])
+def test_the_docs_show_this_first_day(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    for line in (
+        "$ statemachine init demo",
+        "$ cd demo",
+        "$ statemachine up system.yaml",
+        f'$ statemachine-cli add-job batch-1 --type batch --data \'{{"text": "{TEXT}"}}\'',
+        RESULT,
+    ):
+        assert line in text, (doc, line)
 
 
 def ui_port() -> int:
@@ -126,7 +142,7 @@ def _first_job_and_page(
             return False
 
     wait_for("the UI", ui_answers)
-    data = json.dumps({"text": "hello from the first day"})
+    data = json.dumps({"text": TEXT})
     cli("statemachine-cli", "add-job", "batch-1", "--type", "batch", "--data", data, cwd=demo)
 
     def completed() -> bool:
@@ -137,7 +153,7 @@ def _first_job_and_page(
 
     wait_for("batch-1 to complete", completed)
     results = demo / "data" / "controller_worker" / "results.log"
-    assert results.read_text() == "batch-1: 5 words, by batch_worker\n"
+    assert results.read_text() == RESULT + "\n"
 
     from playwright.sync_api import sync_playwright
 
