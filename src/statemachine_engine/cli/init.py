@@ -90,7 +90,8 @@ def readme_text(example: Path) -> str:
         "$ statemachine up system.yaml   # every machine, and the UI on http://127.0.0.1:3001\n"
         "```\n\n"
         "Ctrl-C stops everything. `statemachine-cli` run in this folder uses the same\n"
-        "database, `data/statemachine.db` (its default).\n\n"
+        "database, `data/statemachine.db` (its default). The example's own description\n"
+        "follows; where it says to work from the repository root, work in this folder.\n\n"
     )
     return f"{title}\n\n{intro}{body.lstrip()}"
 
