@@ -1,9 +1,11 @@
-"""Build hook: a wheel or sdist without the UI's vendored Mermaid build fails here, loudly,
-instead of shipping a monitoring page that cannot draw diagrams. Everything else about the
-package is declared in pyproject.toml."""
+"""Build hooks: a wheel or sdist without the UI's vendored Mermaid build fails here, loudly,
+instead of shipping a monitoring page that cannot draw diagrams; and the repository's
+`examples/` ship inside the wheel as `statemachine_engine/examples/` (`statemachine init`
+copies them). Everything else about the package is declared in pyproject.toml."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -12,6 +14,8 @@ from setuptools.command.sdist import sdist
 from setuptools.errors import FileError
 
 MERMAID = Path("src/statemachine_engine/monitoring/static/vendor/mermaid.min.js")
+EXAMPLES = Path("examples")
+EXAMPLE_JUNK = shutil.ignore_patterns("__pycache__", "*.pyc", "data", ".*")
 MIN_BYTES = 1_000_000  # the real build is about 5 MB; less is a failed or partial fetch
 
 
@@ -30,9 +34,14 @@ class BuildPy(build_py):
     def run(self) -> None:
         # An editable install serves the file from the source tree; `make install` fetches
         # it after the editable install, so only real builds insist on it.
-        if not getattr(self, "editable_mode", False):
+        editable = getattr(self, "editable_mode", False)
+        if not editable:
             check_mermaid()
         super().run()
+        if not editable:  # an editable install reads them from the checkout
+            target = Path(self.build_lib) / "statemachine_engine" / "examples"
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(Path(__file__).resolve().parent / EXAMPLES, target, ignore=EXAMPLE_JUNK)
 
 
 class Sdist(sdist):

@@ -29,10 +29,11 @@ code 2.
 
 
 def _programs() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
-    from statemachine_engine.cli import db, fsm, run, test, ui, up, validate
+    from statemachine_engine.cli import db, fsm, init, run, test, ui, up, validate
 
     return [
         ("statemachine", run.build_parser),
+        ("statemachine init", init.build_parser),
         ("statemachine-cli", db.build_parser),
         ("statemachine-up", up.build_parser),
         ("statemachine-validate", validate.build_parser),

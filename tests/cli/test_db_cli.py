@@ -303,7 +303,7 @@ def test_prune_deletes_old_finished_jobs_only(env: Env) -> None:
         store.close()
 
 
-@pytest.mark.parametrize("value", ["soon", "0", "-1d", "7y"])
+@pytest.mark.parametrize("value", ["soon", "0", "-1d", "7y", "7", "0d", "1.5"])
 def test_prune_refuses_a_bad_duration(env: Env, value: str) -> None:
     result = env.run("prune", "--older-than", value)
     assert "--older-than" in result.one_error_line()
@@ -678,6 +678,7 @@ READ_ONLY_COMMANDS = [
     ("cancel-job", "J"),
     ("reset-processing",),
     ("prune", "--older-than", "1d"),
+    ("backup", "/nonexistent-dir/b.db"),
     ("mark-stopped", "w"),
 ]
 

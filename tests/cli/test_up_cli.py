@@ -39,6 +39,10 @@ def test_ui_true_starts_statemachine_ui_when_installed(
     assert supervisor.instances[0].env["STATEMACHINE_DB"] == "sqlite:///x.db"
     no_ui = up.Supervisor(spec(tmp_path, True), "sqlite:///x.db", ui=False, out=io.StringIO())
     assert [i.name for i in no_ui.instances] == ["m"]
+    on_port = up.Supervisor(
+        spec(tmp_path, True), "sqlite:///x.db", ui_port=18301, out=io.StringIO()
+    )
+    assert on_port.instances[1].argv[-2:] == ["--port", "18301"]
 
 
 def test_ui_true_without_the_ui_warns_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

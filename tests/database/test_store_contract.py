@@ -1082,8 +1082,11 @@ class TestRetention:
         recent = store.send_event("worker", "recent")
         store.mark_event(recent.id, "processed")
 
+        planned = store.prune(clock.now() - 60, dry_run=True)
+        assert store.get_job("done") is not None and store.history(machine="worker") != []
         deleted = store.prune(clock.now() - 60)
 
+        assert planned == deleted
         assert deleted["jobs"] == 2  # completed and cancelled; failed is kept for inspection
         assert store.get_job("done") is None and store.get_job("cancelled") is None
         assert store.get_job("gone") is not None and store.get_job("pending") is not None

@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from statemachine_engine.cli import db, fsm, run, test, ui, up, validate
+from statemachine_engine.cli import db, fsm, init, run, test, ui, up, validate
 from statemachine_engine.cli.common import CliParser
 from statemachine_engine.config import parse_definition
 from statemachine_engine.core import ActionLoader
@@ -181,9 +181,11 @@ SHELL = [s for s in of("bash", "sh", "console", "shell") if command_lines(s)]
 def test_command_lines_parse(sample: Sample) -> None:
     for words in command_lines(sample):
         program, args = words[0], words[1:]
-        if program == "statemachine" and args[:1] == ["up"]:
-            program, args = "statemachine-up", args[1:]
         build = PARSERS[program]
+        if program == "statemachine" and args[:1] == ["up"]:
+            build, args = up.build_parser, args[1:]
+        elif program == "statemachine" and args[:1] == ["init"]:
+            build, args = init.build_parser, args[1:]
         parser = build()  # type: ignore[operator]
         assert isinstance(parser, CliParser)
         parser.parse_args(args)

@@ -56,42 +56,6 @@ def _version() -> str:
     raise AssertionError("no __version__ in statemachine_engine/__init__.py")
 
 
-@pytest.fixture(scope="session")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    out = tmp_path_factory.mktemp("dist")
-    # Built the standard way, each on its own, as a release would.
-    for kind in ("--wheel", "--sdist"):
-        subprocess.run(
-            [sys.executable, "-m", "build", kind, "--outdir", str(out), str(ROOT)],
-            check=True,
-            capture_output=True,
-            timeout=180,
-        )
-    (wheel,) = out.glob("*.whl")
-    (sdist,) = out.glob("*.tar.gz")
-    return {"wheel": wheel, "sdist": sdist}
-
-
-@pytest.fixture(scope="session")
-def venv(tmp_path_factory: pytest.TempPathFactory, dists: dict[str, Path]) -> Path:
-    home = tmp_path_factory.mktemp("venv") / "env"
-    subprocess.run([sys.executable, "-m", "venv", str(home)], check=True, timeout=120)
-    subprocess.run(
-        [
-            str(home / "bin/python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            str(dists["wheel"]),
-        ],
-        check=True,
-        timeout=300,
-    )
-    return home
-
-
 def test_dists_pass_twine_check(dists: dict[str, Path]) -> None:
     result = subprocess.run(
         [
@@ -130,6 +94,11 @@ def test_wheel_contains_data_files(dists: dict[str, Path]) -> None:
         for path in (src / sub).rglob("*"):
             if path.is_file() and not path.name.startswith("."):
                 assert pkg + path.relative_to(src).as_posix() in names, path
+    # The examples ship inside the package, for `statemachine init`.
+    for path in (ROOT / "examples").rglob("*"):
+        rel = path.relative_to(ROOT)
+        if path.is_file() and not {"__pycache__", "data"} & set(rel.parts):
+            assert pkg + rel.as_posix() in names, path
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(dists["wheel"]).read(entry_points).decode()
     for script in SCRIPTS:
@@ -182,6 +151,7 @@ def test_sdist_contains_sources(dists: dict[str, Path]) -> None:
         n.endswith("src/statemachine_engine/monitoring/static/vendor/mermaid.min.js") for n in names
     )
     assert any(n.endswith("pyproject.toml") for n in names)
+    assert any(n.endswith("examples/controller_worker/system.yaml") for n in names)
 
 
 def test_version_in_one_place(venv: Path) -> None:

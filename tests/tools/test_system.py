@@ -31,10 +31,38 @@ def test_defaults_and_instance_names(tmp_path: Path) -> None:
     assert first.config == tmp_path / "m.yaml"
     assert second.instance_names == ("w-1", "w-2", "w-3")
     assert second.env == {"A": "1"} and second.initial_context == {"k": "v"}
-    assert spec.db == "sqlite:///x.db" and spec.ui is False
+    assert spec.db == f"sqlite:///{tmp_path / 'x.db'}" and spec.ui is False
     assert (spec.restart.max_restarts, spec.restart.backoff, spec.restart.window) == (2, 0.1, 60)
     assert is_system_file(tmp_path / "system.yaml")
     assert not is_system_file(tmp_path / "m.yaml")
+
+
+@pytest.mark.parametrize(
+    ("db", "expected"),
+    [
+        ("sqlite:///data/s.db", "sqlite:///{dir}/data/s.db"),
+        ("data/s.db", "{dir}/data/s.db"),
+        ("sqlite:////abs/s.db", "sqlite:////abs/s.db"),
+        ("/abs/s.db", "/abs/s.db"),
+        ("postgresql://u@h/db", "postgresql://u@h/db"),
+    ],
+)
+def test_paths_are_relative_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db: str, expected: str
+) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "actions").mkdir()
+    system(
+        folder, f"db: {db}\nworkdir: run\nmachines:\n  - {{config: m.yaml, actions_dir: actions}}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # `up` started elsewhere: nothing depends on the cwd
+    spec = load_system("project/system.yaml")
+    assert spec.db == expected.format(dir=folder)
+    (machine,) = spec.machines
+    assert machine.config.resolve() == folder / "m.yaml"
+    assert [d.resolve() for d in machine.actions_dirs] == [folder / "actions"]
+    assert spec.workdir is not None and spec.workdir.resolve() == folder / "run"
 
 
 @pytest.mark.parametrize(

@@ -38,6 +38,7 @@ from statemachine_engine.cli.common import (
 )
 from statemachine_engine.cli.endjob import add_operator_commands, why_resettable
 from statemachine_engine.cli.eventlist import add_event_commands, cmd_list_events, event_label
+from statemachine_engine.cli.maintenance import add_maintenance_commands
 from statemachine_engine.cli.released import (
     REMOVED,
     add_format_option,
@@ -343,31 +344,6 @@ def cmd_mark_stopped(args: argparse.Namespace) -> int:
     return 0
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration(text: str) -> float:
-    """argparse type: `90`, `90s`, `30m`, `12h` or `7d` as seconds (above 0)."""
-    number, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
-    try:
-        seconds = float(number) * _UNITS[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a duration like 7d, 12h, 30m or 90s, got {text!r}"
-        ) from None
-    if not seconds > 0:
-        raise argparse.ArgumentTypeError(f"the duration must be above 0, got {text!r}")
-    return seconds
-
-
-def cmd_prune(args: argparse.Namespace) -> int:
-    """Delete finished history older than --older-than."""
-    with opened_store(args.db) as store:
-        deleted = store.prune(time.time() - args.older_than)
-    print(", ".join(f"{table} {count}" for table, count in deleted.items()) + " deleted")
-    return 0
-
-
 _COMMON = global_options_parent()
 
 
@@ -546,19 +522,6 @@ def _add_machine_commands(sub: Any) -> None:
     add_format_option(p)
 
     help_text = (
-        "delete completed/cancelled jobs, handled events, transitions and realtime rows older"
-        " than a duration (pending, processing and failed jobs are kept)"
-    )
-    p = _add_command(sub, "prune", cmd_prune, help_text)
-    p.add_argument(
-        "--older-than",
-        type=duration,
-        required=True,
-        metavar="DURATION",
-        help="e.g. 7d, 12h, 30m, 90s",
-    )
-
-    help_text = (
         "record a machine as stopped whose process is gone but which the database shows"
         " running (e.g. its host died), so the name can start again"
     )
@@ -585,6 +548,7 @@ def build_parser(prog: str = PROG_NAMES[0]) -> CliParser:
     _add_job_commands(sub)
     _add_machine_commands(sub)
     add_event_commands(sub, _add_command)
+    add_maintenance_commands(sub, _add_command)
     add_released_commands(sub, _add_command, cmd_show_job, cmd_list_events)
     return parser
 

@@ -35,7 +35,8 @@ def build_parser() -> CliParser:
     parser = CliParser(
         prog=PROG,
         description="Run one state machine defined in YAML "
-        "(`statemachine up SYSTEM.yaml` runs a whole system).",
+        "(`statemachine up SYSTEM.yaml` runs a whole system; `statemachine init [DIR]` writes"
+        " a starter project).",
     )
     add_version_argument(parser)
     parser.add_argument("config", metavar="CONFIG", help="machine definition (YAML)")
@@ -194,12 +195,21 @@ def _hard_stop(engine: Any, signalled: int, finished: threading.Event) -> None:
     os._exit(0)
 
 
+#: `statemachine SUBCOMMAND ...`: the programs reached through the `statemachine` command
+#: besides running one machine (a machine file is never named exactly like these).
+SUBCOMMANDS = {
+    "up": "statemachine_engine.cli.up",
+    "init": "statemachine_engine.cli.init",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args[:1] == ["up"]:
-        from statemachine_engine.cli.up import main as up_main
+    if args[:1] and args[0] in SUBCOMMANDS:
+        import importlib
 
-        return up_main(args[1:])
+        sub_main: Any = importlib.import_module(SUBCOMMANDS[args[0]]).main
+        return int(sub_main(args[1:]))
     return run_cli(_main, args, prog=PROG)
 
 

@@ -29,6 +29,7 @@ from statemachine_engine.cli.common import (
     CliParser,
     add_db_argument,
     add_version_argument,
+    positive_int,
     require_regular_file,
     run_cli,
 )
@@ -72,6 +73,9 @@ def build_parser() -> CliParser:
     parser.add_argument("system", metavar="SYSTEM", help="system file (YAML)")
     add_db_argument(parser)
     parser.add_argument("--no-ui", action="store_true", help="do not start the UI")
+    parser.add_argument(
+        "--ui-port", type=positive_int, metavar="PORT", help="the UI's port (default 3001)"
+    )
     parser.add_argument("--debug", action="store_true", help="print tracebacks on failure")
     return parser
 
@@ -98,6 +102,7 @@ class Supervisor:
         db: str,
         *,
         ui: bool = True,
+        ui_port: int | None = None,
         out: TextIO | None = None,
         clock: Clock | None = None,
     ) -> None:
@@ -110,7 +115,7 @@ class Supervisor:
         self.cwd = spec.workdir or Path.cwd()
         self.instances = [inst for entry in spec.machines for inst in self._instances(entry)]
         if spec.ui and ui:
-            self._add_ui()
+            self._add_ui(ui_port)
         self.width = max(len(i.name) for i in [*self.instances, Instance("up", [], {})])
         self.stopping = asyncio.Event()
 
@@ -132,14 +137,15 @@ class Supervisor:
             found.append(Instance(name, argv, env, stdin))
         return found
 
-    def _add_ui(self) -> None:
+    def _add_ui(self, port: int | None) -> None:
         local = Path(sys.executable).parent / UI_SCRIPT
         script = str(local) if local.exists() else shutil.which(UI_SCRIPT)
         if script is None:
             self.say(f"warning: `ui: true` but {UI_SCRIPT} is not installed; running without UI")
             return
         env = dict(os.environ, STATEMACHINE_DB=self.db, PYTHONUNBUFFERED="1")
-        self.instances.append(Instance("ui", [script, "--db", self.db], env))
+        argv = [script, "--db", self.db] + ([] if port is None else ["--port", str(port)])
+        self.instances.append(Instance("ui", argv, env))
 
     def say(self, message: str, name: str = "up") -> None:
         width = getattr(self, "width", len(name))
@@ -267,7 +273,7 @@ def _main(argv: list[str]) -> int:
     spec = load_system(args.system)
     db = args.db or spec.db or default_url()
     check_backend(db)
-    supervisor = Supervisor(spec, db, ui=not args.no_ui)
+    supervisor = Supervisor(spec, db, ui=not args.no_ui, ui_port=args.ui_port)
     return asyncio.run(supervisor.run())
 
 

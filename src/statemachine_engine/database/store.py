@@ -215,10 +215,11 @@ class Store(Protocol):
         rule; a claim that follows a job ack costs no commit of its own."""
         ...
 
-    def prune(self, before: float) -> dict[str, int]:
+    def prune(self, before: float, *, dry_run: bool = False) -> dict[str, int]:
         """Delete history older than `before`: completed and cancelled jobs, handled events,
         transitions and realtime rows. Pending, processing and failed jobs and pending events
-        are never deleted. Returns the number of rows deleted per table."""
+        are never deleted. Returns the number of rows deleted per table; with `dry_run`, the
+        number that would be, deleting nothing."""
         ...
 
     # realtime stream

@@ -6,7 +6,8 @@ ui: false
 machines:
   - {config: generator.yaml, name: generator, instances: 1, env: {KEY: value}}
 ```
-Relative paths are relative to the system file. Errors are ConfigErrors with file:line:col.
+Every relative path in the file is relative to the file: `config:`, `actions_dir:`,
+`workdir:` and the path of a `sqlite:///` `db:` URL. Errors are ConfigErrors with file:line:col.
 """
 
 from __future__ import annotations
@@ -116,6 +117,19 @@ def _string(mapping: YamlMap, key: str) -> str | None:
     return str(value)
 
 
+def _db_url(root: YamlMap, base: Path) -> str | None:
+    """The `db:` URL with a relative SQLite path made absolute against the file's folder,
+    so the machines, the UI and `up` itself open one database wherever `up` is run."""
+    url = _string(root, "db")
+    if url is None or url.startswith(("sqlite:////", "sqlite:///:memory:")):
+        return url
+    if url.startswith("sqlite:///"):
+        return "sqlite:///" + os.path.abspath(base / url.removeprefix("sqlite:///"))
+    if "://" not in url and not url.startswith("sqlite:") and not os.path.isabs(url):
+        return os.path.abspath(base / url)
+    return url
+
+
 def load_system(path: str | os.PathLike[str]) -> SystemSpec:
     """Read and check the system file at `path`."""
     source = os.fspath(path)
@@ -165,7 +179,7 @@ def load_system(path: str | os.PathLike[str]) -> SystemSpec:
     return SystemSpec(
         source=Path(source),
         machines=tuple(machines),
-        db=_string(root, "db"),
+        db=_db_url(root, base),
         ui=ui,
         workdir=None if workdir is None else base / workdir,
         restart=restart,
