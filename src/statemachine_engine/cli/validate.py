@@ -19,6 +19,11 @@ from statemachine_engine.cli.common import (
     require_regular_file,
     run_cli,
 )
+from statemachine_engine.cli.released_tools import (
+    add_released_validate_options,
+    apply_released_validate_options,
+    print_notes,
+)
 
 PROG = "statemachine-validate"
 
@@ -57,11 +62,13 @@ def build_parser() -> CliParser:
     )
     add_actions_dir_argument(parser)
     add_logging_arguments(parser)
+    add_released_validate_options(parser)
     return parser
 
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    apply_released_validate_options(args)
     if args.schema:
         from statemachine_engine.tools.schema import schema_text
 
@@ -89,6 +96,7 @@ def _main(argv: list[str]) -> int:
             print(finding)
         if not args.quiet:
             print(report.summary(), file=sys.stderr)
+    print_notes(args)
     return report.exit_code(strict=args.strict)
 
 
