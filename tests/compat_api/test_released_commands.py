@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -152,6 +153,11 @@ def test_released_tool_spellings_work_with_a_note(tmp_path: Path) -> None:
     assert (tmp_path / "d" / "w" / "w.md").is_file()
     assert "statemachine-diagrams is the 1.0 name; use statemachine-fsm" in diagrams.stderr
 
+    positional = _run(str(BIN / "statemachine-fsm"), "w.yaml", "md/w_fsm.md", cwd=tmp_path)
+    assert positional.returncode == 0, positional.stderr
+    assert (tmp_path / "md" / "w_fsm.md").read_text().count("stateDiagram-v2") == 1
+    assert "the positional OUT.md is the 1.0 spelling" in positional.stderr
+
     quiet = _run(
         str(BIN / "statemachine-validate"), "--quiet", "--no-color", "w.yaml", cwd=tmp_path
     )
@@ -161,9 +167,47 @@ def test_released_tool_spellings_work_with_a_note(tmp_path: Path) -> None:
     assert re.search(r"^note: --no-color is ignored", quiet.stderr, re.M)
 
     lint = _run(str(BIN / "statemachine-lint"), "--format", "json", "w.yaml", cwd=tmp_path)
-    assert lint.returncode == validate.main(["--format", "json", str(tmp_path / "w.yaml")])
-    assert '"findings"' in lint.stdout
+    assert lint.returncode == 1
     assert "statemachine-lint is the 1.0 name" in lint.stderr
+
+
+def _lint_keys(released: Path) -> tuple[set[str], set[str]]:
+    """1.0's lint JSON keys: per file (the dict its CLI prints) and per issue (LintIssue)."""
+    linter = released / "src/statemachine_engine/tools/linter"
+    per_file: set[str] = set()
+    for node in ast.walk(ast.parse((linter / "cli.py").read_text())):
+        if isinstance(node, ast.Dict) and any(
+            isinstance(k, ast.Constant) and k.value == "issues" for k in node.keys
+        ):
+            per_file = {str(k.value) for k in node.keys if isinstance(k, ast.Constant)}
+    models = ast.parse((linter / "models.py").read_text())
+    (issue,) = [n for n in models.body if isinstance(n, ast.ClassDef) and n.name == "LintIssue"]
+    per_issue = {
+        n.target.id
+        for n in issue.body
+        if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)
+    }
+    return per_file, per_issue
+
+
+def test_lint_json_keeps_the_released_keys(released: Path, tmp_path: Path) -> None:
+    per_file, per_issue = _lint_keys(released)
+    assert {"file", "issues", "error_count", "warning_count"} <= per_file
+    assert {"code", "severity", "message", "fix"} <= per_issue
+    (tmp_path / "w.yaml").write_text(WORKER)
+    (tmp_path / "clean.yaml").write_text(WORKER.replace(", lonely", ""))
+    lint = _run(
+        str(BIN / "statemachine-lint"), "--format", "json", "w.yaml", "clean.yaml", cwd=tmp_path
+    )
+    assert lint.returncode == 1, lint.stderr
+    w, clean = json.loads(lint.stdout)
+    assert set(w) == per_file and set(w["issues"][0]) == per_issue
+    assert (w["file"], clean["file"]) == ("w.yaml", "clean.yaml")
+    assert w["error_count"] == clean["error_count"] == 0
+    assert w["warning_count"] == len(w["issues"]) == clean["warning_count"] + 1
+    (unreachable,) = [i for i in w["issues"] if i["code"] == "SM101"]  # `lonely`
+    assert unreachable["severity"] == "warning" and unreachable["fix"]
+    assert "SM101" not in {i["code"] for i in clean["issues"]}
 
 
 def test_a_refused_argument_stays_one_line(tmp_path: Path) -> None:

@@ -60,6 +60,10 @@ def _main(argv: list[str]) -> int:
             continue
         mmd, md = write_diagrams(definition, args.out)
         print(f"{mmd}\n{md}")
+        if args.markdown_file is not None:
+            args.markdown_file.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown_file.write_text(md.read_text(encoding="utf-8"), encoding="utf-8")
+            print(args.markdown_file)
     print_notes(args)
     return 0
 

@@ -29,12 +29,20 @@ def add_released_diagram_options(parser: argparse.ArgumentParser) -> None:
 
 
 def apply_released_diagram_options(args: argparse.Namespace) -> None:
-    """Map the 1.0 diagram options onto ours, queueing a note for each one used."""
+    """Map the 1.0 diagram options onto ours, queueing a note for each one used. 1.0's
+    `CONFIG OUT.md` (one config, then a Markdown file) sets `args.markdown_file`."""
     from pathlib import Path
 
     if args.output_dir is not None:
         args.out = Path(args.output_dir)
         note(args, "--output-dir DIR", "--out DIR")
+    args.markdown_file = None
+    if len(args.configs) == 2 and args.configs[1].endswith(".md"):
+        args.markdown_file = Path(args.configs.pop())
+        add_note(
+            args,
+            "the positional OUT.md is the 1.0 spelling; 2.0 also writes <out>/<name>/<name>.md",
+        )
     for flag in ("old_format_only", "new_format_only"):
         if getattr(args, flag):
             option = "--" + flag.replace("_", "-")
