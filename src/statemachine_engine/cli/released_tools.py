@@ -7,15 +7,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from statemachine_engine.cli.common import EXIT_USAGE
 from statemachine_engine.cli.released import add_note, note, print_notes
 
 __all__ = [
+    "RUN_IGNORED",
+    "UI_IGNORED",
+    "add_ignored_options",
     "add_released_diagram_options",
     "add_released_validate_options",
     "apply_released_diagram_options",
     "apply_released_validate_options",
+    "note_ignored",
     "print_notes",
     "run_renamed",
 ]
@@ -31,8 +36,6 @@ def add_released_diagram_options(parser: argparse.ArgumentParser) -> None:
 def apply_released_diagram_options(args: argparse.Namespace) -> None:
     """Map the 1.0 diagram options onto ours, queueing a note for each one used. 1.0's
     `CONFIG OUT.md` (one config, then a Markdown file) sets `args.markdown_file`."""
-    from pathlib import Path
-
     if args.output_dir is not None:
         args.out = Path(args.output_dir)
         note(args, "--output-dir DIR", "--out DIR")
