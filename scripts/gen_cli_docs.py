@@ -29,7 +29,7 @@ code 2.
 
 
 def _programs() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
-    from statemachine_engine.cli import db, fsm, init, run, test, ui, up, validate
+    from statemachine_engine.cli import db, events, fsm, init, run, test, ui, up, validate
 
     return [
         ("statemachine", run.build_parser),
@@ -40,6 +40,7 @@ def _programs() -> list[tuple[str, Callable[[], argparse.ArgumentParser]]]:
         ("statemachine-test", test.build_parser),
         ("statemachine-fsm", fsm.build_parser),
         ("statemachine-ui", ui.build_parser),
+        ("statemachine-events", events.build_parser),
     ]
 
 
@@ -76,6 +77,10 @@ def _render() -> str:
             parts.append("`statemachine up SYSTEM.yaml` is the same as `statemachine-up`.\n\n")
         if name == "statemachine-cli":
             parts.append("`statemachine-db` is the same program under the released name.\n\n")
+        if name == "statemachine-validate":
+            parts.append("`statemachine-lint` is the same program under the released name.\n\n")
+        if name == "statemachine-fsm":
+            parts.append("`statemachine-diagrams` is the same program under the released name.\n\n")
         parts.append(_block(parser.format_help()))
         names: dict[int, list[str]] = {}
         subparsers: dict[int, argparse.ArgumentParser] = {}

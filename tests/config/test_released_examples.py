@@ -4,18 +4,16 @@ cache outside the repository (never committed)."""
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from statemachine_engine.tools.validate import validate
 
-RELEASE = "1.0.91"
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 #: Errors the released patient_records example had before the input limits (placeholders
@@ -23,44 +21,20 @@ BIN = Path(sys.executable).parent
 KNOWN = ("unknown placeholder root",)
 
 
-def _cache() -> Path:
-    default = Path.home() / ".cache" / "statemachine-engine-tests"
-    return Path(os.environ.get("STATEMACHINE_TEST_CACHE", default))
+def _released_helpers() -> ModuleType:
+    """tests/released.py, loaded by path (the tests run with --import-mode=importlib)."""
+    spec = importlib.util.spec_from_file_location("_tests_released", ROOT / "tests/released.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="module")
 def released() -> Path:
     """The unpacked sdist of the released package (downloaded once, then cached)."""
-    cache = _cache()
-    unpacked = cache / f"statemachine_engine-{RELEASE}"
-    if (unpacked / "examples").is_dir():
-        return unpacked
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        fetched = subprocess.run(
-            [
-                str(BIN / "pip"),
-                "download",
-                f"statemachine-engine=={RELEASE}",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-                tmp,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert fetched.returncode == 0, fetched.stderr[-2000:]
-        (sdist,) = Path(tmp).glob("*.tar.gz")
-        with tarfile.open(sdist) as archive:
-            archive.extractall(tmp, filter="data")
-        try:
-            os.rename(Path(tmp) / unpacked.name, unpacked)
-        except OSError:
-            assert (unpacked / "examples").is_dir()  # another run unpacked it first
-    return unpacked
+    path: Path = _released_helpers().released_sdist()
+    return path
 
 
 def test_released_examples_still_load(released: Path) -> None:

@@ -68,7 +68,7 @@ class TestDatabase:
 class TestJobModel:
     def test_create_and_get(self, db: Database, clock: VirtualClock) -> None:
         jobs = JobModel(db)
-        job_id = jobs.create_job("render", {"image": "a.png"}, machine_type="gpu", priority=2)
+        job_id = jobs.create_job("render", data={"image": "a.png"}, machine_type="gpu", priority=2)
         job = jobs.get_job(job_id)
         assert job is not None
         assert job["job_id"] == job_id

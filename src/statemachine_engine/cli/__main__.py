@@ -15,6 +15,7 @@ PROGRAMS = {
     "statemachine-validate": "check machine files",
     "statemachine-fsm": "draw a machine's diagram",
     "statemachine-test": "run a machine's scenario tests",
+    "statemachine-events": "tail the live event stream in the terminal",
 }
 
 

@@ -13,6 +13,11 @@ from statemachine_engine.cli.common import (
     require_regular_file,
     run_cli,
 )
+from statemachine_engine.cli.released_tools import (
+    add_released_diagram_options,
+    apply_released_diagram_options,
+    print_notes,
+)
 
 PROG = "statemachine-fsm"
 DEFAULT_OUT = Path("docs/fsm")
@@ -32,6 +37,7 @@ def build_parser() -> CliParser:
     parser.add_argument(
         "--stdout", action="store_true", help="print the diagrams instead of writing files"
     )
+    add_released_diagram_options(parser)
     add_actions_dir_argument(parser)
     add_logging_arguments(parser)
     return parser
@@ -39,6 +45,7 @@ def build_parser() -> CliParser:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    apply_released_diagram_options(args)
     from statemachine_engine.config import load_definition
     from statemachine_engine.core.loader import ActionLoader, default_actions_dirs
     from statemachine_engine.tools.diagram import mermaid, write_diagrams
@@ -53,6 +60,11 @@ def _main(argv: list[str]) -> int:
             continue
         mmd, md = write_diagrams(definition, args.out)
         print(f"{mmd}\n{md}")
+        if args.markdown_file is not None:
+            args.markdown_file.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown_file.write_text(md.read_text(encoding="utf-8"), encoding="utf-8")
+            print(args.markdown_file)
+    print_notes(args)
     return 0
 
 

@@ -27,6 +27,7 @@ from statemachine_engine.cli.common import (
     require_regular_file,
     run_cli,
 )
+from statemachine_engine.cli.released_tools import RUN_IGNORED, add_ignored_options, note_ignored
 
 PROG = "statemachine"
 
@@ -90,12 +91,14 @@ def build_parser() -> CliParser:
     # Set by start_fsm when it hands a job to the machine it starts (not for people).
     parser.add_argument("--hold-job", metavar="JOB_ID", help=argparse.SUPPRESS)
     parser.add_argument("--report-to", metavar="NAME", help=argparse.SUPPRESS)
+    add_ignored_options(parser, RUN_IGNORED)
     add_logging_arguments(parser, level="INFO")
     return parser
 
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    note_ignored(args, RUN_IGNORED)
     from statemachine_engine.config import load_definition
     from statemachine_engine.core import ActionLoader, StateMachineEngine
     from statemachine_engine.core.loader import default_actions_dirs

@@ -23,6 +23,7 @@ from statemachine_engine.cli.common import (
     logging_configured,
     run_cli,
 )
+from statemachine_engine.cli.released_tools import UI_IGNORED, add_ignored_options, note_ignored
 
 PROG = "statemachine-ui"
 TOKEN_ENV = "STATEMACHINE_UI_TOKEN"  # noqa: S105 - a variable name
@@ -47,6 +48,7 @@ def build_parser() -> CliParser:
     parser.add_argument("--open", action="store_true", help="open the page in a browser")
     add_db_argument(parser)
     add_logging_arguments(parser)
+    add_ignored_options(parser, UI_IGNORED)
     return parser
 
 
@@ -72,6 +74,7 @@ def check_port_free(host: str, port: int) -> None:
 
 def _main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    note_ignored(args, UI_IGNORED)
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not 0 < args.port < 65536:
         fail(f"--port must be 1-65535, got {args.port}")

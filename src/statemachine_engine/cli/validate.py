@@ -6,9 +6,12 @@ A system file (top-level `machines:`) stands for the configs it lists, under the
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from statemachine_engine.cli.common import (
     CliParser,
@@ -19,8 +22,17 @@ from statemachine_engine.cli.common import (
     require_regular_file,
     run_cli,
 )
+from statemachine_engine.cli.released_tools import (
+    add_released_validate_options,
+    apply_released_validate_options,
+    print_notes,
+)
+
+if TYPE_CHECKING:
+    from statemachine_engine.tools.validate import Report
 
 PROG = "statemachine-validate"
+JsonView = Callable[["Report", list[str]], Any]
 
 
 def build_parser() -> CliParser:
@@ -57,11 +69,18 @@ def build_parser() -> CliParser:
     )
     add_actions_dir_argument(parser)
     add_logging_arguments(parser)
+    add_released_validate_options(parser)
     return parser
 
 
 def _main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace, json_view: JsonView | None = None) -> int:
+    """Check the files `args` name and print the report; `json_view(report, configs)` is
+    what `--format json` prints (default: the report's own dictionary)."""
+    apply_released_validate_options(args)
     if args.schema:
         from statemachine_engine.tools.schema import schema_text
 
@@ -77,7 +96,8 @@ def _main(argv: list[str]) -> int:
     report = validate([Path(c) for c in args.configs], actions_dirs=args.actions_dir)
     report = report.only(select=args.select, ignore=args.ignore)
     if args.format == "json":
-        json.dump(report.to_dict(), sys.stdout, indent=2)
+        view = report.to_dict() if json_view is None else json_view(report, args.configs)
+        json.dump(view, sys.stdout, indent=2)
         sys.stdout.write("\n")
     elif args.format == "sarif":
         from statemachine_engine.tools.sarif import sarif
@@ -89,13 +109,12 @@ def _main(argv: list[str]) -> int:
             print(finding)
         if not args.quiet:
             print(report.summary(), file=sys.stderr)
+    print_notes(args)
     return report.exit_code(strict=args.strict)
 
 
 def _codes(text: str) -> tuple[str, ...]:
     """argparse type: comma-separated finding codes, each one the validator knows."""
-    import argparse
-
     from statemachine_engine.tools.lint import CODES
 
     codes = tuple(code.strip().upper() for code in text.split(",") if code.strip())

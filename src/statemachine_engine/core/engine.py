@@ -62,6 +62,16 @@ class StateMachineEngine:
     there is nothing to do, and commits every step (state, job ack, events) in one
     transaction. `run()` returns the process exit code (0 at a final state or on stop)."""
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> StateMachineEngine:
+        """Called as in 1.0, without a definition (`StateMachineEngine(machine_name=...)`),
+        it builds `compat.engine.ReleasedEngine`, which loads its file in `load_config`."""
+        first = args[0] if args else kwargs.get("definition")
+        if cls is StateMachineEngine and not isinstance(first, MachineDefinition):
+            from statemachine_engine.compat.engine import ReleasedEngine
+
+            return super().__new__(ReleasedEngine)
+        return super().__new__(cls)
+
     def __init__(
         self,
         definition: MachineDefinition,

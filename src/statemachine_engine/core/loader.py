@@ -42,7 +42,10 @@ class ActionLoader:
         entry_points: Iterable[importlib.metadata.EntryPoint] | None = None,
     ) -> None:
         """`entry_points` replaces the installed `statemachine_engine.actions` group (tests,
-        embedding); by default the group is read from the installed distributions."""
+        embedding); by default the group is read from the installed distributions. A single
+        path (1.0's `ActionLoader("actions")`) is one directory, not a sequence of letters."""
+        if isinstance(actions_dirs, str | Path):
+            actions_dirs = [actions_dirs]
         self.actions_dirs = tuple(Path(d).resolve() for d in actions_dirs)
         self._classes: dict[str, type[BaseAction]] = {}
         self._failures: dict[str, ConfigError] = {}

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.sqlite import SQLiteStore
+from statemachine_engine.database.sqlite.legacy import notice_legacy_neighbour
 from statemachine_engine.database.store import Store
 from statemachine_engine.errors import StoreError
 
@@ -76,6 +77,6 @@ def open_store(
         raise StoreError(
             f"unsupported database URL scheme {scheme!r}: use sqlite:///path.db or postgresql://..."
         )
-    return SQLiteStore(
-        sqlite_path(url), schema_dirs=schema_dirs, clock=clock, url=url, create=create
-    )
+    path = sqlite_path(url)
+    notice_legacy_neighbour(path)
+    return SQLiteStore(path, schema_dirs=schema_dirs, clock=clock, url=url, create=create)

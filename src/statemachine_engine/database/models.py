@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,12 +45,21 @@ class JobModel:
     def create_job(
         self,
         job_type: str,
+        *released_order: object,
         data: Any = None,
-        *,
         job_id: str | None = None,
         machine_type: str | None = None,
         priority: int = DEFAULT_PRIORITY,
     ) -> str:
+        """Add a job; the id is generated unless `job_id` is given. Only `job_type` is
+        positional: 1.0's `create_job(job_id, job_type)` would otherwise silently create a
+        job of type `job_id`, so a second positional argument is refused."""
+        if released_order:
+            raise TypeError(
+                "JobModel.create_job takes one positional argument, the job type; 1.0's "
+                "create_job(job_id, job_type, ...) is create_job(job_type, job_id=..., "
+                "data=...) now"
+            )
         job = self.store.add_job(
             job_type, data, job_id=job_id, machine_type=machine_type, priority=priority
         )
@@ -114,3 +124,19 @@ class RealtimeEventModel:
 
     def since(self, after_id: int = 0, limit: int = 500) -> list[dict[str, Any]]:
         return [e.to_dict() for e in self.store.realtime_since(after_id, limit)]
+
+
+#: 1.0's accessors, importable from here as they were (`compat.models`).
+_RELEASED = {
+    "get_database",
+    "get_job_model",
+    "get_machine_event_model",
+    "get_machine_state_model",
+    "get_realtime_event_model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _RELEASED:
+        return getattr(importlib.import_module("statemachine_engine.compat.models"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -102,3 +102,12 @@ def validate(paths: Sequence[Path], *, actions_dirs: Sequence[str | Path] = ()) 
     unique = sorted(set(findings), key=Finding.sort_key)
     files = {p.resolve() for p in paths} | {p.resolve() for p, *_ in jobs}
     return Report(tuple(unique), len(files))
+
+
+if __name__ == "__main__":
+    # `python -m statemachine_engine.tools.validate CONFIG…`, as in the released package.
+    import sys
+
+    from statemachine_engine.cli.validate import main
+
+    sys.exit(main())

@@ -14,6 +14,7 @@ import apsw
 
 from statemachine_engine.database.migrations import Migration
 from statemachine_engine.database.queries import Queries
+from statemachine_engine.database.sqlite import legacy
 from statemachine_engine.database.tx import NO_ARGS, AppendedRows, Row, T
 from statemachine_engine.errors import StopTimeout, StoreError
 
@@ -270,7 +271,10 @@ class Connection:
         if all(m.key in applied for m in migrations):
             return
 
-        def apply(tx: Tx) -> None:
+        def apply(tx: Tx) -> legacy.Carried | None:
+            from_1_0 = legacy.is_legacy(self.db)
+            if from_1_0:
+                legacy.set_aside(self.db)
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations"
                 " (name TEXT PRIMARY KEY, applied_at REAL)"
@@ -284,8 +288,11 @@ class Connection:
                     "INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
                     (migration.key, time.time()),
                 )
+            return legacy.carry_over(self.db, time.time()) if from_1_0 else None
 
-        self.write(apply)
+        carried = self.write(apply)
+        if carried is not None:
+            legacy.report(self.path, carried)
 
 
 class Tx:
