@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -118,3 +122,48 @@ async def machine(store: SQLiteStore) -> AsyncIterator[StartMachine]:
         if not running.task.done():
             running.task.cancel()
             await asyncio.wait({running.task}, timeout=5)
+
+
+RELEASE = "1.0.91"
+"""The released package whose examples and files the compatibility tests run."""
+
+
+def _release_cache() -> Path:
+    default = Path.home() / ".cache" / "statemachine-engine-tests"
+    return Path(os.environ.get("STATEMACHINE_TEST_CACHE", default))
+
+
+@pytest.fixture(scope="session")
+def released() -> Path:
+    """The unpacked sdist of the released package, fetched with pip at test time (once,
+    then cached outside the repository; never committed)."""
+    cache = _release_cache()
+    unpacked = cache / f"statemachine_engine-{RELEASE}"
+    if (unpacked / "examples").is_dir():
+        return unpacked
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        fetched = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "pip"),
+                "download",
+                f"statemachine-engine=={RELEASE}",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                tmp,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert fetched.returncode == 0, fetched.stderr[-2000:]
+        (sdist,) = Path(tmp).glob("*.tar.gz")
+        with tarfile.open(sdist) as archive:
+            archive.extractall(tmp, filter="data")
+        try:
+            os.rename(Path(tmp) / unpacked.name, unpacked)
+        except OSError:
+            assert (unpacked / "examples").is_dir()  # another run unpacked it first
+    return unpacked

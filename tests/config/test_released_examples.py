@@ -1,66 +1,20 @@
 """The input limits refuse nothing the released package's own examples contain, and our
 examples validate clean with --strict. The released sdist is fetched at test time into a
-cache outside the repository (never committed)."""
+cache outside the repository (never committed) by the `released` fixture in tests/conftest.py."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import tarfile
-import tempfile
 from pathlib import Path
-
-import pytest
 
 from statemachine_engine.tools.validate import validate
 
-RELEASE = "1.0.91"
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 #: Errors the released patient_records example had before the input limits (placeholders
 #: filled in by start_fsm's context_vars and a `|length` filter we do not support).
 KNOWN = ("unknown placeholder root",)
-
-
-def _cache() -> Path:
-    default = Path.home() / ".cache" / "statemachine-engine-tests"
-    return Path(os.environ.get("STATEMACHINE_TEST_CACHE", default))
-
-
-@pytest.fixture(scope="module")
-def released() -> Path:
-    """The unpacked sdist of the released package (downloaded once, then cached)."""
-    cache = _cache()
-    unpacked = cache / f"statemachine_engine-{RELEASE}"
-    if (unpacked / "examples").is_dir():
-        return unpacked
-    cache.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        fetched = subprocess.run(
-            [
-                str(BIN / "pip"),
-                "download",
-                f"statemachine-engine=={RELEASE}",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                "-d",
-                tmp,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert fetched.returncode == 0, fetched.stderr[-2000:]
-        (sdist,) = Path(tmp).glob("*.tar.gz")
-        with tarfile.open(sdist) as archive:
-            archive.extractall(tmp, filter="data")
-        try:
-            os.rename(Path(tmp) / unpacked.name, unpacked)
-        except OSError:
-            assert (unpacked / "examples").is_dir()  # another run unpacked it first
-    return unpacked
 
 
 def test_released_examples_still_load(released: Path) -> None:
