@@ -212,7 +212,8 @@ class _Builder:
             roots |= set(context_defaults)
             for spec in (events or {}).values():
                 roots |= set(spec.context_map)
-            check_placeholders(self.actions, roots, problems)
+            strict = [a for a in self.actions if not self.renders_missing(a.spec.type)]
+            check_placeholders(strict, roots, problems)
         check_shell_commands(self.actions, self.text, problems)
 
         problems.raise_first()
@@ -243,6 +244,13 @@ class _Builder:
             on_error=on_error,
             max_instant_steps=max_instant_steps or DEFAULT_MAX_INSTANT_STEPS,
         )
+
+    def renders_missing(self, action_type: str) -> bool:
+        """True for log-like actions: a missing placeholder is shown, not an error (SM124)."""
+        try:
+            return self.catalog.declaration(action_type).renders_missing
+        except ConfigError:
+            return False
 
     def state_positions(self, states: list[str]) -> dict[str, Position]:
         """Where each state is declared, or first mentioned when `states:` is absent."""
