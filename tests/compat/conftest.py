@@ -120,7 +120,7 @@ def sdist(released: Path, tmp_path: Path) -> Iterator[Released]:
 
 
 @pytest.fixture
-def store(sdist: Released) -> Iterator[Store]:
+def db(sdist: Released) -> Iterator[Store]:
     opened = open_store(sdist.db_url)
     yield opened
     opened.close()
