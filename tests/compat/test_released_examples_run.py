@@ -85,7 +85,11 @@ def test_patient_records_batch_controller(sdist: Released, db: Store) -> None:
     30 s timers)."""
     jobs = ("job_001", "job_002")
     for number, job in enumerate(jobs, 1):
-        data = {"report_id": f"report_{number}", "report_title": f"Patient Report {number}"}
+        data = {
+            "report_id": f"report_{number}",
+            "report_title": f"Patient Report {number}",
+            "summary_text": f"Processing report {number}",
+        }
         sdist.cli("add-job", job, "--type", "patient_records", "--payload", json.dumps(data))
     config = sdist.root / "examples/patient_records/config/concurrent-controller.yaml"
     controller = sdist.start(config, "concurrent_controller")
