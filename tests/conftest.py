@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import shutil
 import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 import pytest
@@ -118,3 +120,28 @@ async def machine(store: SQLiteStore) -> AsyncIterator[StartMachine]:
         if not running.task.done():
             running.task.cancel()
             await asyncio.wait({running.task}, timeout=5)
+
+
+def _released_helpers() -> ModuleType:
+    """tests/released.py, loaded by path (the tests run with --import-mode=importlib)."""
+    path = Path(__file__).resolve().parent / "released.py"
+    spec = importlib.util.spec_from_file_location("_tests_released", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def released() -> Path:
+    """The unpacked sdist of statemachine-engine 1.0.91, fetched with pip at test time (once,
+    then cached outside the repository; never committed)."""
+    path: Path = _released_helpers().released_sdist()
+    return path
+
+
+@pytest.fixture(scope="session")
+def released_bin() -> Path:
+    """The bin directory of a venv with statemachine-engine 1.0.91 installed."""
+    path: Path = _released_helpers().released_bin()
+    return path

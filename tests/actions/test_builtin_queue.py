@@ -97,7 +97,7 @@ async def test_claim_job_claims_the_given_id(make_action, runtime, store, contex
     store.add_job("task", {"n": 2}, job_id="second", priority=9)
     context["wanted"] = "second"
     action = make_action("type: claim_job\njob_id: '{wanted}'", keys=["wanted"])
-    assert await action.execute(context) == "new_job"
+    assert await action.execute(context) == "claimed"  # the released default
     assert context["job_id"] == "second"
     assert runtime.job is not None and runtime.job.job_id == "second"
 
@@ -116,8 +116,8 @@ async def test_claim_job_already_claimed(make_action, store, context):
 async def test_claim_job_while_holding_another_is_an_error(make_action, runtime, store, context):
     store.add_job("task", {}, job_id="j1")
     store.add_job("task", {}, job_id="j2")
-    assert await make_action("type: claim_job\njob_id: j1").execute(context) == "new_job"
-    assert await make_action("type: claim_job\njob_id: j1").execute(context) == "new_job"
+    assert await make_action("type: claim_job\njob_id: j1").execute(context) == "claimed"
+    assert await make_action("type: claim_job\njob_id: j1").execute(context) == "claimed"
     with pytest.raises(ActionError, match="already holding job 'j1'"):
         await make_action("type: claim_job\njob_id: j2").execute(context)
     assert store.get_job("j2").status == "pending"  # type: ignore[union-attr]

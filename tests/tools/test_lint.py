@@ -32,6 +32,23 @@ def codes(report: Report) -> list[str]:
 
 
 CASES: dict[str, tuple[str, str]] = {
+    "SM124": (
+        """\
+        states: [waiting, done]
+        actions:
+          waiting: [{type: log, message: "got {reslt}", success: go}]
+        transitions:
+          - {from: waiting, to: done, event: go}
+        """,
+        """\
+        states: [waiting, done]
+        context: {result: 0}
+        actions:
+          waiting: [{type: log, message: "got {result}", success: go}]
+        transitions:
+          - {from: waiting, to: done, event: go}
+        """,
+    ),
     "SM101": (
         """\
         states: [waiting, done, orphan]
@@ -170,22 +187,22 @@ CASES: dict[str, tuple[str, str]] = {
         """\
         states: [waiting, a, b]
         actions:
-          waiting: [{type: log, message: hi, success: start}]
+          waiting: [{type: log, message: hi, success: begin}]
           a: [{type: set_context, key: n, value: 1, success: go}]
           b: [{type: log, message: back, success: back}]
         transitions:
-          - {from: waiting, to: a, event: start}
+          - {from: waiting, to: a, event: begin}
           - {from: a, to: b, event: go}
           - {from: b, to: a, event: back}
         """,
         """\
         states: [waiting, a, b]
         actions:
-          waiting: [{type: log, message: hi, success: start}]
+          waiting: [{type: log, message: hi, success: begin}]
           a: [{type: set_context, key: n, value: 1, success: go}]
           b: [{type: sleep, seconds: 1, success: back}]
         transitions:
-          - {from: waiting, to: a, event: start}
+          - {from: waiting, to: a, event: begin}
           - {from: a, to: b, event: go}
           - {from: b, to: a, event: back}
         """,
@@ -359,6 +376,19 @@ def test_noqa_comment_silences_one_code(tmp_path: Path) -> None:
     assert check(tmp_path, ("bad", bad)).findings == ()
 
 
+def test_initial_actions_skipped_by_start_at_boot_are_sm110(tmp_path: Path) -> None:
+    body = """\
+    states: [waiting, done]
+    actions:
+      waiting: [{type: log, message: never runs}]
+    transitions:
+      - {from: waiting, to: done, event: start}
+    """
+    findings = check(tmp_path, ("boot", body)).findings
+    assert [(f.code, f.line) for f in findings] == [("SM110", 6)], [str(f) for f in findings]
+    assert "fires when the machine boots" in findings[0].message
+
+
 def test_every_code_is_documented() -> None:
     docs = (Path(__file__).parents[2] / "docs" / "tools.md").read_text()
     headings = [line for line in docs.splitlines() if line.startswith("### SM")]
@@ -387,11 +417,11 @@ def test_sm115_a_bounded_instant_loop_is_info(tmp_path: Path) -> None:
             states: [waiting, popping, done]
             context: {items: [1, 2, 3]}
             actions:
-              waiting: [{type: log, message: hi, success: start}]
+              waiting: [{type: log, message: hi, success: begin}]
               popping:
                 - {type: pop_from_list, list_key: items, success: popped, empty: drained}
             transitions:
-              - {from: waiting, to: popping, event: start}
+              - {from: waiting, to: popping, event: begin}
               - {from: popping, to: popping, event: popped}
               - {from: popping, to: done, event: drained}
             """,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from statemachine_engine.actions.params import Declaration, Emits, Param
 from statemachine_engine.core.interpolate import render_value
+from statemachine_engine.core.transitions import decide
 from statemachine_engine.errors import ActionError
 
 if TYPE_CHECKING:
@@ -113,6 +114,15 @@ class BaseAction(ABC):
         """The event name configured under `key` (e.g. `success`), or the default."""
         value = self.config.get(key, default)
         return None if value is None else str(value)
+
+    def event_if_handled(self, key: str, default: str, context: dict[str, Any]) -> str | None:
+        """The event configured under `key`; else `default` when the current state has a
+        transition on it, else None (a released-package default that was silent without
+        one, see `Emits.if_handled`)."""
+        if key in self.config:
+            return self.event(key, None)
+        state = str(context.get("current_state", ""))
+        return default if decide(self.runtime.definition, state, default) is not None else None
 
     def failure(self, reason: str, key: str = "error", default: str = "error") -> Failure:
         """The failure event configured under `key` (default `error`), carrying `reason`."""

@@ -37,17 +37,23 @@ class Param:
     failure_map: bool = False
 
 
+IF_HANDLED = "returned only when the state has a transition on it (the released default)"
+"""The documentation line of an `Emits(..., if_handled=True)` default."""
+
+
 @dataclass(frozen=True)
 class Emits:
     """An event the action returns: named by parameter `key` (so YAML can rename it), else
     `default`. A default of None means: returned only when configured (otherwise the action
     returns another of its events, or, for `success`, nothing). `failure` marks a failure
-    outcome."""
+    outcome. `if_handled`: the default is returned only when the state has a transition on
+    it, else nothing (the released package's defaults, which were silent without one)."""
 
     key: str
     default: str | None
     failure: bool = False
     doc: str = ""
+    if_handled: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,9 @@ class Declaration:
     `emits` None means its events are unknown. `one_of` lists groups of parameters of which
     one must be given; `failure_events` are fixed event names that are failures.
     `other_events`: it also returns event names it cannot list (received events);
-    `takes_input`: it takes work from outside (a claim); `instant` mirrors the class flag."""
+    `takes_input`: it takes work from outside (a claim); `instant` mirrors the class flag;
+    `renders_missing`: a placeholder without a value is written as is with a WARNING (log
+    lines), so an unknown root is a lint warning (SM124), not a load error."""
 
     params: tuple[Param, ...] | None = None
     emits: tuple[Emits, ...] | None = None
@@ -65,6 +73,7 @@ class Declaration:
     other_events: bool = False
     takes_input: bool = False
     instant: bool = False
+    renders_missing: bool = False
     all_emits: tuple[Emits, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -124,11 +133,14 @@ def events_of(
 
 
 def may_return_nothing(declaration: Declaration, params: Mapping[str, Any]) -> bool:
-    """True when the action may return no event (its `success` defaults to nothing)."""
+    """True when the action may return no event (its `success` defaults to nothing, or to
+    an event returned only when the state handles it)."""
     if declaration.emits is None:
         return True
     return any(
-        e.key == "success" and e.default is None and _event_name(params.get(e.key)) is None
+        e.key == "success"
+        and (e.default is None or e.if_handled)
+        and _event_name(params.get(e.key)) is None
         for e in declaration.all_emits
     )
 

@@ -27,7 +27,8 @@ def build_parser() -> CliParser:
     parser = CliParser(
         prog=PROG,
         description="Write <out>/<config-name>/<config-name>.mmd and .md (Mermaid "
-        "stateDiagram-v2) for each machine definition.",
+        "stateDiagram-v2) for each machine definition. Only states and transitions must be "
+        "valid: actions and placeholders are not checked.",
     )
     add_version_argument(parser)
     parser.add_argument("configs", nargs="+", metavar="CONFIG", help="machine definitions")
@@ -54,7 +55,7 @@ def _main(argv: list[str]) -> int:
         path = Path(config)
         require_regular_file(path, "a machine file")
         loader = ActionLoader(default_actions_dirs(args.actions_dir, path))
-        definition = load_definition(path, loader)
+        definition = load_definition(path, loader, outline=True)
         if args.stdout:
             sys.stdout.write(mermaid(definition))
             continue

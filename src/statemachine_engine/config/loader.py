@@ -78,8 +78,11 @@ def load_definition(
     catalog: ActionCatalog,
     *,
     extra_context_keys: Collection[str] = (),
+    outline: bool = False,
 ) -> MachineDefinition:
-    """Read and validate the machine file at `path`; every failure is a ConfigError."""
+    """Read and validate the machine file at `path`; every failure is a ConfigError.
+    `outline`: states, events and transitions only (for diagrams): actions that do not
+    resolve or check are left out instead of failing the load."""
     source = os.fspath(path)
     try:
         with open(source, "rb") as handle:
@@ -97,7 +100,7 @@ def load_definition(
             hint="save the file as UTF-8",
         ) from None
     digest = hashlib.sha256(data).hexdigest()
-    return _build(text, source, digest, catalog, extra_context_keys)
+    return _build(text, source, digest, catalog, extra_context_keys, outline)
 
 
 def parse_definition(
@@ -106,12 +109,13 @@ def parse_definition(
     catalog: ActionCatalog,
     *,
     extra_context_keys: Collection[str] = (),
+    outline: bool = False,
 ) -> MachineDefinition:
     """Validate machine YAML given as text; `source` names it in errors and in the result."""
     data = text.encode("utf-8", "surrogatepass")
     check_size(len(data), source)
     digest = hashlib.sha256(data).hexdigest()
-    return _build(text, source, digest, catalog, extra_context_keys)
+    return _build(text, source, digest, catalog, extra_context_keys, outline)
 
 
 def collect_errors(
@@ -145,18 +149,28 @@ def _build(
     digest: str,
     catalog: ActionCatalog,
     extra_context_keys: Collection[str],
+    outline: bool = False,
 ) -> MachineDefinition:
     root = read_yaml(text, source)
-    return _Builder(root, text, source, catalog, Problems()).build(digest, extra_context_keys)
+    builder = _Builder(root, text, source, catalog, Problems(), outline=outline)
+    return builder.build(digest, extra_context_keys)
 
 
 class _Builder:
     """Walks the top-level mapping once, recording every error, then assembles the model."""
 
     def __init__(
-        self, root: YamlMap, text: str, source: str, catalog: ActionCatalog, problems: Problems
+        self,
+        root: YamlMap,
+        text: str,
+        source: str,
+        catalog: ActionCatalog,
+        problems: Problems,
+        *,
+        outline: bool = False,
     ) -> None:
         self.root = root
+        self.outline = outline
         self.text = text
         self.source = source
         self.catalog = catalog
@@ -207,13 +221,17 @@ class _Builder:
         template = self.template()
         metadata = parse_metadata(root, problems)
 
-        roots = known_roots(self.actions, self.catalog, extra_context_keys)
+        roots = (
+            None if self.outline else known_roots(self.actions, self.catalog, extra_context_keys)
+        )
         if roots is not None:
             roots |= set(context_defaults)
             for spec in (events or {}).values():
                 roots |= set(spec.context_map)
-            check_placeholders(self.actions, roots, problems)
-        check_shell_commands(self.actions, self.text, problems)
+            strict = [a for a in self.actions if not self.renders_missing(a.spec.type)]
+            check_placeholders(strict, roots, problems)
+        if not self.outline:
+            check_shell_commands(self.actions, self.text, problems)
 
         problems.raise_first()
         if events is None:
@@ -243,6 +261,22 @@ class _Builder:
             on_error=on_error,
             max_instant_steps=max_instant_steps or DEFAULT_MAX_INSTANT_STEPS,
         )
+
+    def parse_actions(self, value: Any, where: Position) -> list[ParsedAction]:
+        """An action list; in outline mode its errors are dropped with the bad actions."""
+        if not self.outline:
+            return parse_actions(value, where, self.catalog, self.problems)
+        try:
+            return parse_actions(value, where, self.catalog, Problems())
+        except ConfigError:  # an action module that fails to import
+            return []
+
+    def renders_missing(self, action_type: str) -> bool:
+        """True for log-like actions: a missing placeholder is shown, not an error (SM124)."""
+        try:
+            return self.catalog.declaration(action_type).renders_missing
+        except ConfigError:
+            return False
 
     def state_positions(self, states: list[str]) -> dict[str, Position]:
         """Where each state is declared, or first mentioned when `states:` is absent."""
@@ -358,7 +392,7 @@ class _Builder:
         if "to" in item and not self.state_ref(target, item.where("to"), states, "transition to"):
             ok = False
         event, timeout = self.event(item, events)
-        actions = parse_actions(item.get("actions"), item.where("actions"), self.catalog, problems)
+        actions = self.parse_actions(item.get("actions"), item.where("actions"))
         self.actions.extend(actions)
         if actions and sources is not None and WILDCARD in sources:
             problems.add(
@@ -440,7 +474,7 @@ class _Builder:
             )
             return result
         for state, actions in value.items():
-            parsed = parse_actions(actions, value.where(state), self.catalog, self.problems)
+            parsed = self.parse_actions(actions, value.where(state))
             self.actions.extend(parsed)
             if self.state_ref(state, value.where_key(state), states, "actions for"):
                 result.setdefault(str(state), []).extend(action.spec for action in parsed)

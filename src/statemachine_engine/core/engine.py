@@ -25,6 +25,7 @@ from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.storable import clipped
 from statemachine_engine.core.transitions import (
     ERROR_EVENT,
+    START_EVENT,
     claimed_job_types,
     decide,
     is_idle,
@@ -272,6 +273,7 @@ class StateMachineEngine:
             try:
                 self._register()
                 registered = True
+                self._boot_start()
                 status = await self._loop()
             except StopTimeout as exc:  # only after stop(): the step in progress is not done
                 status = "stopped"
@@ -407,6 +409,15 @@ class StateMachineEngine:
         # step may never have committed) is handed out again.
         self.step = status.step + (1 if previous is not None else 0)
         logger.info("[%s] started in state %s", self.machine_name, self.state)
+
+    def _boot_start(self) -> None:
+        """As in the released package, a machine fires `start` when it boots: a transition
+        on it from the initial state is taken before that state's actions run."""
+        transition = decide(self.definition, self.state, START_EVENT)
+        if transition is None:
+            return
+        logger.info("[%s] start: %s -> %s", self.machine_name, self.state, transition.target)
+        self._commit(START_EVENT, transition.target)
 
     async def _loop(self) -> str:
         entering, idle, parked = True, False, False

@@ -143,6 +143,25 @@ def render_text(template: str, context: Mapping[str, Any], *, now: float | None 
     )
 
 
+def render_visible(
+    template: str, context: Mapping[str, Any], *, now: float | None = None
+) -> tuple[str, list[str]]:
+    """Like `render_text`, but a placeholder without a value is written as is (`{x}`) and
+    listed in the second item: for log lines, which must show a gap, never fail on one."""
+    out: list[str] = []
+    missing: list[str] = []
+    for piece, is_key in _tokens(template):
+        if not is_key:
+            out.append(piece)
+            continue
+        try:
+            out.append(to_text(resolve_placeholder(piece, context, now=now)))
+        except ActionError:
+            out.append("{" + piece + "}")
+            missing.append(piece)
+    return "".join(out), missing
+
+
 def render_value(value: Any, context: Mapping[str, Any], *, now: float | None = None) -> Any:
     """Render strings inside dicts and lists; a string that is one placeholder keeps its type.
 

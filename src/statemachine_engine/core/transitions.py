@@ -5,6 +5,9 @@ from __future__ import annotations
 from statemachine_engine.config.model import MachineDefinition, Transition
 
 ERROR_EVENT = "error"
+START_EVENT = "start"
+"""Fired once when a machine boots (the released package's convention): a transition on it
+from the initial state is taken before that state's actions run."""
 
 
 def decide(definition: MachineDefinition, state: str, event: str) -> Transition | None:

@@ -28,9 +28,10 @@ from statemachine_engine.config.model import (
     Position,
     Transition,
 )
+from statemachine_engine.config.placeholder_syntax import parse_key
 from statemachine_engine.config.placeholders import BUILTIN_ROOTS, PLACEHOLDER_RE, keys_set_by
 from statemachine_engine.config.problems import close_matches
-from statemachine_engine.core.transitions import decide
+from statemachine_engine.core.transitions import START_EVENT, decide
 from statemachine_engine.errors import ConfigError
 
 ERROR = "error"
@@ -59,6 +60,7 @@ CODES: Mapping[str, tuple[str, str]] = {
     "SM121": (ERROR, "bash command that is not valid shell (bash -n)"),
     "SM122": (ERROR, "placeholder where no value can be escaped (backticks, ${...}, heredoc)"),
     "SM123": (ERROR, "placeholder declaring an unknown kind (not :int or :ident)"),
+    "SM124": (WARNING, "placeholder in a log line that nothing sets (written as is)"),
 }
 
 _NOQA_RE = re.compile(r"#\s*noqa:\s*(SM\d{3}(?:\s*,\s*SM\d{3})*)")
@@ -255,6 +257,8 @@ class _MachineLint:
                     found = None
                 else:
                     found |= out
+            if state == self.d.initial_state and found is not None:
+                found.add(START_EVENT)  # fired at boot
             self.produced[state] = None if found is None else frozenset(found)
             internal |= found or set()
         self.internal = internal
@@ -442,6 +446,8 @@ class _MachineLint:
                     event = emits.default
                     if emits.failure or event is None or emits.key in spec.params:
                         continue
+                    if emits.if_handled:
+                        continue  # returned only when the state has a transition on it
                     if event in self.d.idle_events or decide(self.d, state, event):
                         continue
                     yield _at(
@@ -455,7 +461,19 @@ class _MachineLint:
                     )
 
     def never_run(self) -> Iterator[Finding]:
-        """Actions after one that always leaves the state can never run."""
+        """Actions after one that always leaves the state can never run; nor those of the
+        initial state when `start` fires at boot."""
+        initial = self.d.initial_state
+        booted = decide(self.d, initial, START_EVENT)
+        if booted is not None and booted.source != WILDCARD:
+            for spec in self.d.entry_actions.get(initial, ()):
+                yield _at(
+                    "SM110",
+                    spec.pos,
+                    f"{spec.type} in state '{initial}' can never run: the transition on"
+                    f" 'start' (line {booted.pos.line}) fires when the machine boots",
+                    "move the action into the state that follows, or rename the event",
+                )
         for state in self.d.states:
             actions = self.d.entry_actions.get(state, ())
             for index, spec in enumerate(actions[:-1]):
@@ -570,6 +588,7 @@ class _MachineLint:
                 roots |= provided
             roots |= keys_set_by(ParsedAction(spec, dict(spec.params)))
         if not silent:
+            yield from self.shown_placeholders(specs, roots)
             return
         custom = ", ".join(sorted(set(silent)))
         for spec in specs:
@@ -585,6 +604,26 @@ class _MachineLint:
                         " does not declare `provides`)",
                         "declare `provides = frozenset({...})` on the custom action class, or"
                         " give the key a default under `context:`",
+                    )
+
+    def shown_placeholders(self, specs: list[ActionSpec], roots: set[str]) -> Iterator[Finding]:
+        """Placeholders of log-like actions that nothing sets: the loader accepts them (the
+        line shows `{x}` and a WARNING at run time), the linter says so."""
+        for spec in specs:
+            if not self.declaration(spec).renders_missing:
+                continue
+            for text in spec.strings():
+                for match in PLACEHOLDER_RE.finditer(text):
+                    unknown = [r for r in parse_key(match.group(0)[1:-1]).roots if r not in roots]
+                    if not unknown:
+                        continue
+                    yield _at(
+                        "SM124",
+                        spec.pos,
+                        f"placeholder '{match.group(0)}' in {spec.type}: nothing sets"
+                        f" '{unknown[0]}'; the line shows it as written",
+                        "set it with a `set_context` action, give it a default under `context:`,"
+                        " or write {{ and }} for literal braces",
                     )
 
 

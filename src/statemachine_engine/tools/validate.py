@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from statemachine_engine.actions.builtin.machines import passed_keys, started_config
 from statemachine_engine.config.loader import collect_errors
+from statemachine_engine.config.model import MachineDefinition
 from statemachine_engine.core.loader import ActionLoader, default_actions_dirs
 from statemachine_engine.errors import ConfigError
 from statemachine_engine.tools.lint import ERROR, INFO, Finding, Machine, from_config_error, lint
@@ -62,6 +64,34 @@ def _default_actions_dirs(given: Sequence[str | Path], config: Path) -> list[Pat
     return default_actions_dirs([str(d) for d in given], config)
 
 
+def _load(
+    config: Path, dirs: Sequence[Path], keys: frozenset[str]
+) -> tuple[ActionLoader, MachineDefinition | None, list[ConfigError]]:
+    loader = ActionLoader(dirs)
+    definition, errors = collect_errors(config, loader, extra_context_keys=keys)
+    return loader, definition, errors
+
+
+def _spawned_keys(
+    loaded: Sequence[tuple[Path, MachineDefinition | None]],
+) -> dict[Path, frozenset[str]]:
+    """Context keys each validated file receives from a `start_fsm` of another validated
+    file (`context_vars`, `initial_context`): a spawned template's placeholders that come
+    from its spawner are then known, as they are when it runs."""
+    found: dict[Path, frozenset[str]] = {}
+    for spawner, definition in loaded:
+        if definition is None:
+            continue
+        for specs in definition.entry_actions.values():
+            for spec in specs:
+                target = spec.params.get("yaml_path", spec.params.get("config"))
+                if spec.type != "start_fsm" or not isinstance(target, str) or "{" in target:
+                    continue
+                path = started_config(target, spawner).resolve()
+                found[path] = found.get(path, frozenset()) | passed_keys(spec.params)
+    return found
+
+
 def validate(paths: Sequence[Path], *, actions_dirs: Sequence[str | Path] = ()) -> Report:
     """Check `paths` together: several configs (or a system file) form one complete set."""
     findings: list[Finding] = []
@@ -82,10 +112,14 @@ def validate(paths: Sequence[Path], *, actions_dirs: Sequence[str | Path] = ()) 
                 jobs.append((entry.config, entry.instance_names, dirs, keys))
         else:
             jobs.append((path, (), _default_actions_dirs(actions_dirs, path), frozenset()))
+    loaded = [(job, _load(job[0], job[2], job[3])) for job in jobs]
+    spawned = _spawned_keys([(job[0], result[1]) for job, result in loaded])
     seen: dict[Path, int] = {}
-    for config, names, dirs, keys in jobs:
-        loader = ActionLoader(dirs)
-        definition, errors = collect_errors(config, loader, extra_context_keys=keys)
+    for (config, names, dirs, keys), (loader, definition, errors) in loaded:
+        passed = spawned.get(config.resolve(), frozenset())
+        if not passed <= keys:
+            keys |= passed
+            loader, definition, errors = _load(config, dirs, keys)
         findings.extend(from_config_error(e, str(config)) for e in errors)
         if definition is None:
             continue

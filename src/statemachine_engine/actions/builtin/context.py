@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
+from statemachine_engine.actions.params import IF_HANDLED
 from statemachine_engine.errors import ActionError
 
 
 class SetContextAction(BaseAction):
     """Set `key` to `value`, or every entry of `values` (also spelled `context`); values keep
-    their types (`value: "{data.count}"` stays an int). Returns `success` if configured."""
+    their types (`value: "{data.count}"` stays an int). Returns `success` if configured, else
+    `success` when the state has a transition on it (the released default)."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
@@ -22,7 +24,7 @@ class SetContextAction(BaseAction):
             Param("values", "map", doc="several keys at once"),
             Param("context", "map", doc="the same, as the released package spells it"),
         ),
-        emits=(Emits("success", None),),
+        emits=(Emits("success", "success", doc=IF_HANDLED, if_handled=True),),
         one_of=(("key", "values", "context"),),
     )
 
@@ -38,4 +40,4 @@ class SetContextAction(BaseAction):
             context[str(key)] = self.param("value", context, None)
         else:
             raise ActionError("set_context: give `key` and `value`, or a `values` mapping")
-        return self.event("success", None)
+        return self.event_if_handled("success", "success", context)

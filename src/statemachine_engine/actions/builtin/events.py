@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
+from statemachine_engine.actions.params import IF_HANDLED
 from statemachine_engine.errors import ActionError, StateMachineError
 from statemachine_engine.transport.runtime_dir import validate_machine_name
+
+_CLEAR_LIMIT = 100_000
+"""Pending events looked at by one `clear_events` with `event_types`."""
 
 
 class CheckEventsAction(BaseAction):
@@ -38,15 +42,43 @@ class CheckEventsAction(BaseAction):
 
 
 class ClearEventsAction(BaseAction):
-    """Drop every pending event for this machine; returns `success` if configured."""
+    """Drop the pending events of `event_types` (default: every type) for `target_machine`
+    (default: this machine). Returns `success` if configured, else `events_cleared` or, when
+    there was none, `empty` (default no_events_to_clear), each only when the state has a
+    transition on it (the released defaults)."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
-    declaration: ClassVar[Declaration] = Declaration(params=(), emits=(Emits("success", None),))
+    declaration: ClassVar[Declaration] = Declaration(
+        params=(
+            Param("event_types", "names", doc="only events of these types (default: all)"),
+            Param("target_machine", "text", doc="whose events (default: this machine)"),
+        ),
+        emits=(
+            Emits("success", "events_cleared", doc=IF_HANDLED, if_handled=True),
+            Emits("empty", "no_events_to_clear", doc=IF_HANDLED, if_handled=True),
+        ),
+    )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
-        count = self.runtime.store.clear_events(self.runtime.machine_name)
-        self.logger.info("[%s] cleared %d pending events", context.get("machine_name"), count)
-        return self.event("success", None)
+        store = self.runtime.store
+        target = str(self.param("target_machine", context, self.runtime.machine_name))
+        types = self.param("event_types", context, None)
+        if types is None:
+            count = store.clear_events(target)
+        else:
+            wanted = {types} if isinstance(types, str) else {str(t) for t in types}
+            pending = store.list_events(target=target, status="pending", limit=_CLEAR_LIMIT)
+            count = sum(
+                store.mark_event(event.id, "processed")
+                for event in pending
+                if event.event_type in wanted
+            )
+        self.logger.info(
+            "[%s] cleared %d pending events of %s", context.get("machine_name"), count, target
+        )
+        if count == 0 and "success" not in self.config:
+            return self.event_if_handled("empty", "no_events_to_clear", context)
+        return self.event_if_handled("success", "events_cleared", context)
 
 
 class SendEventAction(BaseAction):

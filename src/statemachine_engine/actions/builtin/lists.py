@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Param
+from statemachine_engine.actions.params import IF_HANDLED
 from statemachine_engine.errors import ActionError
 
 
@@ -20,7 +21,8 @@ def _list_at(action: str, key: str, context: dict[str, Any]) -> list[Any]:
 class AddToListAction(BaseAction):
     """Append `value` (its type kept) to the list in context `list_key`, creating it;
     with `unique: true` a value already there is not added again. Returns `success` if
-    configured."""
+    configured, else `success` when the state has a transition on it (the released
+    default)."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset()
     instant: ClassVar[bool] = True
@@ -30,7 +32,7 @@ class AddToListAction(BaseAction):
             Param("value", doc="the value to append (type kept)"),
             Param("unique", "bool", doc="do not add a value already there"),
         ),
-        emits=(Emits("success", None),),
+        emits=(Emits("success", "success", doc=IF_HANDLED, if_handled=True),),
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
@@ -40,13 +42,14 @@ class AddToListAction(BaseAction):
         if not (self.config.get("unique") is True and value in items):
             items.append(value)
         context[key] = items
-        return self.event("success", None)
+        return self.event_if_handled("success", "success", context)
 
 
 class PopFromListAction(BaseAction):
     """Take the first item (`position: last` for the last) off the list in context
     `list_key` into context `store_as` (default `popped_item`). Returns `success` if
-    configured, or `empty` (default list_empty) when there is nothing to take."""
+    configured, else `item_popped` when the state has a transition on it (the released
+    default); `empty` (default list_empty) when there is nothing to take."""
 
     provides: ClassVar[frozenset[str] | None] = frozenset({"popped_item"})
     instant: ClassVar[bool] = True
@@ -56,7 +59,10 @@ class PopFromListAction(BaseAction):
             Param("position", "name", doc="first (default) or last"),
             Param("store_as", "text", doc="context key for the item (default popped_item)"),
         ),
-        emits=(Emits("success", None), Emits("empty", "list_empty", doc="the list is empty")),
+        emits=(
+            Emits("success", "item_popped", doc=IF_HANDLED, if_handled=True),
+            Emits("empty", "list_empty", doc="the list is empty"),
+        ),
     )
 
     async def execute(self, context: dict[str, Any]) -> str | None:
@@ -70,4 +76,4 @@ class PopFromListAction(BaseAction):
         item = items.pop(0 if position == "first" else -1)
         context[key] = items
         context[str(self.param("store_as", context, "popped_item"))] = item
-        return self.event("success", None)
+        return self.event_if_handled("success", "item_popped", context)

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -62,6 +62,32 @@ def _extract(context: dict[str, Any], spec: str) -> tuple[str, Any] | None:
             return None
         value = value[part]
     return (target or source.rsplit(".", 1)[-1]), value
+
+
+def passed_keys(params: Mapping[str, Any]) -> frozenset[str]:
+    """The context keys a `start_fsm` with these parameters passes to the machine it starts
+    (its `context_vars` targets and literal `initial_context` keys): the load-time check of
+    the started file counts them as set."""
+    keys = {
+        target or source.rsplit(".", 1)[-1]
+        for source, _, target in (
+            (part.strip() for part in str(var).partition(" as "))
+            for var in params.get("context_vars") or ()
+        )
+    }
+    initial = params.get("initial_context")
+    if isinstance(initial, Mapping):
+        keys.update(str(key) for key in initial)
+    return frozenset(keys)
+
+
+def started_config(value: str, spawner: Path) -> Path:
+    """Where `start_fsm` finds `yaml_path`: as given if it exists, else beside the
+    spawner's file."""
+    path = Path(value)
+    if path.is_absolute() or path.exists():
+        return path
+    return spawner.parent / path
 
 
 def _alive(pid: int | None, hostname: str | None) -> bool:
@@ -157,9 +183,7 @@ class StartFsmAction(BaseAction):
             validate_machine_name(name)
         except StateMachineError as exc:
             raise ActionError(f"start_fsm: {exc}") from None
-        config_path = Path(str(config))
-        if not config_path.is_absolute() and not config_path.exists():
-            config_path = runtime.config_path.parent / config_path
+        config_path = started_config(str(config), runtime.config_path)
         initial = self.param("initial_context", context, None) or {}
         if not isinstance(initial, dict):
             raise ActionError("start_fsm: 'initial_context' must be a mapping")

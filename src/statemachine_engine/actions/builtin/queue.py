@@ -15,6 +15,8 @@ class _ClaimAction(BaseAction):
     provides: ClassVar[frozenset[str] | None] = _JOB_KEYS
     instant: ClassVar[bool] = True
 
+    success_default: ClassVar[str] = "new_job"
+
     def _took(self, job: Job | None, context: dict[str, Any], *, by_id: bool) -> str | None:
         if job is None:
             return self.event("empty", "no_jobs")
@@ -25,7 +27,7 @@ class _ClaimAction(BaseAction):
             job.job_id,
             job.attempts,
         )
-        return self.event("success", "new_job")
+        return self.event("success", self.success_default)
 
 
 class CheckDatabaseQueueAction(_ClaimAction):
@@ -61,8 +63,9 @@ class CheckDatabaseQueueAction(_ClaimAction):
 
 
 class ClaimJobAction(_ClaimAction):
-    """Claim the job `job_id` → `success` (new_job), or `already_claimed` when it is not
-    runnable. Claiming while another job is held is an error (its lease would leak).
+    """Claim the job `job_id` → `success` (claimed, as in the released package), or
+    `already_claimed` when it is not runnable. Claiming while another job is held is an
+    error (its lease would leak).
 
     A job claimed by id is never completed by returning to this state: `complete_job` /
     `fail_job` end it, here or in the machine `start_fsm` hands it to."""
@@ -70,18 +73,19 @@ class ClaimJobAction(_ClaimAction):
     declaration: ClassVar[Declaration] = Declaration(
         params=(Param("job_id", "text", required=True, doc="the job to claim"),),
         emits=(
-            Emits("success", "new_job", doc="the job was claimed"),
+            Emits("success", "claimed", doc="the job was claimed"),
             Emits("already_claimed", "already_claimed", doc="the job is not runnable"),
         ),
         takes_input=True,
     )
+    success_default: ClassVar[str] = "claimed"
 
     async def execute(self, context: dict[str, Any]) -> str | None:
         runtime = self.runtime
         job_id = str(self.param("job_id", context))
         if runtime.job is not None:
             if runtime.job.job_id == job_id:
-                return self.event("success", "new_job")
+                return self.event("success", self.success_default)
             raise ActionError(
                 f"claim_job: already holding job {runtime.job.job_id!r}; "
                 "complete, fail or hand it over (start_fsm) before claiming another"
