@@ -16,7 +16,13 @@ import apsw
 logger = logging.getLogger(__name__)
 
 PREFIX = "legacy_1_0_"
-TABLES = ("jobs", "machine_events", "machine_state", "realtime_events")
+#: Fixed statements (no SQL is built from strings at run time).
+RENAMES = {
+    "jobs": 'ALTER TABLE "jobs" RENAME TO "legacy_1_0_jobs"',
+    "machine_events": 'ALTER TABLE "machine_events" RENAME TO "legacy_1_0_machine_events"',
+    "machine_state": 'ALTER TABLE "machine_state" RENAME TO "legacy_1_0_machine_state"',
+    "realtime_events": 'ALTER TABLE "realtime_events" RENAME TO "legacy_1_0_realtime_events"',
+}
 LEGACY_FILE = "pipeline.db"
 _noticed: set[str] = set()
 
@@ -105,9 +111,9 @@ def is_legacy(db: apsw.Connection) -> bool:
 def set_aside(db: apsw.Connection) -> None:
     """Rename the 1.0 tables (their indexes follow) so the 2.0 schema can be created."""
     present = _tables(db)
-    for table in TABLES:
+    for table, rename in RENAMES.items():
         if table in present:
-            db.execute(f'ALTER TABLE "{table}" RENAME TO "{PREFIX}{table}"')
+            db.execute(rename)
 
 
 def carry_over(db: apsw.Connection, now: float) -> Carried:
