@@ -100,6 +100,12 @@ class Tx:
                 return
 
     def send_notices(self) -> None:
+        if self.notices and self.after_commit:
+            # The transaction takes the NOTIFY lock for its own notices anyway: the stream
+            # announcement goes with them at no extra cost and saves a round trip after.
+            for channel in self.after_commit:
+                self.notices[(channel, "")] = None
+            self.after_commit.clear()
         if self.notices:
             channels, payloads = zip(*self.notices, strict=True)
             self.cur.execute(
