@@ -17,6 +17,7 @@ from statemachine_engine.actions.base import BaseAction, Failure
 from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
+from statemachine_engine.core import tracing
 from statemachine_engine.core.groupcommit import GroupCommit
 from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.jobpolicy import JobPolicy
@@ -526,7 +527,10 @@ class StateMachineEngine:
         self.context["step_key"] = f"{self.machine_name}:{self.step}"
         idle = False
         for index, action in enumerate(self.actions.get(self.state, ())):
-            event = await self._execute(action)
+            job = self.runtime.job
+            with tracing.action(self.machine_name, self.state, type(action).__name__, job) as span:
+                event = await self._execute(action)
+                span.outcome(event)
             if self._stopping:
                 return None, False
             if event is None:
@@ -776,6 +780,8 @@ class StateMachineEngine:
         report = job is not None and ack is not None and job.job_id == runtime.adopted
 
         def committed(acked: bool) -> None:
+            if target is not None:
+                tracing.step(self.machine_name, previous, target, event, job)
             if (not acked or lost) and job is not None:
                 logger.warning(
                     "[%s] lease lost on job %s; its result and events are discarded",

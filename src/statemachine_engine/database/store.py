@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.records import DEFAULT_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS
@@ -21,6 +21,9 @@ from statemachine_engine.database.records import (
     Step,
     TransitionRecord,
 )
+
+if TYPE_CHECKING:  # metrics.py reads rows, whose codec imports this module
+    from statemachine_engine.database.metrics import MetricsSnapshot
 
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -220,6 +223,12 @@ class Store(Protocol):
         transitions and realtime rows. Pending, processing and failed jobs and pending events
         are never deleted. Returns the number of rows deleted per table; with `dry_run`, the
         number that would be, deleting nothing."""
+        ...
+
+    # metrics
+    def metrics_snapshot(self) -> MetricsSnapshot:
+        """Job, machine, event and time-in-state counts for `/metrics`, read in one
+        transaction."""
         ...
 
     # realtime stream

@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from statemachine_engine import __version__
 from statemachine_engine.monitoring.api import router
 from statemachine_engine.monitoring.db import Db
+from statemachine_engine.monitoring.metrics import CONTENT_TYPE, exposition
 from statemachine_engine.monitoring.security import MAX_BODY_BYTES, Guard, GuardMiddleware
 from statemachine_engine.monitoring.stream import FALLBACK_INTERVAL, Client, Hub
 from statemachine_engine.transport import UI_DOORBELL
@@ -111,6 +112,12 @@ def create_app(config: UiConfig | None = None) -> Any:
     @app.websocket("/api/stream")
     async def stream(websocket: WebSocket) -> None:
         await _serve_stream(websocket, websocket.app.state.hub)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        db: Db = request.app.state.db
+        snapshot = await db.call(lambda store: store.metrics_snapshot())
+        return Response(exposition(snapshot), media_type=CONTENT_TYPE)
 
     @app.get("/", include_in_schema=False)
     async def index() -> Response:

@@ -291,3 +291,43 @@ DELETE FROM transitions WHERE created_at < :before
 
 -- name: prune_realtime_events
 DELETE FROM realtime_events WHERE created_at < :before
+
+-- ---------------------------------------------------------------------------- metrics
+
+-- name: metrics_jobs
+-- Jobs by type and status with their attempts; each failed attempt left one entry in errors.
+SELECT job_type, status, COUNT(*) AS n, SUM(attempts) AS attempts,
+       SUM(json_array_length(errors)) AS failures
+FROM jobs GROUP BY job_type, status ORDER BY job_type, status
+
+-- name: metrics_oldest_pending
+SELECT job_type, MIN(created_at) AS oldest FROM jobs WHERE status = 'pending'
+GROUP BY job_type ORDER BY job_type
+
+-- name: metrics_transitions
+SELECT machine_name, COUNT(*) AS n FROM transitions GROUP BY machine_name ORDER BY machine_name
+
+-- name: metrics_event_depth
+-- Events written for a machine and not yet taken (pending, or given back for redelivery).
+SELECT target_machine, COUNT(*) AS n FROM machine_events WHERE status = 'pending'
+GROUP BY target_machine ORDER BY target_machine
+
+-- name: metrics_state_durations
+-- Completed stays in the retained history: a transition's target state lasted until the
+-- machine's next transition. b0..b9 are the histogram's upper bounds in seconds.
+SELECT machine_name, state, COUNT(*) AS n, SUM(d) AS total,
+       SUM(CASE WHEN d <= :b0 THEN 1 ELSE 0 END) AS b0,
+       SUM(CASE WHEN d <= :b1 THEN 1 ELSE 0 END) AS b1,
+       SUM(CASE WHEN d <= :b2 THEN 1 ELSE 0 END) AS b2,
+       SUM(CASE WHEN d <= :b3 THEN 1 ELSE 0 END) AS b3,
+       SUM(CASE WHEN d <= :b4 THEN 1 ELSE 0 END) AS b4,
+       SUM(CASE WHEN d <= :b5 THEN 1 ELSE 0 END) AS b5,
+       SUM(CASE WHEN d <= :b6 THEN 1 ELSE 0 END) AS b6,
+       SUM(CASE WHEN d <= :b7 THEN 1 ELSE 0 END) AS b7,
+       SUM(CASE WHEN d <= :b8 THEN 1 ELSE 0 END) AS b8,
+       SUM(CASE WHEN d <= :b9 THEN 1 ELSE 0 END) AS b9
+FROM (SELECT machine_name, to_state AS state,
+             LEAD(created_at) OVER (PARTITION BY machine_name ORDER BY id) - created_at AS d
+      FROM transitions) AS stays
+WHERE d IS NOT NULL
+GROUP BY machine_name, state ORDER BY machine_name, state
