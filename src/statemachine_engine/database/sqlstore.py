@@ -8,12 +8,13 @@ from statemachine_engine.database.events import EventBox
 from statemachine_engine.database.jobs import JobQueue
 from statemachine_engine.database.machines import MachineLog
 from statemachine_engine.database.retention import Retention
+from statemachine_engine.database.schedules import Schedules
 from statemachine_engine.database.steps import StepLog
 from statemachine_engine.database.stream import RealtimeStream
 from statemachine_engine.database.tx import Connection
 
 
-class SQLStore(JobQueue, EventBox, MachineLog, StepLog, RealtimeStream, Retention):
+class SQLStore(JobQueue, EventBox, MachineLog, StepLog, RealtimeStream, Retention, Schedules):
     """The Store contract (database.store.Store) on a dialect's connection."""
 
     url: str

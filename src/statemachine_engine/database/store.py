@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.records import DEFAULT_MAX_ATTEMPTS as DEFAULT_MAX_ATTEMPTS
@@ -21,6 +21,9 @@ from statemachine_engine.database.records import (
     Step,
     TransitionRecord,
 )
+
+if TYPE_CHECKING:
+    from statemachine_engine.database.schedules import Schedule, ScheduleSpec
 
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -220,6 +223,33 @@ class Store(Protocol):
         transitions and realtime rows. Pending, processing and failed jobs and pending events
         are never deleted. Returns the number of rows deleted per table; with `dry_run`, the
         number that would be, deleting nothing."""
+        ...
+
+    # schedules (database/schedules.py)
+    def add_schedule(self, spec: ScheduleSpec) -> Schedule:
+        """Store a new schedule, first due at its next tick; StoreError when the name exists."""
+        ...
+
+    def get_schedule(self, name: str) -> Schedule | None: ...
+
+    def list_schedules(self) -> list[Schedule]: ...
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Stop firing (NotFoundError for an unknown name); idempotent."""
+        ...
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Fire again from the next tick on: ticks that fell due while paused are skipped."""
+        ...
+
+    def remove_schedule(self, name: str) -> None:
+        """Delete the schedule (its jobs stay); NotFoundError for an unknown name."""
+        ...
+
+    def fire_schedules(self) -> float | None:
+        """Enqueue each due tick of every active schedule exactly once, however many
+        processes call this at once, as the schedule's catch-up says; the next due time
+        (None when no schedule is active)."""
         ...
 
     # realtime stream
