@@ -27,7 +27,7 @@ def parse_every(text: str) -> int:
     """`30s`, `5m`, `2h`, `1d` as whole seconds; UsageError naming the value otherwise."""
     match = _EVERY.match(text.strip())
     if match is None:
-        raise UsageError(f"--every {text!r}: expected a whole number and a unit s, m, h or d")
+        raise UsageError(f"every {text!r}: expected a whole number and a unit s, m, h or d")
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -42,17 +42,17 @@ class Timing:
 
     def __post_init__(self) -> None:
         if (self.every is None) == (self.cron is None):
-            raise UsageError("a schedule needs exactly one of --every and --cron")
+            raise UsageError("a schedule needs exactly one of every and cron")
         if self.every is not None and self.every < 1:
-            raise UsageError(f"--every must be at least 1 second, not {self.every}")
+            raise UsageError(f"every must be at least 1 second, not {self.every}")
         if self.every is not None and self.timezone != "UTC":
-            raise UsageError("--timezone applies to --cron schedules only")
+            raise UsageError("timezone applies to cron schedules only")
         zone = _zone(self.timezone)
         if self.cron is not None:
             try:
                 CronSim(self.cron, datetime.now(zone))
             except CronSimError as exc:
-                raise UsageError(f"--cron {self.cron!r}: {exc}") from None
+                raise UsageError(f"cron {self.cron!r}: {exc}") from None
 
     def next_after(self, at: float) -> float:
         """The first tick strictly after `at`."""
@@ -92,4 +92,4 @@ def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"--timezone {name!r}: not a known IANA time zone") from None
+        raise UsageError(f"timezone {name!r}: not a known IANA time zone") from None

@@ -78,11 +78,11 @@ def test_add_then_list_pause_resume_remove(cli: Cli) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--every", "3q"], "--every '3q': expected a whole number and a unit s, m, h or d"),
-        (["--every", "0s"], "--every '0s': expected a whole number"),
-        (["--cron", "* *"], "--cron '* *': Wrong number of fields"),
-        (["--cron", "* * * * *", "--timezone", "Nowhere/City"], "--timezone 'Nowhere/City'"),
-        (["--every", "5s", "--timezone", "Europe/Berlin"], "--timezone applies to --cron"),
+        (["--every", "3q"], "every '3q': expected a whole number and a unit s, m, h or d"),
+        (["--every", "0s"], "every '0s': expected a whole number"),
+        (["--cron", "* *"], "cron '* *': Wrong number of fields"),
+        (["--cron", "* * * * *", "--timezone", "Nowhere/City"], "timezone 'Nowhere/City'"),
+        (["--every", "5s", "--timezone", "Europe/Berlin"], "timezone applies to cron"),
         (["--every", "5s", "--payload", "[1]"], "the payload must be a JSON object"),
         (["--every", "5s", "--payload", "{"], "--payload is not valid JSON"),
     ],

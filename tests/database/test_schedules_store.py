@@ -59,12 +59,12 @@ class TestStoring:
     @pytest.mark.parametrize(
         ("make", "message"),
         [
-            (lambda: Timing(), "exactly one of --every and --cron"),
-            (lambda: Timing(every=5, cron="* * * * *"), "exactly one of --every and --cron"),
-            (lambda: Timing(cron="61 * * * *"), "--cron '61 \\* \\* \\* \\*'"),
-            (lambda: Timing(cron="* * * * *", timezone="Mars/Base"), "--timezone 'Mars/Base'"),
-            (lambda: Timing(every=5, timezone="Europe/Berlin"), "--cron schedules only"),
-            (lambda: every(5, catch_up="some"), "--catch-up 'some'"),
+            (lambda: Timing(), "exactly one of every and cron"),
+            (lambda: Timing(every=5, cron="* * * * *"), "exactly one of every and cron"),
+            (lambda: Timing(cron="61 * * * *"), "cron '61 \\* \\* \\* \\*'"),
+            (lambda: Timing(cron="* * * * *", timezone="Mars/Base"), "timezone 'Mars/Base'"),
+            (lambda: Timing(every=5, timezone="Europe/Berlin"), "cron schedules only"),
+            (lambda: every(5, catch_up="some"), "catch-up 'some'"),
             (lambda: every(5, payload=[1]), "payload must be a JSON object"),
             (lambda: every(5, name="x" * 81), "at most 80 characters"),
         ],
@@ -72,6 +72,20 @@ class TestStoring:
     def test_bad_specs_are_refused(self, make: Callable[[], object], message: str) -> None:
         with pytest.raises(UsageError, match=message):
             make()
+
+    def test_put_adds_or_changes_keeping_the_next_tick_of_the_same_timing(
+        self, store: Store, clock: VirtualClock
+    ) -> None:
+        added = store.put_schedule(every(30))
+        assert added.next_due == START + 30
+        store.pause_schedule("beat")
+        clock.advance(10)
+        changed = store.put_schedule(every(30, payload={"v": 2}, catch_up="all"))
+        assert (changed.next_due, changed.paused, changed.created_at) == (START + 30, True, START)
+        assert (changed.spec.payload, changed.spec.catch_up) == ({"v": 2}, "all")
+        retimed = store.put_schedule(every(60))
+        assert (retimed.next_due, retimed.spec.timing.every) == (START + 60, 60)
+        assert store.list_schedules() == [retimed]
 
     def test_pause_resume_remove(self, store: Store, clock: VirtualClock) -> None:
         store.add_schedule(every(10))

@@ -40,7 +40,7 @@ class ScheduleSpec:
         if len(self.name) > SCHEDULE_NAME_MAX:
             raise UsageError(f"schedule name {self.name!r}: at most {SCHEDULE_NAME_MAX} characters")
         if self.catch_up not in CATCH_UP:
-            raise UsageError(f"--catch-up {self.catch_up!r}: expected one of {', '.join(CATCH_UP)}")
+            raise UsageError(f"catch-up {self.catch_up!r}: expected one of {', '.join(CATCH_UP)}")
         if self.payload is not None and not isinstance(self.payload, dict):
             raise UsageError(f"schedule {self.name}: the payload must be a JSON object")
 
@@ -89,6 +89,22 @@ def schedule_from_row(row: Row) -> Schedule:
     return Schedule(spec, bool(row["paused"]), row["next_due"], row["last_tick"], row["created_at"])
 
 
+def spec_row(spec: ScheduleSpec, now: float) -> Row:
+    """The columns of a schedule as `spec` says, first due at its next tick after `now`."""
+    return {
+        "name": spec.name,
+        "job_type": spec.job_type,
+        "payload": None if spec.payload is None else encode(spec.payload),
+        "machine_type": spec.machine_type,
+        "every_seconds": spec.timing.every,
+        "cron": spec.timing.cron,
+        "timezone": spec.timing.timezone,
+        "catch_up": spec.catch_up,
+        "next_due": spec.timing.next_after(now),
+        "created_at": now,
+    }
+
+
 def fire_due(tx: Tx, now: float) -> None:
     """Enqueue the due ticks of every active schedule inside the caller's transaction."""
     for row in tx.query("schedules_due", {"now": now}):
@@ -119,25 +135,32 @@ class Schedules:
     clock: Clock
 
     def add_schedule(self, spec: ScheduleSpec) -> Schedule:
-        now = self.clock.now()
-        values = {
-            "name": spec.name,
-            "job_type": spec.job_type,
-            "payload": None if spec.payload is None else encode(spec.payload),
-            "machine_type": spec.machine_type,
-            "every_seconds": spec.timing.every,
-            "cron": spec.timing.cron,
-            "timezone": spec.timing.timezone,
-            "catch_up": spec.catch_up,
-            "next_due": spec.timing.next_after(now),
-            "created_at": now,
-        }
+        values = spec_row(spec, self.clock.now())
 
         def work(tx: Tx) -> Row:
             row = tx.query_one("schedule_insert", values)
             if row is None:
                 raise StoreError(f"schedule {spec.name!r} exists already")
             return row
+
+        return schedule_from_row(self.conn.write(work))
+
+    def put_schedule(self, spec: ScheduleSpec) -> Schedule:
+        """Add the schedule, or make the stored one of that name `spec`: its next tick is
+        recomputed only when the timing changed, and a paused schedule stays paused."""
+        values = spec_row(spec, self.clock.now())
+
+        def work(tx: Tx) -> Row:
+            row = tx.query_one("schedule_insert", values)
+            if row is not None:
+                return row
+            old = tx.query_one("schedule_get", values)
+            assert old is not None
+            if schedule_from_row(old).spec.timing == spec.timing:
+                values["next_due"] = old["next_due"]
+            updated = tx.query_one("schedule_update", values)
+            assert updated is not None
+            return updated
 
         return schedule_from_row(self.conn.write(work))
 

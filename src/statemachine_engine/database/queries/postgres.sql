@@ -316,6 +316,14 @@ VALUES (%(name)s, %(job_type)s, %(payload)s, %(machine_type)s, %(every_seconds)s
 ON CONFLICT (name) DO NOTHING
 RETURNING *
 
+-- name: schedule_update
+-- A system file's schedule changed: everything but paused, last_tick and created_at.
+UPDATE schedules SET job_type = %(job_type)s, payload = %(payload)s,
+    machine_type = %(machine_type)s, every_seconds = %(every_seconds)s, cron = %(cron)s,
+    timezone = %(timezone)s, catch_up = %(catch_up)s, next_due = %(next_due)s
+WHERE name = %(name)s
+RETURNING *
+
 -- name: schedule_get
 SELECT * FROM schedules WHERE name = %(name)s
 

@@ -302,6 +302,14 @@ VALUES (:name, :job_type, :payload, :machine_type, :every_seconds, :cron, :timez
 ON CONFLICT (name) DO NOTHING
 RETURNING *
 
+-- name: schedule_update
+-- A system file's schedule changed: everything but paused, last_tick and created_at.
+UPDATE schedules SET job_type = :job_type, payload = :payload, machine_type = :machine_type,
+    every_seconds = :every_seconds, cron = :cron, timezone = :timezone, catch_up = :catch_up,
+    next_due = :next_due
+WHERE name = :name
+RETURNING *
+
 -- name: schedule_get
 SELECT * FROM schedules WHERE name = :name
 
