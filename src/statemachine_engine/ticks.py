@@ -31,6 +31,14 @@ def parse_every(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2)]
 
 
+def format_every(seconds: int) -> str:
+    """Whole seconds in the largest unit that divides them: 300 -> `5m`, 90 -> `90s`."""
+    for unit in ("d", "h", "m"):
+        if seconds % _UNITS[unit] == 0:
+            return f"{seconds // _UNITS[unit]}{unit}"
+    return f"{seconds}s"
+
+
 @dataclass(frozen=True)
 class Timing:
     """Either every `every` seconds (ticks on multiples of it since the epoch, so every host

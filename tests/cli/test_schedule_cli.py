@@ -51,6 +51,9 @@ def test_add_then_list_pause_resume_remove(cli: Cli) -> None:
     )  # fmt: skip
     assert rc == 0 and "cron 0 3 * * * (Europe/Berlin)" in out
 
+    rc, out, _ = cli.run("schedule", "add", "hourly", "--every", "60m", "--type", "t")
+    assert rc == 0 and out.startswith("added schedule hourly (every 1h, next tick ")
+    cli.run("schedule", "remove", "hourly")
     rc, out, _ = cli.run("schedule", "list", "--json")
     listed = {s["name"]: s for s in json.loads(out)}
     assert listed["beat"]["every_seconds"] == 30

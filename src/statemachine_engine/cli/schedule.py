@@ -18,7 +18,7 @@ from statemachine_engine.cli.common import (
     print_json,
 )
 from statemachine_engine.database.schedules import Schedule, ScheduleSpec
-from statemachine_engine.ticks import CATCH_UP, Timing, parse_every
+from statemachine_engine.ticks import CATCH_UP, Timing, format_every, parse_every
 
 AddCommand = Callable[..., Any]
 _HEADERS = ("name", "when", "job type", "catch-up", "state", "next due", "last tick")
@@ -44,7 +44,7 @@ def schedule_dict(schedule: Schedule) -> dict[str, Any]:
 
 def _when(timing: Timing) -> str:
     if timing.every is not None:
-        return f"every {timing.every}s"
+        return f"every {format_every(timing.every)}"
     zone = "" if timing.timezone == "UTC" else f" ({timing.timezone})"
     return f"cron {timing.cron}{zone}"
 
