@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,7 @@ from statemachine_engine.database.store import Store
 from statemachine_engine.errors import NotFoundError, StoreError, UsageError
 from statemachine_engine.ticks import Timing
 
+RawSql = Callable[[Store, str], list[dict[str, Any]]]
 START = 1_700_002_800.0  # 2023-11-14 23:00 UTC, a whole hour
 
 
@@ -164,6 +166,21 @@ class TestFiring:
             due = store.fire_schedules()
         assert due == START + 2501
         assert [t for _, t in tick_jobs(store)] == list(range(int(START) + 1, int(START) + 2501))
+
+    def test_a_schedule_this_host_cannot_evaluate_is_paused(
+        self, store: Store, clock: VirtualClock, raw_sql: RawSql, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        spec = ScheduleSpec("local", "tick", Timing(cron="* * * * *", timezone="Europe/Berlin"))
+        store.add_schedule(spec)
+        store.add_schedule(every(600))
+        raw_sql(store, "UPDATE schedules SET timezone = 'Nowhere/Zone' WHERE name = 'local'")
+        clock.advance(60)
+        assert store.fire_schedules() == START + 600  # not due for ever: no spinning machines
+        assert "schedule local cannot be evaluated here (timezone 'Nowhere/Zone'" in caplog.text
+        assert raw_sql(store, "SELECT paused FROM schedules WHERE name = 'local'") == [
+            {"paused": 1}
+        ]
+        assert tick_jobs(store) == []
 
     def test_concurrent_firers_enqueue_each_tick_once(
         self, open_store: Callable[..., Store], clock: VirtualClock

@@ -6,6 +6,7 @@ absent) and the schedule's next-due advances with a compare-and-set, in one tran
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +16,11 @@ from statemachine_engine.database.jobs import added_notice, new_job_row
 from statemachine_engine.database.records import NewJob
 from statemachine_engine.database.stream import insert_realtime_many
 from statemachine_engine.database.tx import Connection, Row, Tx
-from statemachine_engine.errors import NotFoundError, StoreError, UsageError
+from statemachine_engine.errors import NotFoundError, StateMachineError, StoreError, UsageError
 from statemachine_engine.names import check_name
 from statemachine_engine.ticks import CATCH_UP, Timing, due_ticks
+
+logger = logging.getLogger(__name__)
 
 #: Leaves room in the 100-character job id for `sched:` and the tick's epoch seconds.
 SCHEDULE_NAME_MAX = 80
@@ -108,9 +111,16 @@ def spec_row(spec: ScheduleSpec, now: float) -> Row:
 def fire_due(tx: Tx, now: float) -> None:
     """Enqueue the due ticks of every active schedule inside the caller's transaction."""
     for row in tx.query("schedules_due", {"now": now}):
-        schedule = schedule_from_row(row)
-        spec = schedule.spec
-        ticks, next_due = due_ticks(spec.timing, schedule.next_due, now, spec.catch_up)
+        try:
+            schedule = schedule_from_row(row)
+            spec = schedule.spec
+            ticks, next_due = due_ticks(spec.timing, schedule.next_due, now, spec.catch_up)
+        except StateMachineError as exc:
+            # e.g. a time zone this host's tz database lacks: pausing it, visibly, keeps it
+            # from being due for ever (every machine would spin on it).
+            logger.error("schedule %s cannot be evaluated here (%s); paused", row["name"], exc)
+            tx.run("schedule_set_paused", {**row, "paused": 1})
+            continue
         args = {
             "name": spec.name,
             "due": schedule.next_due,
