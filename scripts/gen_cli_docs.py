@@ -93,6 +93,9 @@ def _render() -> str:
                 also = ", ".join(f"`{alias}`" for alias in aliases)
                 parts.append(f"Also spelled {also}.\n\n")
             parts.append(_block(subparsers[key].format_help()))
+            for action, inner in _subcommands(subparsers[key]).items():
+                parts.append(f"\n#### `{name} {command} {action}`\n\n")
+                parts.append(_block(inner.format_help()))
     return "".join(parts)
 
 

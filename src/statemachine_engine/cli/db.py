@@ -49,6 +49,7 @@ from statemachine_engine.cli.released import (
     v1_transition,
     with_input_file,
 )
+from statemachine_engine.cli.schedule import add_schedule_commands
 from statemachine_engine.database.liveness import process_alive
 from statemachine_engine.database.records import (
     JOB_STATUSES,
@@ -549,6 +550,7 @@ def build_parser(prog: str = PROG_NAMES[0]) -> CliParser:
     _add_machine_commands(sub)
     add_event_commands(sub, _add_command)
     add_maintenance_commands(sub, _add_command)
+    add_schedule_commands(sub, _add_command)
     add_released_commands(sub, _add_command, cmd_show_job, cmd_list_events)
     return parser
 

@@ -29,6 +29,7 @@ from statemachine_engine.cli.common import (
     CliParser,
     add_db_argument,
     add_version_argument,
+    opened_store,
     positive_int,
     require_regular_file,
     run_cli,
@@ -273,6 +274,10 @@ def _main(argv: list[str]) -> int:
     spec = load_system(args.system)
     db = args.db or spec.db or default_url()
     check_backend(db)
+    if spec.schedules:
+        with opened_store(db, create=True) as store:
+            for schedule in spec.schedules:
+                store.put_schedule(schedule)
     supervisor = Supervisor(spec, db, ui=not args.no_ui, ui_port=args.ui_port)
     return asyncio.run(supervisor.run())
 

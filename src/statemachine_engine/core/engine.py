@@ -23,6 +23,7 @@ from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.loader import ActionLoader
 from statemachine_engine.core.runtime import Runtime, owner_of
+from statemachine_engine.core.scheduler import Ticker
 from statemachine_engine.core.storable import clipped
 from statemachine_engine.core.transitions import (
     ERROR_EVENT,
@@ -140,6 +141,7 @@ class StateMachineEngine:
         self._conditions = Conditions()
         self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
         self.runtime.retry_due = self._parking.retry_due
+        self._ticker = Ticker(self.store, self.clock, safety_interval)
         # Events arrive with a doorbell (or a wake-up); without one since the last empty read
         # the store is read again only after the safety interval, as a parked machine would.
         self._events_maybe = True
@@ -470,8 +472,10 @@ class StateMachineEngine:
                 continue
             self.make_visible()
             self._instant_steps = 0
+            tick = self._ticker.poll()  # fires due schedule ticks; parks no longer than the next
+            wake = [t for t in (None if due is None else due[0], tick) if t is not None]
             self._stalls.parked()
-            await self._parking.park(None if due is None else due[0])
+            await self._parking.park(min(wake, default=None))
             self._stalls.unparked()
             self._events_maybe = True
             entering, parked = idle, True

@@ -11,7 +11,9 @@ from statemachine_engine.database.models import (
     RealtimeEventModel,
 )
 from statemachine_engine.database.records import Job, MachineEvent, MachineStatus, NewJob
+from statemachine_engine.database.schedules import Schedule, ScheduleSpec
 from statemachine_engine.database.store import Store
+from statemachine_engine.ticks import Timing
 
 __all__ = [
     "Database",
@@ -23,7 +25,10 @@ __all__ = [
     "MachineStatus",
     "NewJob",
     "RealtimeEventModel",
+    "Schedule",
+    "ScheduleSpec",
     "Store",
+    "Timing",
     "default_url",
     "open_store",
 ]

@@ -9,12 +9,15 @@ from statemachine_engine.database.jobs import JobQueue
 from statemachine_engine.database.machines import MachineLog
 from statemachine_engine.database.metrics import MetricsReader
 from statemachine_engine.database.retention import Retention
+from statemachine_engine.database.schedules import Schedules
 from statemachine_engine.database.steps import StepLog
 from statemachine_engine.database.stream import RealtimeStream
 from statemachine_engine.database.tx import Connection
 
 
-class SQLStore(JobQueue, EventBox, MachineLog, StepLog, RealtimeStream, Retention, MetricsReader):
+class SQLStore(
+    JobQueue, EventBox, MachineLog, StepLog, RealtimeStream, Retention, MetricsReader, Schedules
+):
     """The Store contract (database.store.Store) on a dialect's connection."""
 
     url: str

@@ -24,6 +24,7 @@ from statemachine_engine.database.records import (
 
 if TYPE_CHECKING:  # metrics.py reads rows, whose codec imports this module
     from statemachine_engine.database.metrics import MetricsSnapshot
+    from statemachine_engine.database.schedules import Schedule, ScheduleSpec
 
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -229,6 +230,38 @@ class Store(Protocol):
     def metrics_snapshot(self) -> MetricsSnapshot:
         """Job, machine, event and time-in-state counts for `/metrics`, read in one
         transaction."""
+        ...
+
+    # schedules (database/schedules.py)
+    def add_schedule(self, spec: ScheduleSpec) -> Schedule:
+        """Store a new schedule, first due at its next tick; StoreError when the name exists."""
+        ...
+
+    def put_schedule(self, spec: ScheduleSpec) -> Schedule:
+        """Add the schedule or change the stored one of that name to `spec` (a system file's
+        `schedules:`): the next tick is recomputed only when the timing changed."""
+        ...
+
+    def get_schedule(self, name: str) -> Schedule | None: ...
+
+    def list_schedules(self) -> list[Schedule]: ...
+
+    def pause_schedule(self, name: str) -> Schedule:
+        """Stop firing (NotFoundError for an unknown name); idempotent."""
+        ...
+
+    def resume_schedule(self, name: str) -> Schedule:
+        """Fire again from the next tick on: ticks that fell due while paused are skipped."""
+        ...
+
+    def remove_schedule(self, name: str) -> None:
+        """Delete the schedule (its jobs stay); NotFoundError for an unknown name."""
+        ...
+
+    def fire_schedules(self) -> float | None:
+        """Enqueue each due tick of every active schedule exactly once, however many
+        processes call this at once, as the schedule's catch-up says; the next due time
+        (None when no schedule is active)."""
         ...
 
     # realtime stream

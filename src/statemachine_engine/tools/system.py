@@ -20,10 +20,15 @@ from typing import Any
 from statemachine_engine.config.model import Position
 from statemachine_engine.config.problems import did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, plain, read_yaml
+from statemachine_engine.database.schedules import ScheduleSpec
 from statemachine_engine.errors import ConfigError, StateMachineError
+from statemachine_engine.tools.system_schedules import system_schedules
 from statemachine_engine.transport.runtime_dir import validate_machine_name
 
-SYSTEM_KEYS = ("name", "description", "db", "ui", "workdir", "restart", "stop_timeout", "machines")
+SYSTEM_KEYS = (
+    "name", "description", "db", "ui", "workdir", "restart", "stop_timeout", "machines",
+    "schedules",
+)  # fmt: skip
 MACHINE_KEYS = ("config", "name", "instances", "env", "initial_context", "actions_dir", "args")
 RESTART_KEYS = ("max_restarts", "window", "backoff", "max_backoff")
 
@@ -71,6 +76,8 @@ class SystemSpec:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     stop_timeout: float = 10.0
     name: str | None = None
+    #: `schedules:` (docs/schedules.md), put into the database by `statemachine up`.
+    schedules: tuple[ScheduleSpec, ...] = ()
 
 
 def is_system_file(path: str | os.PathLike[str]) -> bool:
@@ -185,6 +192,7 @@ def load_system(path: str | os.PathLike[str]) -> SystemSpec:
         restart=restart,
         stop_timeout=float(_number(root, "stop_timeout", 10.0)),
         name=_string(root, "name"),
+        schedules=system_schedules(root),
     )
 
 

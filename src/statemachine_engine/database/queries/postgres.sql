@@ -345,3 +345,47 @@ FROM (SELECT machine_name, to_state AS state,
       FROM transitions) AS stays
 WHERE d IS NOT NULL
 GROUP BY machine_name, state ORDER BY machine_name, state
+-- ---------------------------------------------------------------------------- schedules
+
+-- name: schedule_insert
+INSERT INTO schedules (name, job_type, payload, machine_type, every_seconds, cron, timezone,
+                       catch_up, next_due, created_at)
+VALUES (%(name)s, %(job_type)s, %(payload)s, %(machine_type)s, %(every_seconds)s, %(cron)s,
+        %(timezone)s, %(catch_up)s, %(next_due)s, %(created_at)s)
+ON CONFLICT (name) DO NOTHING
+RETURNING *
+
+-- name: schedule_update
+-- A system file's schedule changed: everything but paused, last_tick and created_at.
+UPDATE schedules SET job_type = %(job_type)s, payload = %(payload)s,
+    machine_type = %(machine_type)s, every_seconds = %(every_seconds)s, cron = %(cron)s,
+    timezone = %(timezone)s, catch_up = %(catch_up)s, next_due = %(next_due)s
+WHERE name = %(name)s
+RETURNING *
+
+-- name: schedule_get
+SELECT * FROM schedules WHERE name = %(name)s
+
+-- name: schedules_list
+SELECT * FROM schedules ORDER BY name
+
+-- name: schedule_set_paused
+-- Resuming starts again from the next tick (next_due): ticks of a pause are never enqueued.
+UPDATE schedules SET paused = %(paused)s, next_due = %(next_due)s WHERE name = %(name)s
+RETURNING *
+
+-- name: schedule_delete
+DELETE FROM schedules WHERE name = %(name)s RETURNING name
+
+-- name: schedules_next_due
+SELECT MIN(next_due) AS next_due FROM schedules WHERE paused = 0
+
+-- name: schedules_due
+-- A row another firer holds is skipped: it is being fired (and its compare-and-set decides).
+SELECT * FROM schedules WHERE paused = 0 AND next_due <= %(now)s ORDER BY next_due, name
+FOR UPDATE SKIP LOCKED
+
+-- name: schedule_advance
+-- The compare-and-set on next_due: a firer that read an older next_due changes nothing.
+UPDATE schedules SET next_due = %(next_due)s, last_tick = %(last_tick)s
+WHERE name = %(name)s AND next_due = %(due)s AND paused = 0

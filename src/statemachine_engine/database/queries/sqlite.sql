@@ -331,3 +331,45 @@ FROM (SELECT machine_name, to_state AS state,
       FROM transitions) AS stays
 WHERE d IS NOT NULL
 GROUP BY machine_name, state ORDER BY machine_name, state
+-- ---------------------------------------------------------------------------- schedules
+
+-- name: schedule_insert
+INSERT INTO schedules (name, job_type, payload, machine_type, every_seconds, cron, timezone,
+                       catch_up, next_due, created_at)
+VALUES (:name, :job_type, :payload, :machine_type, :every_seconds, :cron, :timezone,
+        :catch_up, :next_due, :created_at)
+ON CONFLICT (name) DO NOTHING
+RETURNING *
+
+-- name: schedule_update
+-- A system file's schedule changed: everything but paused, last_tick and created_at.
+UPDATE schedules SET job_type = :job_type, payload = :payload, machine_type = :machine_type,
+    every_seconds = :every_seconds, cron = :cron, timezone = :timezone, catch_up = :catch_up,
+    next_due = :next_due
+WHERE name = :name
+RETURNING *
+
+-- name: schedule_get
+SELECT * FROM schedules WHERE name = :name
+
+-- name: schedules_list
+SELECT * FROM schedules ORDER BY name
+
+-- name: schedule_set_paused
+-- Resuming starts again from the next tick (:next_due): ticks of a pause are never enqueued.
+UPDATE schedules SET paused = :paused, next_due = :next_due WHERE name = :name
+RETURNING *
+
+-- name: schedule_delete
+DELETE FROM schedules WHERE name = :name RETURNING name
+
+-- name: schedules_next_due
+SELECT MIN(next_due) AS next_due FROM schedules WHERE paused = 0
+
+-- name: schedules_due
+SELECT * FROM schedules WHERE paused = 0 AND next_due <= :now ORDER BY next_due, name
+
+-- name: schedule_advance
+-- The compare-and-set on next_due: a firer that read an older next_due changes nothing.
+UPDATE schedules SET next_due = :next_due, last_tick = :last_tick
+WHERE name = :name AND next_due = :due AND paused = 0
