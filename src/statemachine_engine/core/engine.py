@@ -365,6 +365,8 @@ class StateMachineEngine:
             skipped.append("marking the machine stopped")
         except StateMachineError:
             pass
+        else:
+            self._ring_ui()
         if not skipped:
             return
         text = f"skipped {', '.join(skipped)}"
@@ -413,6 +415,7 @@ class StateMachineEngine:
         # A restart skips one step number, so no step key of the previous run (whose last
         # step may never have committed) is handed out again.
         self.step = status.step + (1 if previous is not None else 0)
+        self._ring_ui()
         logger.info("[%s] started in state %s", self.machine_name, self.state)
 
     def _boot_start(self) -> None:
@@ -854,9 +857,13 @@ class StateMachineEngine:
     def _flushed(self, released: Sequence[Job]) -> None:
         """After a group commit: wake a running UI and re-check what callers wait for (the
         store woke the workers of jobs given back)."""
+        self._ring_ui()
+        self._conditions.notify()
+
+    def _ring_ui(self) -> None:
+        """Tell a running UI to read the stream now; a lost doorbell only delays the page."""
         with contextlib.suppress(StateMachineError, ValueError):
             ring(UI_DOORBELL, EVENT_DOORBELL)
-        self._conditions.notify()
 
     def _lease_lost(self, job: Job) -> None:
         logger.warning(

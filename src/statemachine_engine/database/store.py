@@ -25,6 +25,7 @@ from statemachine_engine.database.records import (
 if TYPE_CHECKING:  # metrics.py reads rows, whose codec imports this module
     from statemachine_engine.database.metrics import MetricsSnapshot
     from statemachine_engine.database.schedules import Schedule, ScheduleSpec
+    from statemachine_engine.database.stream import StreamCursor
 
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_PAYLOAD_BYTES = 1024 * 1024
@@ -268,6 +269,11 @@ class Store(Protocol):
     def add_realtime(self, machine: str | None, kind: str, payload: dict[str, Any]) -> None: ...
 
     def realtime_since(self, after_id: int = 0, limit: int = 500) -> list[RealtimeEvent]: ...
+
+    def realtime_read(self, cursor: StreamCursor, limit: int = 500) -> list[RealtimeEvent]:
+        """Up to `limit` more rows after `cursor` that are final, in id order, each once: a row
+        committed after a higher id was read is still returned (see StreamCursor)."""
+        ...
 
     def last_realtime_id(self) -> int:
         """The id of the newest realtime row (0 when there is none): where a reader that

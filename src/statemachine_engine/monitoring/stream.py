@@ -1,4 +1,5 @@
-"""The live stream: tail `realtime_events` by id and push new rows to every WebSocket client.
+"""The live stream: tail `realtime_events` with a `StreamCursor` (every row once, in id
+order, also rows committed out of id order on PostgreSQL) and push them to every client.
 
 Machines ring the UI's doorbell (`statemachine-ui`) after each commit, which wakes the tailer
 at once; a short fallback interval covers machines on other hosts and lost doorbells. The
@@ -10,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -19,6 +19,7 @@ from typing import Any
 from statemachine_engine.database import Store
 from statemachine_engine.database.liveness import process_alive
 from statemachine_engine.database.records import MachineStatus, RealtimeEvent
+from statemachine_engine.database.stream import StreamCursor
 from statemachine_engine.errors import StateMachineError
 from statemachine_engine.monitoring.db import Db
 from statemachine_engine.transport import UI_DOORBELL, Doorbell
@@ -26,6 +27,7 @@ from statemachine_engine.transport import UI_DOORBELL, Doorbell
 log = logging.getLogger(__name__)
 
 FALLBACK_INTERVAL = 0.25
+HELD_RECHECK = 0.05
 LIVENESS_INTERVAL = 2.0
 HISTORY_SIZE = 500
 BATCH = 500
@@ -80,10 +82,6 @@ def _last_id(store: Store) -> int:
     return hi
 
 
-def _since(store: Store, *, after: int) -> list[RealtimeEvent]:
-    return store.realtime_since(after, BATCH)
-
-
 class Hub:
     """Owns the tailer task and the set of connected clients."""
 
@@ -100,6 +98,7 @@ class Hub:
         self.clients: set[Client] = set()
         self.history: collections.deque[dict[str, Any]] = collections.deque(maxlen=HISTORY_SIZE)
         self.last_id = 0
+        self.cursor = StreamCursor()
         self.wakeups = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -109,9 +108,9 @@ class Hub:
 
     async def start(self) -> None:
         last = await self.db.call(_last_id)
-        rows = await self.db.call(lambda s: s.realtime_since(max(0, last - HISTORY_SIZE), BATCH))
-        self.history.extend(event_view(r) for r in rows)
-        self.last_id = rows[-1].id if rows else last
+        self.cursor = StreamCursor(floor=max(0, last - HISTORY_SIZE))
+        self.last_id = self.cursor.floor
+        await self.poll_once()
         if self.doorbell_name:
             bell = Doorbell(self.doorbell_name, lambda _msg: self.wake())
             try:
@@ -172,17 +171,16 @@ class Hub:
     async def poll_once(self) -> int:
         """Read and push every row after `last_id`; return how many were pushed."""
         pushed = 0
+        cursor = self.cursor
         while True:
-            after = self.last_id
-            rows = await self.db.call(functools.partial(_since, after=after))
-            if not rows:
-                return pushed
-            events = [event_view(r) for r in rows]
-            self.last_id = rows[-1].id
-            self.history.extend(events)
-            self.broadcast({"type": "events", "events": events})
-            pushed += len(rows)
-            if len(rows) < BATCH:
+            rows = await self.db.call(lambda s: s.realtime_read(cursor, BATCH))
+            if rows:
+                events = [event_view(r) for r in rows]
+                self.last_id = rows[-1].id
+                self.history.extend(events)
+                self.broadcast({"type": "events", "events": events})
+                pushed += len(rows)
+            if not cursor.more:
                 return pushed
 
     async def _check_liveness(self) -> None:
@@ -208,6 +206,8 @@ class Hub:
                 raise
             except Exception as exc:
                 log.warning("realtime tail failed: %s", exc)
+            # rows held back for a writer still open are re-read soon, not at the fallback
+            wait = min(self.fallback_interval, HELD_RECHECK) if self.cursor.held else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.fallback_interval)
+                await asyncio.wait_for(self._wake.wait(), wait or self.fallback_interval)
             self._wake.clear()

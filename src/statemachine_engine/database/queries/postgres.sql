@@ -271,22 +271,40 @@ SELECT * FROM transitions WHERE machine_name = %(machine)s ORDER BY id DESC LIMI
 
 -- name: realtime_insert_rows
 -- %(rows)s is a JSON array of {machine, kind, payload, created_at}, inserted in its order.
-INSERT INTO realtime_events (machine_name, kind, payload, created_at)
-SELECT r.machine, r.kind, r.payload, r.created_at
-FROM ROWS FROM (json_to_recordset(%(rows)s::json)
+-- The transaction id is taken before any id is drawn (each row needs it): what lets a reader
+-- know which writers may still commit a lower id (StreamCursor).
+WITH me AS MATERIALIZED (SELECT pg_current_xact_id() AS xid)
+INSERT INTO realtime_events (machine_name, kind, payload, created_at, tx_xid)
+SELECT r.machine, r.kind, r.payload, r.created_at, me.xid
+FROM me, ROWS FROM (json_to_recordset(%(rows)s::json)
          AS (machine text, kind text, payload text, created_at float8))
      WITH ORDINALITY AS r (machine, kind, payload, created_at, n)
 ORDER BY r.n
 
 -- name: realtime_insert_many
 -- %(payloads)s is a JSON array of payload objects; each row stores one element's JSON text.
-INSERT INTO realtime_events (machine_name, kind, payload, created_at)
-SELECT %(machine)s, %(kind)s, p.payload::text, %(created_at)s
-FROM json_array_elements(%(payloads)s::json) WITH ORDINALITY AS p(payload, n)
+WITH me AS MATERIALIZED (SELECT pg_current_xact_id() AS xid)
+INSERT INTO realtime_events (machine_name, kind, payload, created_at, tx_xid)
+SELECT %(machine)s, %(kind)s, p.payload::text, %(created_at)s, me.xid
+FROM me, json_array_elements(%(payloads)s::json) WITH ORDINALITY AS p(payload, n)
 ORDER BY p.n
 
 -- name: realtime_since
 SELECT * FROM realtime_events WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s
+
+-- name: realtime_window
+-- Rows after %(floor)s except the ids in %(held)s (a JSON array), in id order, with the
+-- reading snapshot's xmin and xmax; one row of NULLs and the snapshot when there are none.
+SELECT pg_snapshot_xmin(s.snap)::text::bigint AS snap_xmin,
+       pg_snapshot_xmax(s.snap)::text::bigint AS snap_xmax, r.*
+FROM (SELECT pg_current_snapshot() AS snap) AS s
+LEFT JOIN LATERAL (
+    SELECT * FROM realtime_events
+    WHERE id > %(floor)s
+      AND id NOT IN (SELECT value::bigint FROM json_array_elements_text(%(held)s::json))
+    ORDER BY id LIMIT %(limit)s
+) AS r ON true
+ORDER BY r.id
 
 -- name: realtime_last_id
 SELECT COALESCE(MAX(id), 0) AS id FROM realtime_events

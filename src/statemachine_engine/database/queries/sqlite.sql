@@ -274,6 +274,13 @@ SELECT :machine, :kind, value, :created_at FROM json_each(:payloads) ORDER BY ke
 -- name: realtime_since
 SELECT * FROM realtime_events WHERE id > :after_id ORDER BY id LIMIT :limit
 
+-- name: realtime_window
+-- Rows after :floor except the ids in :held (a JSON array), in id order. One writer at a
+-- time commits ids in order, so there is no snapshot to report (every read is final).
+SELECT NULL AS snap_xmin, NULL AS snap_xmax, * FROM realtime_events
+WHERE id > :floor AND id NOT IN (SELECT value FROM json_each(:held))
+ORDER BY id LIMIT :limit
+
 -- name: realtime_last_id
 SELECT COALESCE(MAX(id), 0) AS id FROM realtime_events
 
