@@ -73,7 +73,9 @@ def test_deep_nesting_is_refused_fast(opener: str, closer: str) -> None:
     elapsed = time.process_time() - started
     assert "nesting" in str(info.value)
     assert str(info.value).startswith("deep.yaml:3:")
-    assert elapsed < 1.5, f"refusing 5,000 levels took {elapsed:.2f} s of CPU"
+    # 0.5 s of CPU on the 2-core development machine, 1.7 s under coverage on a loaded host;
+    # the bound catches a super-linear refusal (minutes), not a busy host.
+    assert elapsed < 5.0, f"refusing 5,000 levels took {elapsed:.2f} s of CPU"
 
 
 def test_deep_block_nesting_is_refused_fast() -> None:
@@ -82,7 +84,7 @@ def test_deep_block_nesting_is_refused_fast() -> None:
     started = time.process_time()
     with pytest.raises(ConfigError, match="nesting"):
         parse_definition(text, "deep.yaml", CATALOG)
-    assert time.process_time() - started < 1.5
+    assert time.process_time() - started < 5.0  # see test_deep_nesting_is_refused_fast
 
 
 TIMER = """\
