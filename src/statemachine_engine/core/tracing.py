@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TRACER_NAME = "statemachine_engine"
 _configured_from_env = False
+#: Whether the OTEL_* variables ask for OTLP, read once per process (at the first span that
+#: could be made), as the SDKs read them: this check runs for every action.
+_otlp_wanted: bool | None = None
 _cached: tuple[Any, Any] | None = None  # (provider, its tracer)
 
 
@@ -68,12 +71,14 @@ def _install_otlp() -> bool:
 
 def _tracer() -> Any | None:
     """The tracer to use, or None: no API, or no provider set and none asked for."""
-    global _configured_from_env, _cached
+    global _configured_from_env, _cached, _otlp_wanted
     if trace is None:
         return None
     provider = trace.get_tracer_provider()
     if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
-        if _configured_from_env or not _otlp_requested():
+        if _otlp_wanted is None:
+            _otlp_wanted = _otlp_requested()
+        if _configured_from_env or not _otlp_wanted:
             return None
         _configured_from_env = True
         if not _install_otlp():
@@ -121,13 +126,24 @@ class ActionSpan:
             self._span.set_attribute("statemachine.event", event)
 
 
-@contextlib.contextmanager
-def action(machine: str, state: str, name: str, job: Job | None) -> Iterator[ActionSpan]:
-    """A span around one action of `state`, run for `job` (if one is held)."""
+_NO_SPAN: contextlib.AbstractContextManager[ActionSpan] = contextlib.nullcontext(ActionSpan(None))
+
+
+def action(
+    machine: str, state: str, name: str, job: Job | None
+) -> contextlib.AbstractContextManager[ActionSpan]:
+    """A span around one action of `state`, run for `job` (if one is held); without a
+    tracer a shared do-nothing context (this runs for every action)."""
     tracer = _tracer()
     if tracer is None:
-        yield ActionSpan(None)
-        return
+        return _NO_SPAN
+    return _action_span(tracer, machine, state, name, job)
+
+
+@contextlib.contextmanager
+def _action_span(
+    tracer: Any, machine: str, state: str, name: str, job: Job | None
+) -> Iterator[ActionSpan]:
     attributes = {
         "statemachine.machine": machine,
         "statemachine.state": state,
