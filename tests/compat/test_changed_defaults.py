@@ -136,6 +136,28 @@ transitions:
     assert left == {("other", "fresh"), ("worker", "stale")}
 
 
+async def test_clear_events_without_types_clears_all_and_says_so_once(
+    machine: StartMachine, store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """1.0 cleared nothing without `event_types`; 2.0 clears every type, with one WARNING."""
+    for kind in ("stale", "fresh"):
+        store.send_event("sweeper", kind)
+    m = await machine(
+        """
+initial_state: clearing
+actions:
+  clearing: [{type: clear_events}]
+transitions:
+  - {from: clearing, to: done, event: events_cleared}
+""",
+        "sweeper",
+    )
+    assert await m.task == 0
+    assert store.list_events(target="sweeper", status="pending") == []
+    warned = [r.getMessage() for r in caplog.records if "SM125" in r.getMessage()]
+    assert len(warned) == 1 and "cleared 2 pending events of every type" in warned[0], warned
+
+
 async def test_fallback_in_bash_is_not_a_pipe(
     machine: StartMachine, tmp_path: Path, until: Until
 ) -> None:

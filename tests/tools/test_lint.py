@@ -32,6 +32,22 @@ def codes(report: Report) -> list[str]:
 
 
 CASES: dict[str, tuple[str, str]] = {
+    "SM125": (
+        """\
+        states: [waiting, done]
+        actions:
+          waiting: [{type: clear_events, success: go}]
+        transitions:
+          - {from: waiting, to: done, event: go}
+        """,
+        """\
+        states: [waiting, done]
+        actions:
+          waiting: [{type: clear_events, event_types: [stale], success: go}]
+        transitions:
+          - {from: waiting, to: done, event: go}
+        """,
+    ),
     "SM124": (
         """\
         states: [waiting, done]

@@ -61,6 +61,7 @@ CODES: Mapping[str, tuple[str, str]] = {
     "SM122": (ERROR, "placeholder where no value can be escaped (backticks, ${...}, heredoc)"),
     "SM123": (ERROR, "placeholder declaring an unknown kind (not :int or :ident)"),
     "SM124": (WARNING, "placeholder in a log line that nothing sets (written as is)"),
+    "SM125": (WARNING, "clear_events without event_types clears every type (1.0: none)"),
 }
 
 _NOQA_RE = re.compile(r"#\s*noqa:\s*(SM\d{3}(?:\s*,\s*SM\d{3})*)")
@@ -284,6 +285,7 @@ class _MachineLint:
         yield from self.never_run()
         yield from self.instant_cycles()
         yield from self.placeholders()
+        yield from self.clear_all_events()
 
     def declaration(self, spec: ActionSpec) -> Declaration:
         try:
@@ -566,6 +568,21 @@ class _MachineLint:
                 f"bash in state '{state}' has no `success:`; on exit 0 it returns 'job_done',"
                 f" which has no transition from '{state}'",
                 f"add `success: {choice}` (the event of the transition that should follow)",
+            )
+
+    def clear_all_events(self) -> Iterator[Finding]:
+        """`clear_events` without `event_types`: 2.0 clears every pending event, the
+        released package cleared none."""
+        for spec in _all_actions(self.d):
+            if spec.type != "clear_events" or "event_types" in spec.params:
+                continue
+            yield _at(
+                "SM125",
+                spec.pos,
+                "clear_events without `event_types` clears every pending event of the machine"
+                " (statemachine-engine 1.0 cleared none)",
+                "name the types with `event_types: [...]`, or remove the action if it was"
+                " meant to do nothing",
             )
 
     def placeholders(self) -> Iterator[Finding]:

@@ -59,12 +59,24 @@ class ClearEventsAction(BaseAction):
         ),
     )
 
+    #: The difference from 1.0 is said once per action, the first time it clears anything.
+    _warned_all = False
+
     async def execute(self, context: dict[str, Any]) -> str | None:
         store = self.runtime.store
         target = str(self.param("target_machine", context, self.runtime.machine_name))
         types = self.param("event_types", context, None)
         if types is None:
             count = store.clear_events(target)
+            if count and not self._warned_all:
+                self._warned_all = True
+                self.logger.warning(
+                    "[%s] clear_events without event_types cleared %d pending events of every"
+                    " type for %s (statemachine-engine 1.0 cleared none; SM125)",
+                    context.get("machine_name"),
+                    count,
+                    target,
+                )
         else:
             wanted = {types} if isinstance(types, str) else {str(t) for t in types}
             pending = store.list_events(target=target, status="pending", limit=_CLEAR_LIMIT)
