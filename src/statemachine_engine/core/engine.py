@@ -157,7 +157,8 @@ class StateMachineEngine:
         # Loop guard: steps since the machine last waited or took outside input, the recent
         # transitions (to name a cycle) and the progress counter seen last.
         self._instant_steps = 0
-        #: When the current state's actions last ended (clock time).
+        #: When the current state's actions last started and ended (clock time).
+        self._actions_started_at = 0.0
         self._actions_ended_at = 0.0
         self._recent: deque[tuple[str, str, str]] = deque(maxlen=64)
         self._progress = 0
@@ -449,6 +450,7 @@ class StateMachineEngine:
                     return "finished"
                 if self._dispatch_event(at_entry=True):
                     continue
+                self._actions_started_at = self.clock.now()
                 transition, idle = await self._run_actions()
                 self._actions_ended_at = self.clock.now()
                 if self._stopping:
@@ -466,9 +468,10 @@ class StateMachineEngine:
                 continue
             due = next_timeout(self.definition, self.state, self.entered_at)
             if due is not None and due[0] <= self.clock.now():
-                if due[0] > self._actions_ended_at:
-                    # Due only while the engine itself worked after the actions (a busy
-                    # host): the timer did wait; only actions outlasting it make a loop.
+                if due[0] - self.entered_at > self._actions_ended_at - self._actions_started_at:
+                    # The actions took less than the timer: it came due while the engine
+                    # itself worked (a busy host), so it did wait; only actions outlasting
+                    # their state's timer make a timer loop.
                     self._instant_steps = 0
                 self._commit(due[1].event, due[1].target)
                 entering = True
