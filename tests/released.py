@@ -5,11 +5,13 @@ virtual environment with it installed, to run its commands (as bench/run.py does
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 RELEASE = "1.0.91"
@@ -23,13 +25,26 @@ def cache_dir() -> Path:
     return Path(os.environ.get("STATEMACHINE_TEST_CACHE", default))
 
 
+@contextlib.contextmanager
+def _cache_locked() -> Iterator[None]:
+    """Held while the cache is filled: parallel test workers wait for one another."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def released_sdist() -> Path:
     """The unpacked sdist of the released package (downloaded once, then cached)."""
+    with _cache_locked():
+        return _released_sdist()
+
+
+def _released_sdist() -> Path:
     cache = cache_dir()
     unpacked = cache / f"statemachine_engine-{RELEASE}"
     if (unpacked / "examples").is_dir():
         return unpacked
-    cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
         fetched = subprocess.run(
             [str(BIN / "pip"), "download", f"statemachine-engine=={RELEASE}", *DOWNLOAD, tmp],
@@ -61,11 +76,15 @@ def _installed_version(bindir: Path) -> str | None:
 def released_bin() -> Path:
     """The bin directory of a cached virtual environment with the released package
     installed from PyPI (created on first use; several minutes on a slow host)."""
+    with _cache_locked():
+        return _released_bin()
+
+
+def _released_bin() -> Path:
     venv = cache_dir() / f"venv-released-{RELEASE}"
     bindir = venv / "bin"
     if _installed_version(bindir) == RELEASE and (bindir / "statemachine-db").exists():
         return bindir
-    cache_dir().mkdir(parents=True, exist_ok=True)
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True, timeout=300)
     installed = subprocess.run(

@@ -15,6 +15,8 @@ from statemachine_engine.errors import ConfigError
 from statemachine_engine.names import NAME_MAX
 from statemachine_engine.tools.validate import validate
 
+pytestmark = pytest.mark.serial  # CPU and memory budgets
+
 CATALOG = ActionLoader()
 
 

@@ -140,7 +140,9 @@ class TestAddJob:
         assert store.get_job("big") is None
         assert sum(store.count_jobs().values()) == 0
 
-    @pytest.mark.parametrize("data", [object(), float("nan"), {1j: 1}], ids=repr)
+    @pytest.mark.parametrize(
+        "data", [object(), float("nan"), {1j: 1}], ids=["object", "nan", "complex-key"]
+    )
     def test_data_that_is_not_json_is_refused(self, store: Store, data: Any) -> None:
         with pytest.raises(StoreError, match="not JSON") as info:
             store.add_job("render", data, job_id="bad")

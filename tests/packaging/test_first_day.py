@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.serial  # builds from the source tree
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("STATEMACHINE_TEST_CHROMIUM", "/usr/bin/chromium")
 CONTROLLER_STATES = ("waiting", "dispatching", "awaiting_report", "recording", "stopped")

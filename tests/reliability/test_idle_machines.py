@@ -22,6 +22,8 @@ import pytest
 
 from statemachine_engine.database.sqlite import SQLiteStore
 
+pytestmark = pytest.mark.serial  # measures the idle CPU of 200 processes
+
 MACHINES = int(os.environ.get("RELIABILITY_IDLE_MACHINES", "200"))
 IDLE_WINDOW = 6.0
 WINDOWS = 4

@@ -18,6 +18,8 @@ import pytest
 
 from statemachine_engine.database.sqlite import SQLiteStore
 
+pytestmark = pytest.mark.serial  # deadlines of 2 s and heartbeat schedules
+
 SKIPPED = "stopped without waiting for the database"
 
 # The job's first run marks and sleeps long; a later attempt finds the mark and succeeds.

@@ -5,10 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from statemachine_engine.config.loader import parse_definition
 from statemachine_engine.core import ActionLoader
 from statemachine_engine.database.records import Step
 from statemachine_engine.database.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.serial  # times the page with 200 machines
 
 FLEET = """\
 name: Fleet
