@@ -5,7 +5,15 @@ flip between two states every `--period` seconds, opens the page in headless Chr
 reads, for every state change the page applied, the time from the commit (`created_at` of
 the stream row) to the moment the page updated the machine's row (same host, same clock).
 
-    python bench/ui_latency.py [--machines 50] [--seconds 10] [--period 0.2] [--no-doorbell]
+    python bench/ui_latency.py [--machines 50] [--seconds 10] [--period 0.2 | --rate 25]
+                               [--no-doorbell]
+
+It also reports what the page costs while the changes stream in: the CPU time of the tab's
+renderer process as a share of one core (`page_cpu_of_a_core`; what `top` would show) and
+how busy its main thread was (Chrome's task accounting, which counts waiting for a CPU on a
+loaded host as busy), and, for a second page opened while
+the machines run, the first contentful paint and the first useful paint (every machine row
+on screen), both from the start of navigation.
 
 `--no-doorbell` drops every doorbell (STATEMACHINE_FAULT_NO_DOORBELL=1), so the UI only sees
 changes through its 250 ms fallback tail: the number to compare against.
@@ -124,8 +132,18 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 f"() => document.querySelectorAll('#machines tbody tr').length >= {args.machines}",
             )
             await page.evaluate("window.smStats.applied = []")
+            cdp = await page.context.new_cdp_session(page)
+            await cdp.send("Performance.enable")
+            system = await browser.new_browser_cdp_session()
+            busy_before = await task_seconds(cdp)
+            cpu_before = await renderer_cpu(system)
+            started = time.monotonic()
             await asyncio.sleep(args.seconds)
+            busy = await task_seconds(cdp) - busy_before
+            elapsed = time.monotonic() - started
+            page_cpu = (await renderer_cpu(system) - cpu_before) / elapsed
             applied = await page.evaluate("window.smStats.applied")
+            paints = await first_paints(browser, url, args.machines)
             await browser.close()
     finally:
         for engine in engines:
@@ -154,7 +172,45 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "p50_to_socket_ms": round(percentile(transport, 0.50), 1),
         "p99_to_socket_ms": round(percentile(transport, 0.99), 1),
         "under_100ms": round(sum(1 for x in latencies if x < 100) / len(latencies), 4),
+        "page_cpu_of_a_core": round(page_cpu, 3),
+        "page_main_thread_busy": round(busy / elapsed, 3),
+        **paints,
         "cpu_count": os.cpu_count(),
+    }
+
+
+async def task_seconds(cdp: Any) -> float:
+    """Seconds the page's main thread has spent running tasks (script, style, layout, paint)."""
+    metrics = (await cdp.send("Performance.getMetrics"))["metrics"]
+    return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
+
+
+async def renderer_cpu(system: Any) -> float:
+    """CPU seconds used so far by the browser's renderer processes (the page's tab)."""
+    info = await system.send("SystemInfo.getProcessInfo")
+    return sum(p["cpuTime"] for p in info["processInfo"] if p["type"] == "renderer")
+
+
+async def first_paints(browser: Any, url: str, machines: int) -> dict[str, float]:
+    """A fresh page while the machines run: first contentful paint, and when every machine
+    row was on screen (polled every 5 ms), in ms from the start of navigation."""
+    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+    await page.goto(url + "/", wait_until="commit")
+    rows = f"document.querySelectorAll('#machines tbody tr').length >= {machines}"
+    deadline = time.monotonic() + 30
+    useful = None
+    while useful is None:
+        useful = await page.evaluate(f"{rows} ? performance.now() : null")
+        if time.monotonic() > deadline:
+            raise SystemExit("the second page never showed every machine")
+        await asyncio.sleep(0.005)
+    fcp = await page.evaluate(
+        "(performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || null"
+    )
+    await page.close()
+    return {
+        "first_contentful_paint_ms": round(fcp or 0.0, 1),
+        "first_useful_paint_ms": round(useful, 1),
     }
 
 
@@ -163,8 +219,13 @@ def main() -> int:
     parser.add_argument("--machines", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--period", type=float, default=0.2)
+    parser.add_argument(
+        "--rate", type=float, help="state changes per second in all (sets --period)"
+    )
     parser.add_argument("--no-doorbell", action="store_true")
     args = parser.parse_args()
+    if args.rate:
+        args.period = args.machines / args.rate
     result = asyncio.run(measure(args))
     RESULTS.mkdir(exist_ok=True)
     name = "ui_latency_no_doorbell.json" if args.no_doorbell else "ui_latency.json"

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_WS_MESSAGE = 64 * 1024
 SEND_TIMEOUT = 5.0
+# Responses at least this big are gzipped for clients that accept it (the page's scripts and
+# the API's lists); smaller ones cost more to compress than they save.
+GZIP_MIN_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ def create_app(config: UiConfig | None = None) -> Any:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -119,11 +124,15 @@ def create_app(config: UiConfig | None = None) -> Any:
         snapshot = await db.call(lambda store: store.metrics_snapshot())
         return Response(exposition(snapshot), media_type=CONTENT_TYPE)
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def index() -> Response:
         return _static(config.static_dir, "index.html")
 
-    @app.get("/static/{path:path}", include_in_schema=False)
+    @app.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
+    async def favicon() -> Response:
+        return _static(config.static_dir, "favicon.svg")
+
+    @app.api_route("/static/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def static(path: str) -> Response:
         return _static(config.static_dir, path)
 

@@ -57,10 +57,106 @@ function ago(ts) {
   return `${(s / 3600).toFixed(1)}h`;
 }
 
+function setText(node, text) {
+  const value = String(text);
+  if (node.textContent !== value) node.textContent = value;
+}
+
+// ---- notices --------------------------------------------------------------------------
+// A notice repeated while it is on screen counts up (×N) instead of stacking; beyond
+// TOAST_MAX open notices one line says how many more came. Notices from the stream can be
+// muted (remembered in this browser); replies to what the user just did always show.
+
+const TOAST_MAX = 4;
+const toastsOpen = new Map();   // message -> {node, timer, count}
+let toastsMore = null;          // {node, timer, count}
+let toastsMuted = localStorage.getItem("sm-toasts-muted") === "1";
+let toastsMissed = 0;
+
+function toastTimer(entry, ms, remove) {
+  clearTimeout(entry.timer);
+  entry.timer = setTimeout(remove, ms);
+}
+
 function toast(message, ok = false) {
-  const node = el("div", { class: ok ? "toast ok" : "toast", text: message });
-  $("#toasts").append(node);
-  setTimeout(() => node.remove(), ok ? 2500 : 6000);
+  const key = `${ok ? "ok" : "err"}:${message}`;
+  const ms = ok ? 2500 : 6000;
+  const open = toastsOpen.get(key);
+  if (open) {
+    open.count += 1;
+    open.node.dataset.count = `×${open.count}`;
+    toastTimer(open, ms, () => { open.node.remove(); toastsOpen.delete(key); });
+    return;
+  }
+  if (toastsOpen.size >= TOAST_MAX) {
+    if (!toastsMore) {
+      toastsMore = { node: el("div", { class: "toast more" }), timer: null, count: 0 };
+      $("#toasts").append(toastsMore.node);
+    }
+    toastsMore.count += 1;
+    toastsMore.node.dataset.more = String(toastsMore.count);
+    toastsMore.node.textContent = `+${toastsMore.count} more (see Events)`;
+    toastTimer(toastsMore, 6000, () => { toastsMore.node.remove(); toastsMore = null; });
+    return;
+  }
+  const entry = { node: el("div", { class: ok ? "toast ok" : "toast", role: ok ? "status" : "alert", text: message }), timer: null, count: 1 };
+  toastsOpen.set(key, entry);
+  (toastsMore ? toastsMore.node.before(entry.node) : $("#toasts").append(entry.node));
+  toastTimer(entry, ms, () => { entry.node.remove(); toastsOpen.delete(key); });
+}
+
+// A notice the stream brought (not a reply to the user): silent while muted.
+function notify(message) {
+  if (toastsMuted) { toastsMissed += 1; renderMute(); return; }
+  toast(message);
+}
+
+function renderMute() {
+  const button = $("#toast-mute");
+  button.setAttribute("aria-pressed", String(toastsMuted));
+  setText(button, toastsMuted ? `notices off${toastsMissed ? ` (${toastsMissed})` : ""}` : "notices on");
+}
+
+function setMuted(muted) {
+  toastsMuted = muted;
+  toastsMissed = 0;
+  localStorage.setItem("sm-toasts-muted", muted ? "1" : "0");
+  if (muted) for (const key of [...toastsOpen.keys()]) if (key.startsWith("err:")) {
+    const entry = toastsOpen.get(key);
+    clearTimeout(entry.timer);
+    entry.node.remove();
+    toastsOpen.delete(key);
+  }
+  renderMute();
+}
+
+// Rows and cards that open something on click open it on Enter or Space too.
+function activatable(node, open, label) {
+  node.tabIndex = 0;
+  if (label) node.setAttribute("aria-label", label);
+  node.addEventListener("click", open);
+  node.addEventListener("keydown", (ev) => {
+    if (ev.target !== node || (ev.key !== "Enter" && ev.key !== " ")) return;
+    ev.preventDefault();
+    open();
+  });
+  return node;
+}
+
+// A changed cell is marked for a moment. No animation: an animation repaints every frame
+// while it runs, and at 25 changes a second some cell always would be; the mark costs two
+// style changes, and one timer takes every expired mark off.
+const FLASH_MS = 900;
+const flashing = new Map(); // node -> time the mark comes off
+let flashSweep = null;
+function flash(node) {
+  node.classList.add("changed");
+  flashing.set(node, performance.now() + FLASH_MS);
+  if (!flashSweep) flashSweep = setInterval(() => {
+    const now = performance.now();
+    for (const [cell, until] of flashing) if (until <= now) { cell.classList.remove("changed"); flashing.delete(cell); }
+    if (!flashing.size) { clearInterval(flashSweep); flashSweep = null; }
+  }, 150);
 }
 
 async function api(path, options = {}) {
@@ -98,7 +194,7 @@ function machineRow(m) {
     el("td", { class: "pid", text: m.pid ?? "" }),
     el("td", {}, el("span", { class: aliveClass(m), title: m.alive ? "alive" : "not running" })));
   if (state.alerts.has(m.machine_name)) tr.classList.add("alerting");
-  tr.addEventListener("click", () => selectMachine(m.machine_name));
+  activatable(tr, () => selectMachine(m.machine_name), `machine ${m.machine_name}`);
   return tr;
 }
 
@@ -126,14 +222,19 @@ function renderMachines() {
 function updateMachineRow(m) {
   const tr = state.rows.get(m.machine_name);
   if (!tr) { renderMachines(); return; }
-  tr.querySelector(".state").textContent = m.current_state;
-  tr.querySelector(".since").textContent = ago(m.state_entered_at || m.updated_at);
-  tr.querySelector(".pid").textContent = m.pid ?? "";
-  tr.querySelector(".dot").className = aliveClass(m);
-  tr.querySelector(".alert-mark").replaceWith(alertMark(m));
-  tr.classList.toggle("alerting", state.alerts.has(m.machine_name));
   const cell = tr.querySelector(".state");
-  if (cell.animate) cell.animate([{ background: "#ffd54f" }, { background: "transparent" }], 900);
+  const moved = cell.textContent !== m.current_state;
+  setText(cell, m.current_state);
+  setText(tr.querySelector(".since"), ago(m.state_entered_at || m.updated_at));
+  setText(tr.querySelector(".pid"), m.pid ?? "");
+  const dot = tr.querySelector(".dot");
+  if (dot.className !== aliveClass(m)) dot.className = aliveClass(m);
+  const error = state.alerts.get(m.machine_name);
+  const mark = tr.querySelector(".alert-mark");
+  mark.hidden = error === undefined;
+  mark.title = error || "";
+  tr.classList.toggle("alerting", error !== undefined);
+  if (moved) flash(cell);
 }
 
 function renderTargets() {
@@ -158,7 +259,7 @@ function selectMachine(name) {
 setInterval(() => {
   for (const [name, tr] of state.rows) {
     const m = state.machines.get(name);
-    if (m) tr.querySelector(".since").textContent = ago(m.state_entered_at || m.updated_at);
+    if (m) setText(tr.querySelector(".since"), ago(m.state_entered_at || m.updated_at));
   }
 }, 5000);
 
@@ -177,6 +278,26 @@ async function definition(digest) {
   }
   return state.definitions.get(digest);
 }
+
+// Mermaid (the largest file the page uses) loads when the first diagram is drawn, after the
+// lists are on screen.
+let mermaidLoading = null;
+function loadMermaid() {
+  if (!mermaidLoading) {
+    mermaidLoading = new Promise((resolve, reject) => {
+      const script = el("script", { src: "/static/vendor/mermaid.min.js" });
+      script.onload = () => {
+        const dark = window.matchMedia && matchMedia("(prefers-color-scheme: dark)").matches;
+        window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: dark ? "dark" : "default" });
+        resolve(window.mermaid);
+      };
+      script.onerror = () => { mermaidLoading = null; script.remove(); reject(new Error("could not load the diagram library")); };
+      document.head.append(script);
+    });
+  }
+  return mermaidLoading;
+}
+window.smLoadMermaid = loadMermaid;
 
 // The SVG is rendered once per definition; state changes only move CSS classes on it.
 let diagramBusy = false;
@@ -214,8 +335,13 @@ async function drawDiagramOnce() {
     delete box.dataset.digest;
     return;
   }
-  if (!def || !window.mermaid) return;
-  const { svg } = await window.mermaid.render(`sm-diagram-${++diagramSeq}`, def.mermaid);
+  if (!def) return;
+  let mermaid;
+  try { mermaid = await loadMermaid(); } catch (e) {
+    box.replaceChildren(el("p", { class: "muted", text: `diagram unavailable: ${e.message}` }));
+    return;
+  }
+  const { svg } = await mermaid.render(`sm-diagram-${++diagramSeq}`, def.mermaid);
   // Mermaid output is sanitised (securityLevel strict); labels were entity-encoded server-side.
   box.innerHTML = svg;
   box.dataset.digest = def.digest;
@@ -283,25 +409,75 @@ function throttled(fn, ms) {
 }
 const scheduleKanban = throttled(renderKanban, 50);
 
+// The board is built once per definition; later renders move, add and remove only the cards
+// whose machine changed.
+let board = null; // {digest, columns: [{col, node, count, cards}], byState: Map, cards: Map}
+
+function buildBoard(digest, def) {
+  const columns = def.columns.map((col) => {
+    const count = el("span", { class: "muted", text: "0" });
+    const node = el("div", { class: col.group ? "column group" : "column", data: { column: col.title } },
+      el("h4", {}, el("span", { text: col.title }), count));
+    return { col, node, count, cards: 0 };
+  });
+  const byState = new Map();
+  for (const column of columns) for (const s of column.col.states) if (!byState.has(s)) byState.set(s, column);
+  $("#kanban").replaceChildren(...columns.map((c) => c.node));
+  return { digest, columns, byState, cards: new Map() };
+}
+
+function placeCard(column, card, name) {
+  for (const other of column.node.querySelectorAll(".card")) {
+    if (other !== card && other.dataset.machine.localeCompare(name) > 0) { other.before(card); return; }
+  }
+  column.node.append(card);
+}
+
+function boardCard(m) {
+  const card = el("div", { class: "card", data: { machine: m.machine_name } },
+    el("div", { text: m.machine_name }), el("div", { class: "sub" }));
+  return activatable(card, () => selectMachine(m.machine_name), `machine ${m.machine_name}`);
+}
+
 async function renderKanban() {
-  const board = $("#kanban");
   const digest = state.kanbanDigest;
-  if (!digest) { board.replaceChildren(el("p", { class: "muted", text: "no machines yet" })); return; }
+  if (!digest) {
+    board = null;
+    $("#kanban").replaceChildren(el("p", { class: "muted", text: "no machines yet" }));
+    return;
+  }
   const def = await definition(digest);
   if (digest !== state.kanbanDigest) return;
-  const instances = [...state.machines.values()].filter((m) => m.definition_hash === digest);
-  const columns = def.columns.map((col) => {
-    const cards = instances
-      .filter((m) => col.states.includes(m.current_state))
-      .sort((a, b) => a.machine_name.localeCompare(b.machine_name))
-      .map((m) => el("div", { class: m.alive === false ? "card dead" : "card", data: { machine: m.machine_name } },
-        el("div", { text: m.machine_name }),
-        col.group ? el("div", { class: "sub", text: m.current_state }) : null));
-    return el("div", { class: col.group ? "column group" : "column", data: { column: col.title } },
-      el("h4", {}, el("span", { text: col.title }), el("span", { class: "muted", text: String(cards.length) })),
-      ...cards);
-  });
-  board.replaceChildren(...columns);
+  if (!board || board.digest !== digest) board = buildBoard(digest, def);
+  const seen = new Set();
+  for (const m of state.machines.values()) {
+    if (m.definition_hash !== digest) continue;
+    const column = board.byState.get(m.current_state);
+    if (!column) continue;
+    seen.add(m.machine_name);
+    let entry = board.cards.get(m.machine_name);
+    if (!entry) {
+      entry = { card: boardCard(m), column: null };
+      board.cards.set(m.machine_name, entry);
+    }
+    if (entry.column !== column) {
+      if (entry.column) entry.column.cards -= 1;
+      column.cards += 1;
+      entry.column = column;
+      placeCard(column, entry.card, m.machine_name);
+    }
+    entry.card.classList.toggle("dead", m.alive === false);
+    const sub = entry.card.querySelector(".sub");
+    sub.hidden = !column.col.group;
+    if (column.col.group) setText(sub, m.current_state);
+  }
+  for (const [name, entry] of board.cards) {
+    if (seen.has(name)) continue;
+    entry.card.remove();
+    if (entry.column) entry.column.cards -= 1;
+    board.cards.delete(name);
+  }
+  for (const column of board.columns) setText(column.count, column.cards);
 }
 
 // ---- jobs -----------------------------------------------------------------------------
@@ -335,8 +511,7 @@ async function loadJobs() {
       el("td", { text: j.job_id }), el("td", { text: j.job_type }),
       el("td", { class: `status-${j.status}`, text: j.status }),
       el("td", { text: `${j.attempts}/${j.max_attempts}` }), el("td", { text: fmtTime(j.created_at) }));
-    tr.addEventListener("click", () => showJob(j.job_id));
-    return tr;
+    return activatable(tr, () => showJob(j.job_id), `job ${j.job_id}`);
   });
   $("#jobs tbody").replaceChildren(...rows);
   const last = Math.min(state.jobOffset + JOB_PAGE, state.jobTotal);
@@ -397,23 +572,39 @@ function isError(e) {
 
 const scheduleLog = throttled(renderLog, 200);
 
+// The log is rendered whole when its filters change (or a snapshot replaces it); otherwise
+// only rows newer than the last shown are added on top and the oldest dropped.
+let logShown = { key: null, lastId: 0 };
+
+function logItem(e) {
+  return el("li", { class: isError(e) ? "err" : "", data: { kind: e.kind, id: e.id } },
+    el("span", { class: "k", text: `${fmtTime(e.created_at)} ` }),
+    el("span", { class: "k", text: e.kind }), " ",
+    el("b", { text: e.machine_name || "-" }), " ",
+    el("span", { text: summary(e) }));
+}
+
 function renderLog() {
   const kind = $("#log-kind").value;
   const machine = $("#log-machine").value.trim().toLowerCase();
   const errorsOnly = $("#log-errors").checked;
+  const matches = (e) => (!kind || e.kind === kind)
+    && (!machine || (e.machine_name || "").toLowerCase().includes(machine))
+    && (!errorsOnly || isError(e));
+  const key = JSON.stringify([kind, machine, errorsOnly]);
+  const list = $("#log");
+  const whole = key !== logShown.key;
   const items = [];
   for (let i = state.log.length - 1; i >= 0 && items.length < LOG_SHOWN; i--) {
     const e = state.log[i];
-    if (kind && e.kind !== kind) continue;
-    if (machine && !(e.machine_name || "").toLowerCase().includes(machine)) continue;
-    if (errorsOnly && !isError(e)) continue;
-    items.push(el("li", { class: isError(e) ? "err" : "", data: { kind: e.kind, id: e.id } },
-      el("span", { class: "k", text: `${fmtTime(e.created_at)} ` }),
-      el("span", { class: "k", text: e.kind }), " ",
-      el("b", { text: e.machine_name || "-" }), " ",
-      el("span", { text: summary(e) })));
+    if (!whole && e.id <= logShown.lastId) break;
+    if (matches(e)) items.push(logItem(e));
   }
-  $("#log").replaceChildren(...items);
+  logShown = { key, lastId: state.log.length ? state.log[state.log.length - 1].id : 0 };
+  if (whole) { list.replaceChildren(...items); return; }
+  if (!items.length) return;
+  list.prepend(...items);
+  while (list.childElementCount > LOG_SHOWN) list.lastElementChild.remove();
 }
 
 function renderErrorCount() {
@@ -431,7 +622,7 @@ function applyEvent(e, live) {
   const p = e.payload || {};
   if (isError(e)) {
     state.errors += 1;
-    if (live) toast(`${e.machine_name || "job"}: ${summary(e)}`);
+    if (live) notify(`${e.machine_name || "job"}: ${summary(e)}`);
   }
   // A machine that failed and stays where it is (no transition, no job to go back with)
   // keeps an alert until it moves on.
@@ -481,12 +672,14 @@ function onSnapshot(snap) {
   state.jobCounts = snap.job_counts;
   renderMachines();
   renderJobCounts();
+  logShown = { key: null, lastId: 0 };
   renderLog();
   renderErrorCount();
   if (!state.selected && state.machines.size) selectMachine([...state.machines.keys()].sort()[0]);
   else scheduleDiagram();
   loadJobs();
   window.smStats.snapshots += 1;
+  if (window.smStats.firstSnapshotMs === undefined) window.smStats.firstSnapshotMs = performance.now();
 }
 
 function onMessage(msg) {
@@ -560,10 +753,11 @@ $("#machine-filter").addEventListener("input", renderMachines);
 $("#jobs-type").addEventListener("change", () => { state.jobOffset = 0; loadJobs(); });
 $("#kanban-def").addEventListener("change", (ev) => { state.kanbanDigest = ev.target.value; scheduleKanban(); });
 for (const id of ["#log-kind", "#log-machine", "#log-errors"]) $(id).addEventListener("input", renderLog);
+$("#toast-mute").addEventListener("click", () => setMuted(!toastsMuted));
 $("#error-count").addEventListener("click", () => { $("#log-errors").checked = !$("#log-errors").checked; renderLog(); });
 
 function start() {
-  if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "default" });
+  renderMute();
   connect();
 }
-if (document.readyState === "complete") start(); else window.addEventListener("load", start);
+if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start); else start();
