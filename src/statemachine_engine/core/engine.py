@@ -355,13 +355,17 @@ class StateMachineEngine:
             pass
         held = self.runtime.job
         adopted = held is not None and held.job_id == self.runtime.adopted
-        if not self.runtime.release_job(self.context) and held is not None:
+        if self._resume is not None and self._resume.keep_at_stop():
+            held = None  # kept for the next start, which resumes with it
+        elif not self.runtime.release_job(self.context) and held is not None:
             skipped.append(f"releasing job {held.job_id}")
         else:
             held = None
         if adopted:
             self._report_done()
-        if status == "stopped":  # a crash (exit 1) leaves it for the next start to count
+        # A crash (exit 1) leaves the event in hand for the next start to count; a resume
+        # machine goes on handling it there.
+        if status == "stopped" and self._resume is None:
             self.runtime.release_event()
         try:
             self.store.machine_stopped(self.machine_name, status, self.clock.now())

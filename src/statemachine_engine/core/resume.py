@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from statemachine_engine.config.model import Transition
@@ -45,6 +45,8 @@ class Snapshot:
     #: The state where the held job was claimed (None: claimed by id or handed over).
     job_state: str | None = None
     job_by_id: bool = False
+    #: The event whose consuming step entered the state (its handling goes on).
+    event_id: int | None = None
 
     def encode(self) -> str:
         return encode(
@@ -56,6 +58,7 @@ class Snapshot:
                 "job": None
                 if self.job_id is None
                 else {"id": self.job_id, "state": self.job_state, "by_id": self.job_by_id},
+                "event_id": self.event_id,
             },
             what="machine snapshot",
         )
@@ -74,6 +77,7 @@ class Snapshot:
                 job_id=None if job.get("id") is None else str(job["id"]),
                 job_state=None if job.get("state") is None else str(job["state"]),
                 job_by_id=bool(job.get("by_id", False)),
+                event_id=None if value.get("event_id") is None else int(value["event_id"]),
             )
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise ValueError(f"unreadable machine snapshot: {exc}") from None
@@ -108,20 +112,12 @@ class Resume:
             job_id=None if job is None else job.job_id,
             job_state=runtime.job_state if job is not None else None,
             job_by_id=runtime.job_by_id if job is not None else False,
+            event_id=None if runtime.in_hand is None else runtime.in_hand.id,
         )
         try:
             return snapshot.encode()
         except StoreError:
-            kept = self._storable(context)
-            return Snapshot(
-                snapshot.state,
-                snapshot.step,
-                snapshot.entered_at,
-                kept,
-                snapshot.job_id,
-                snapshot.job_state,
-                snapshot.job_by_id,
-            ).encode()
+            return replace(snapshot, context=self._storable(context)).encode()
 
     def _storable(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """`context` without the keys that cannot be stored (not JSON, too large), each named
@@ -194,6 +190,7 @@ class Resume:
             logger.info("[%s] last run finished in %s; starting over", name, snapshot.state)
             return None
         snapshot = self._job_check(snapshot)
+        self._event_in_hand(snapshot)
         engine.state = snapshot.state
         engine.entered_at = snapshot.entered_at - self.offset()
         engine.context.update(snapshot.context)
@@ -249,6 +246,35 @@ class Resume:
             and machine_of(job.lease_owner or "") == name
         )
 
+    def _event_in_hand(self, snapshot: Snapshot) -> None:
+        """The event whose consuming step entered the snapshot's state stays in hand (its
+        handling goes on in the redo; the next step ends it) instead of being delivered
+        again as an interrupted one."""
+        if snapshot.event_id is None:
+            return
+        engine = self.engine
+        handling = engine.store.list_events(
+            target=engine.machine_name, status="handling", limit=1000
+        )
+        engine.runtime.in_hand = next((e for e in handling if e.id == snapshot.event_id), None)
+
+    def keep_at_stop(self) -> bool:
+        """On a stop, a resume machine keeps its job instead of giving it back: the next
+        start holds it again while its lease is still this machine's (after the lease ends
+        another worker may take it, as after a crash). True when it held one."""
+        runtime = self.engine.runtime
+        job = runtime.job
+        if job is None:
+            return False
+        logger.info(
+            "[%s] keeping job %s for the next start (restart: resume); its lease ends in %g s",
+            self.engine.machine_name,
+            job.job_id,
+            runtime.policy.lease_for(job.job_type),
+        )
+        runtime.drop_job(self.engine.context)
+        return True
+
     def rehold(self, snapshot: Snapshot) -> None:
         """After registration: take over the lease of the snapshot's job from the earlier
         run and hold it again, in the state that claimed it."""
@@ -283,13 +309,13 @@ class Resume:
 
 
 def _without_job(snapshot: Snapshot, state: str, entered_at: float) -> Snapshot:
-    return Snapshot(state, snapshot.step, entered_at, snapshot.context)
+    return replace(snapshot, state=state, entered_at=entered_at, job_id=None, job_state=None)
 
 
 def late_by(engine: StateMachineEngine, due: float, transition: Transition) -> float:
     """How late (seconds) the timer `transition`, due at engine time `due`, fires now; over
     LATE_WARNING it is logged (it fell due while the machine was down, or busy)."""
-    late = max(0.0, engine.clock.now() - due)
+    late = round(max(0.0, engine.clock.now() - due), 3)
     if late > LATE_WARNING:
         logger.warning(
             "[%s] timer %s of state %s fires %.3f s late",

@@ -147,12 +147,18 @@ class Store(Protocol):
     def mark_event(self, event_id: int, status: str) -> bool: ...
 
     def recover_events(
-        self, target: str, why: str, *, max_deliveries: int = MAX_EVENT_DELIVERIES
+        self,
+        target: str,
+        why: str,
+        *,
+        max_deliveries: int = MAX_EVENT_DELIVERIES,
+        keep: int | None = None,
     ) -> list[MachineEvent]:
         """Events for `target` still `handling` from a run that ended without finishing their
         handling (`why` says how): pending again (first in line, by id) with the reason in
         `error_message`, or `failed` once handed `max_deliveries` times. Each gets an
-        `event_interrupted` realtime row. Call only at the start of a new run of `target`."""
+        `event_interrupted` realtime row. The event `keep` stays `handling` (a resumed
+        machine goes on handling it). Call only at the start of a new run of `target`."""
         ...
 
     def release_event(self, event_id: int) -> bool:
