@@ -36,6 +36,7 @@ from statemachine_engine.config.sections import (
     parse_max_instant_steps,
     parse_metadata,
     parse_on_error,
+    parse_restart,
     parse_states,
 )
 from statemachine_engine.config.shellcheck import check_shell_commands
@@ -218,6 +219,7 @@ class _Builder:
         failure_events = parse_failure_events(root, problems)
         on_error = parse_on_error(root, states, problems)
         max_instant_steps = parse_max_instant_steps(root, problems)
+        restart = parse_restart(root, problems)
         template = self.template()
         metadata = parse_metadata(root, problems)
 
@@ -260,6 +262,7 @@ class _Builder:
             failure_events=failure_events,
             on_error=on_error,
             max_instant_steps=max_instant_steps or DEFAULT_MAX_INSTANT_STEPS,
+            restart=restart,
         )
 
     def parse_actions(self, value: Any, where: Position) -> list[ParsedAction]:

@@ -15,6 +15,8 @@ DEFAULT_IDLE_EVENTS = frozenset({"no_jobs", "no_events"})
 DEFAULT_MAX_INSTANT_STEPS = 1000
 #: Shortest `timeout(N)` accepted: a shorter timer is a busy loop, not a timeout.
 MIN_TIMEOUT = 0.001
+#: `options.restart`: where a machine starts when its process starts again.
+RESTART_MODES = ("initial", "resume")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class MachineDefinition:
     #: `options.on_error`: state (or "*" for any) -> where a failure without a transition goes.
     on_error: Mapping[str, str] = field(default_factory=dict)
     max_instant_steps: int = DEFAULT_MAX_INSTANT_STEPS
+    #: `options.restart`: "initial" starts over (the released behaviour), "resume"
+    #: continues in the last committed state with its context and timers (core.resume).
+    restart: str = "initial"
     _own: Mapping[str, tuple[Transition, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )

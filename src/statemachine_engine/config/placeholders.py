@@ -34,6 +34,7 @@ BUILTIN_ROOTS = frozenset(
         "last_error",
         "last_error_action",
         "result",
+        "late_by",
     }
 )
 

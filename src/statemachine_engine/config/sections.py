@@ -5,13 +5,27 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from statemachine_engine.config.model import TIMEOUT_RE, WILDCARD, EventSpec, JobOptions, Position
+from statemachine_engine.config.model import (
+    RESTART_MODES,
+    TIMEOUT_RE,
+    WILDCARD,
+    EventSpec,
+    JobOptions,
+    Position,
+)
 from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, YamlStr, comment_groups, plain
 from statemachine_engine.names import name_problem, shown
 
 EVENT_KEYS = ("context_map", "description")
-OPTION_KEYS = ("idle_events", "jobs", "failure_events", "on_error", "max_instant_steps")
+OPTION_KEYS = (
+    "idle_events",
+    "jobs",
+    "failure_events",
+    "on_error",
+    "max_instant_steps",
+    "restart",
+)
 JOB_OPTION_KEYS = ("lease", "heartbeat", "max_attempts", "backoff", "jitter")
 METADATA_EXTRAS = ("description", "version", "machine_name", "job_type", "config")
 
@@ -271,6 +285,24 @@ def parse_max_instant_steps(root: YamlMap, problems: Problems) -> int | None:
         )
         return None
     return value
+
+
+def parse_restart(root: YamlMap, problems: Problems) -> str:
+    """`options: {restart: initial|resume}`: where the machine starts when its process starts
+    again (default `initial`, the released behaviour)."""
+    options = root.get("options")
+    value = options.get("restart") if isinstance(options, YamlMap) else None
+    if value is None:
+        return "initial"
+    assert isinstance(options, YamlMap)
+    if value not in RESTART_MODES:
+        problems.add(
+            options.where("restart"),
+            f"`restart:` must be one of {', '.join(RESTART_MODES)}, found {plain(value)!r}",
+            did_you_mean(str(value), RESTART_MODES),
+        )
+        return "initial"
+    return str(value)
 
 
 def parse_job_options(root: YamlMap, problems: Problems) -> dict[str, JobOptions]:

@@ -22,6 +22,7 @@ from statemachine_engine.core.groupcommit import GroupCommit
 from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.jobpolicy import JobPolicy
 from statemachine_engine.core.loader import ActionLoader
+from statemachine_engine.core.resume import Resume, late_by
 from statemachine_engine.core.runtime import Runtime, owner_of
 from statemachine_engine.core.scheduler import Ticker
 from statemachine_engine.core.storable import clipped
@@ -163,6 +164,9 @@ class StateMachineEngine:
         self._recent: deque[tuple[str, str, str]] = deque(maxlen=64)
         self._progress = 0
         self._warned: set[tuple[str, int, str]] = set()
+        #: `options.restart: resume`: snapshots with every state entry, restored at start.
+        self._resume = Resume(self) if definition.restart == "resume" else None
+        self._resumed = False
 
     def _bind(self, action: BaseAction, params: Mapping[str, Any]) -> BaseAction:
         action.runtime = self.runtime
@@ -351,13 +355,17 @@ class StateMachineEngine:
             pass
         held = self.runtime.job
         adopted = held is not None and held.job_id == self.runtime.adopted
-        if not self.runtime.release_job(self.context) and held is not None:
+        if self._resume is not None and self._resume.keep_at_stop():
+            held = None  # kept for the next start, which resumes with it
+        elif not self.runtime.release_job(self.context) and held is not None:
             skipped.append(f"releasing job {held.job_id}")
         else:
             held = None
         if adopted:
             self._report_done()
-        if status == "stopped":  # a crash (exit 1) leaves it for the next start to count
+        # A crash (exit 1) leaves the event in hand for the next start to count; a resume
+        # machine goes on handling it there.
+        if status == "stopped" and self._resume is None:
             self.runtime.release_event()
         try:
             self.store.machine_stopped(self.machine_name, status, self.clock.now())
@@ -397,6 +405,7 @@ class StateMachineEngine:
 
     def _register(self) -> None:
         previous = self.store.get_machine(self.machine_name)
+        resumed = self._resume.restore(previous) if self._resume is not None else None
         status = self.store.register_machine(
             self.machine_name,
             self.state,
@@ -408,20 +417,31 @@ class StateMachineEngine:
             definition_hash=self.definition.digest,
             definition_text=self.definition.text,
             at=self.clock.now(),
+            entered_at=None if resumed is None else self.entered_at,
+            snapshot=None if self._resume is None else self._resume.at_start(previous, resumed),
         )
         if self._hold_job is not None:  # before recovery: the handed job carries our pid
             self.runtime.adopt_job(self._hold_job, self.context)
+        if resumed is not None and self._resume is not None:
+            self._resume.rehold(resumed)  # before recovery, which would fail the job
         self.runtime.recover_jobs(previous)
         self.runtime.recover_events(previous)
         # A restart skips one step number, so no step key of the previous run (whose last
-        # step may never have committed) is handed out again.
+        # step may never have committed) is handed out again; a resumed state keeps the
+        # number (and key) of the committed step that entered it, for the redo.
         self.step = status.step + (1 if previous is not None else 0)
+        if resumed is not None:
+            self.step = resumed.step
+        self._resumed = resumed is not None
         self._ring_ui()
         logger.info("[%s] started in state %s", self.machine_name, self.state)
 
     def _boot_start(self) -> None:
         """As in the released package, a machine fires `start` when it boots: a transition
-        on it from the initial state is taken before that state's actions run."""
+        on it from the initial state is taken before that state's actions run (not when it
+        resumes in its last state)."""
+        if self._resumed:
+            return
         transition = decide(self.definition, self.state, START_EVENT)
         if transition is None:
             return
@@ -473,6 +493,7 @@ class StateMachineEngine:
                     # itself worked (a busy host), so it did wait; only actions outlasting
                     # their state's timer make a timer loop.
                     self._instant_steps = 0
+                self.context["late_by"] = late_by(self, due[0], due[1])
                 self._commit(due[1].event, due[1].target)
                 entering = True
                 continue
@@ -772,6 +793,10 @@ class StateMachineEngine:
         previous = self.state
         if target is not None:
             self.step += 1
+        snapshot = None
+        if target is not None and self._resume is not None:
+            holds = job is not None and ack is None and not lost
+            snapshot = self._resume.snapshot(target, self.step, now, holds_job=holds)
         step = Step(
             machine_name=self.machine_name,
             at=now,
@@ -786,6 +811,7 @@ class StateMachineEngine:
             job_ack=ack,
             outbox=outbox,
             realtime=pending.realtime,
+            snapshot=snapshot,
         )
         report = job is not None and ack is not None and job.job_id == runtime.adopted
 

@@ -320,7 +320,9 @@ class Runtime:
             ended = "died" if previous.status == "running" else f"ended ({previous.status})"
             where = f"pid {previous.pid} on {previous.hostname}"
             why = f"machine {self.machine_name} ({where}) {ended} while handling it"
-        for event in self.store.recover_events(self.machine_name, why):
+        # A resumed machine goes on handling the event that brought it to its state.
+        keep = None if self.in_hand is None else self.in_hand.id
+        for event in self.store.recover_events(self.machine_name, why, keep=keep):
             log = logger.error if event.status == "failed" else logger.warning
             log(
                 "[%s] event %s (%s): %s",

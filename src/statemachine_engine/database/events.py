@@ -79,13 +79,20 @@ class EventBox:
         return self._changed_one("event_mark", args)
 
     def recover_events(
-        self, target: str, why: str, *, max_deliveries: int = MAX_EVENT_DELIVERIES
+        self,
+        target: str,
+        why: str,
+        *,
+        max_deliveries: int = MAX_EVENT_DELIVERIES,
+        keep: int | None = None,
     ) -> list[MachineEvent]:
         now = self.clock.now()
 
         def work(tx: Tx) -> list[Row]:
             rows = []
             for old in tx.query("events_handling", {"target": target}):
+                if old["id"] == keep:
+                    continue
                 status, message, notice = interrupted_event(old, why, max_deliveries)
                 row = tx.query_one(
                     "event_interrupt",

@@ -34,6 +34,8 @@ class MachineLog:
         definition_text: str,
         at: float,
         pid_start: int | None = None,
+        entered_at: float | None = None,
+        snapshot: str | None = None,
     ) -> MachineStatus:
         def work(tx: Tx) -> Row:
             tx.run("machine_lock", {"name": name})
@@ -62,6 +64,8 @@ class MachineLog:
                     "config_path": config_path,
                     "definition_name": definition_name,
                     "definition_hash": definition_hash,
+                    "entered_at": entered_at,
+                    "snapshot": snapshot,
                 },
             )
             assert row is not None
@@ -92,6 +96,10 @@ class MachineLog:
     def get_machine(self, name: str) -> MachineStatus | None:
         row = self.conn.read(lambda tx: tx.query_one("machine_get", {"name": name}))
         return machine_from_row(row) if row else None
+
+    def machine_snapshot(self, name: str) -> str | None:
+        row = self.conn.read(lambda tx: tx.query_one("machine_snapshot", {"name": name}))
+        return None if row is None else row["snapshot"]
 
     def list_machines(self) -> list[MachineStatus]:
         return [machine_from_row(r) for r in self.conn.read(lambda tx: tx.query("machines_list"))]

@@ -192,6 +192,10 @@ class Step:
     job_ack: JobAck | None = None
     outbox: list[OutgoingEvent] = field(default_factory=list)
     realtime: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: A `restart: resume` machine's snapshot (codec JSON, see core.resume) as this step
+    #: leaves it; written with the machine row. None for other machines and for steps that
+    #: enter no state.
+    snapshot: str | None = None
 
 
 @dataclass(frozen=True)

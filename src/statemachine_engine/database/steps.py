@@ -128,6 +128,7 @@ def _move_machines(tx: Tx, steps: Sequence[Step]) -> None:
                 "at": step.at,
                 "job_id": step.job_id if step.job_ack is None else None,
                 "entered_at": entered.get(name),
+                "snapshot": step.snapshot,
             },
         )
 

@@ -147,12 +147,18 @@ class Store(Protocol):
     def mark_event(self, event_id: int, status: str) -> bool: ...
 
     def recover_events(
-        self, target: str, why: str, *, max_deliveries: int = MAX_EVENT_DELIVERIES
+        self,
+        target: str,
+        why: str,
+        *,
+        max_deliveries: int = MAX_EVENT_DELIVERIES,
+        keep: int | None = None,
     ) -> list[MachineEvent]:
         """Events for `target` still `handling` from a run that ended without finishing their
         handling (`why` says how): pending again (first in line, by id) with the reason in
         `error_message`, or `failed` once handed `max_deliveries` times. Each gets an
-        `event_interrupted` realtime row. Call only at the start of a new run of `target`."""
+        `event_interrupted` realtime row. The event `keep` stays `handling` (a resumed
+        machine goes on handling it). Call only at the start of a new run of `target`."""
         ...
 
     def release_event(self, event_id: int) -> bool:
@@ -182,10 +188,14 @@ class Store(Protocol):
         definition_text: str,
         at: float,
         pid_start: int | None = None,
+        entered_at: float | None = None,
+        snapshot: str | None = None,
     ) -> MachineStatus:
         """Record machine `name` as running in process `pid` (started at `pid_start`, see
-        database.liveness) on `hostname`. Raises MachineRunningError while the row says the
-        name runs in another live process on this host, or runs on another host."""
+        database.liveness) on `hostname`, in `state` since `entered_at` (default `at`), with
+        its resume `snapshot` (None for machines that start over). Raises
+        MachineRunningError while the row says the name runs in another live process on
+        this host, or runs on another host."""
         ...
 
     def machine_stopped(self, name: str, status: str, at: float) -> None:
@@ -193,6 +203,11 @@ class Store(Protocol):
         ...
 
     def get_machine(self, name: str) -> MachineStatus | None: ...
+
+    def machine_snapshot(self, name: str) -> str | None:
+        """The resume snapshot the last step entering a state wrote (codec JSON, see
+        core.resume), or None: no such machine, or one that starts over on restart."""
+        ...
 
     def list_machines(self) -> list[MachineStatus]: ...
 

@@ -214,6 +214,12 @@ def build_schema() -> dict[str, Any]:
                         "minimum": 1,
                         "description": "steps without waiting before loop_detected (default 1000)",
                     },
+                    "restart": {
+                        "enum": ["initial", "resume"],
+                        "description": "where a restarted machine starts: its initial state"
+                        " (default) or, with resume, its last committed state, context and"
+                        " timers",
+                    },
                 },
             },
             "machine_name": {"type": "string"},

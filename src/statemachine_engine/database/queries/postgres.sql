@@ -212,6 +212,9 @@ SELECT pg_advisory_xact_lock(hashtext('machine_state:' || %(name)s))
 -- name: machine_get
 SELECT * FROM machine_state WHERE machine_name = %(name)s
 
+-- name: machine_snapshot
+SELECT snapshot FROM machine_state WHERE machine_name = %(name)s
+
 -- name: machines_list
 SELECT * FROM machine_state ORDER BY machine_name COLLATE "C"
 
@@ -226,17 +229,17 @@ SELECT * FROM machine_definitions WHERE digest = %(digest)s
 -- name: machine_register
 INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,
     hostname, pid_start, config_path, definition_name, definition_hash, started_at,
-    updated_at, previous_state, last_event, current_job_id)
-VALUES (%(name)s, %(state)s, %(at)s, 'running', %(pid)s, %(hostname)s, %(pid_start)s,
-    %(config_path)s, %(definition_name)s, %(definition_hash)s, %(at)s, %(at)s, NULL, NULL,
-    NULL)
+    updated_at, previous_state, last_event, current_job_id, snapshot)
+VALUES (%(name)s, %(state)s, COALESCE(%(entered_at)s, %(at)s), 'running', %(pid)s,
+    %(hostname)s, %(pid_start)s, %(config_path)s, %(definition_name)s, %(definition_hash)s,
+    %(at)s, %(at)s, NULL, NULL, NULL, %(snapshot)s)
 ON CONFLICT (machine_name) DO UPDATE SET current_state = excluded.current_state,
     state_entered_at = excluded.state_entered_at, status = 'running', pid = excluded.pid,
     hostname = excluded.hostname, pid_start = excluded.pid_start,
     config_path = excluded.config_path, definition_name = excluded.definition_name,
     definition_hash = excluded.definition_hash, started_at = excluded.started_at,
     updated_at = excluded.updated_at, previous_state = NULL, last_event = NULL,
-    current_job_id = NULL
+    current_job_id = NULL, snapshot = excluded.snapshot
 RETURNING *
 
 -- name: machine_stop
@@ -246,7 +249,8 @@ WHERE machine_name = %(name)s
 -- name: machine_move
 UPDATE machine_state SET current_state = %(to_state)s, previous_state = %(from_state)s,
     last_event = %(event)s, step = %(step)s, updated_at = %(at)s, current_job_id = %(job_id)s,
-    state_entered_at = COALESCE(%(entered_at)s, state_entered_at)
+    state_entered_at = COALESCE(%(entered_at)s, state_entered_at),
+    snapshot = %(snapshot)s
 WHERE machine_name = %(machine)s
 
 -- name: transition_insert_rows

@@ -205,6 +205,9 @@ WHERE id = :id
 -- name: machine_get
 SELECT * FROM machine_state WHERE machine_name = :name
 
+-- name: machine_snapshot
+SELECT snapshot FROM machine_state WHERE machine_name = :name
+
 -- name: machines_list
 SELECT * FROM machine_state ORDER BY machine_name
 
@@ -219,16 +222,16 @@ SELECT * FROM machine_definitions WHERE digest = :digest
 -- name: machine_register
 INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,
     hostname, pid_start, config_path, definition_name, definition_hash, started_at,
-    updated_at, previous_state, last_event, current_job_id)
-VALUES (:name, :state, :at, 'running', :pid, :hostname, :pid_start, :config_path,
-    :definition_name, :definition_hash, :at, :at, NULL, NULL, NULL)
+    updated_at, previous_state, last_event, current_job_id, snapshot)
+VALUES (:name, :state, COALESCE(:entered_at, :at), 'running', :pid, :hostname, :pid_start,
+    :config_path, :definition_name, :definition_hash, :at, :at, NULL, NULL, NULL, :snapshot)
 ON CONFLICT (machine_name) DO UPDATE SET current_state = excluded.current_state,
     state_entered_at = excluded.state_entered_at, status = 'running', pid = excluded.pid,
     hostname = excluded.hostname, pid_start = excluded.pid_start,
     config_path = excluded.config_path, definition_name = excluded.definition_name,
     definition_hash = excluded.definition_hash, started_at = excluded.started_at,
     updated_at = excluded.updated_at, previous_state = NULL, last_event = NULL,
-    current_job_id = NULL
+    current_job_id = NULL, snapshot = excluded.snapshot
 RETURNING *
 
 -- name: machine_stop
@@ -238,7 +241,8 @@ WHERE machine_name = :name
 -- name: machine_move
 UPDATE machine_state SET current_state = :to_state, previous_state = :from_state,
     last_event = :event, step = :step, updated_at = :at, current_job_id = :job_id,
-    state_entered_at = COALESCE(:entered_at, state_entered_at)
+    state_entered_at = COALESCE(:entered_at, state_entered_at),
+    snapshot = :snapshot
 WHERE machine_name = :machine
 
 -- name: transition_insert_rows
