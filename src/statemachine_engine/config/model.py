@@ -15,6 +15,8 @@ DEFAULT_IDLE_EVENTS = frozenset({"no_jobs", "no_events"})
 DEFAULT_MAX_INSTANT_STEPS = 1000
 #: Shortest `timeout(N)` accepted: a shorter timer is a busy loop, not a timeout.
 MIN_TIMEOUT = 0.001
+#: The event `options.max_dwell` fires when `options.stuck_event` does not name another.
+DEFAULT_STUCK_EVENT = "stuck"
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ class MachineDefinition:
     #: `options.on_error`: state (or "*" for any) -> where a failure without a transition goes.
     on_error: Mapping[str, str] = field(default_factory=dict)
     max_instant_steps: int = DEFAULT_MAX_INSTANT_STEPS
+    #: `options.max_dwell`: state -> seconds it may last before `stuck_event` and an alert.
+    max_dwell: Mapping[str, float] = field(default_factory=dict)
+    stuck_event: str = DEFAULT_STUCK_EVENT
     _own: Mapping[str, tuple[Transition, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )

@@ -5,13 +5,21 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from statemachine_engine.config.dwell import DWELL_OPTION_KEYS
 from statemachine_engine.config.model import TIMEOUT_RE, WILDCARD, EventSpec, JobOptions, Position
 from statemachine_engine.config.problems import Problems, did_you_mean
 from statemachine_engine.config.yamlsource import YamlList, YamlMap, YamlStr, comment_groups, plain
 from statemachine_engine.names import name_problem, shown
 
 EVENT_KEYS = ("context_map", "description")
-OPTION_KEYS = ("idle_events", "jobs", "failure_events", "on_error", "max_instant_steps")
+OPTION_KEYS: tuple[str, ...] = (
+    "idle_events",
+    "jobs",
+    "failure_events",
+    "on_error",
+    "max_instant_steps",
+    *DWELL_OPTION_KEYS,
+)
 JOB_OPTION_KEYS = ("lease", "heartbeat", "max_attempts", "backoff", "jitter")
 METADATA_EXTRAS = ("description", "version", "machine_name", "job_type", "config")
 
