@@ -4,7 +4,7 @@
 const LOG_LIMIT = 1000;
 const LOG_SHOWN = 300;
 const JOB_PAGE = 50;
-const ERROR_KINDS = new Set(["error", "unhandled_event", "event_interrupted"]);
+const ERROR_KINDS = new Set(["error", "unhandled_event", "event_interrupted", "stuck"]);
 
 const params = new URLSearchParams(location.search);
 if (params.get("token")) sessionStorage.setItem("sm-token", params.get("token"));
@@ -383,6 +383,7 @@ function summary(e) {
     case "unhandled_event": return `unhandled event ${p.event} in state ${p.state}`;
     case "event_interrupted": return `event ${p.event} #${p.event_id} ${p.status === "failed" ? "failed" : "delivered again"}: ${p.error}`;
     case "error": return `error in ${p.state}: ${p.error}`;
+    case "stuck": return `stuck in ${p.state} for ${p.seconds} s (max_dwell): ${p.event ? `firing ${p.event}` : "alert only"}`;
     case "activity": return `${p.level ? `[${p.level}] ` : ""}${p.message}`;
     case "machine_started": return `started in ${p.state} (pid ${p.pid})`;
     case "machine_stopped": return `stopped (${p.status})`;
@@ -438,8 +439,10 @@ function applyEvent(e, live) {
   const m = e.machine_name && state.machines.get(e.machine_name);
   if (e.kind === "error" && p.stays && e.machine_name) state.alerts.set(e.machine_name, p.error);
   else if (e.kind === "state_change" && p.from_state !== p.to_state) state.alerts.delete(e.machine_name);
+  if (e.kind === "stuck" && !p.event && e.machine_name) state.alerts.set(e.machine_name, summary(e));
   if (!live) return;
   if (e.kind === "error" && m) updateMachineRow(m);
+  if (e.kind === "stuck" && m) updateMachineRow(m);
   if (e.kind === "state_change" && m) {
     m.previous_state = p.from_state;
     m.current_state = p.to_state;
