@@ -439,10 +439,8 @@ function applyEvent(e, live) {
   const m = e.machine_name && state.machines.get(e.machine_name);
   if (e.kind === "error" && p.stays && e.machine_name) state.alerts.set(e.machine_name, p.error);
   else if (e.kind === "state_change" && p.from_state !== p.to_state) state.alerts.delete(e.machine_name);
-  if (e.kind === "stuck" && !p.event && e.machine_name) state.alerts.set(e.machine_name, summary(e));
   if (!live) return;
   if (e.kind === "error" && m) updateMachineRow(m);
-  if (e.kind === "stuck" && m) updateMachineRow(m);
   if (e.kind === "state_change" && m) {
     m.previous_state = p.from_state;
     m.current_state = p.to_state;
