@@ -490,3 +490,49 @@ def test_unknown_parameter_hint_lists_what_the_action_takes(tmp_path: Path) -> N
         """
     (finding,) = [f for f in check(tmp_path, ("bad", body)).findings if f.code == "SM112"]
     assert finding.hint is not None and "message" in finding.hint
+
+
+DWELL = """\
+states: [waiting, done]
+options: {max_dwell: {waiting: 60}%(stuck_event)s}
+actions:
+  waiting: [{type: sleep, seconds: 1, success: go}]
+transitions:
+  - {from: waiting, to: done, event: go}
+%(more)s"""
+
+
+def test_sm126_alert_only_dwell_is_info(tmp_path: Path) -> None:
+    report = check(tmp_path, ("bad", DWELL % {"stuck_event": "", "more": ""}))
+    assert [(f.code, f.severity) for f in report.findings] == [("SM126", "info")]
+    assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
+    (finding,) = report.findings
+    assert "'waiting' has max_dwell 60 s but no transition on 'stuck'" in finding.message
+    assert (finding.line, finding.column) == (4, 10)  # the state in `states:`
+
+
+@pytest.mark.parametrize(
+    ("stuck_event", "more"),
+    [
+        ("", "  - {from: waiting, to: done, event: stuck}\n"),
+        ("", "  - {from: waiting, to: done, event: timeout(5)}\n"),
+        (", stuck_event: late", "  - {from: waiting, to: done, event: late}\n"),
+    ],
+)
+def test_a_stuck_transition_or_a_timer_silences_sm126(
+    tmp_path: Path, stuck_event: str, more: str
+) -> None:
+    """The stuck event counts as produced in a max_dwell state: no SM102/SM103/SM104."""
+    report = check(tmp_path, ("good", DWELL % {"stuck_event": stuck_event, "more": more}))
+    assert report.findings == (), [str(f) for f in report.findings]
+
+
+def test_in_a_system_the_stuck_event_counts_as_produced_by_the_dwell_limit(
+    tmp_path: Path,
+) -> None:
+    dweller = DWELL % {"stuck_event": "", "more": "  - {from: waiting, to: done, event: stuck}\n"}
+    other = (
+        "states: [waiting, done]\ntransitions:\n  - {from: waiting, to: done, event: timeout(1)}\n"
+    )
+    report = check(tmp_path, ("dweller", dweller), ("other", other))
+    assert report.findings == (), [str(f) for f in report.findings]

@@ -69,6 +69,9 @@ def summary(event: dict[str, Any]) -> str:
         return f"{p.get('source') or 'cli'} -> {p.get('target')}: {p.get('event_type')}"
     if kind == "error":
         return f"error in {p.get('state')}: {p.get('error')}"
+    if kind == "stuck":
+        then = f"firing {p['event']}" if p.get("event") else "alert only"
+        return f"stuck in {p.get('state')} for {p.get('seconds')} s (max_dwell): {then}"
     if kind == "activity":
         level = f"[{p['level']}] " if p.get("level") else ""
         return f"{level}{p.get('message')}"

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from statemachine_engine.config.actionspecs import ParsedAction, parse_actions
+from statemachine_engine.config.dwell import parse_max_dwell, parse_stuck_event
 from statemachine_engine.config.model import (
     DEFAULT_IDLE_EVENTS,
     DEFAULT_MAX_INSTANT_STEPS,
@@ -220,6 +221,8 @@ class _Builder:
         on_error = parse_on_error(root, states, problems)
         max_instant_steps = parse_max_instant_steps(root, problems)
         restart = parse_restart(root, problems)
+        max_dwell = parse_max_dwell(root, states, problems)
+        stuck_event = parse_stuck_event(root, problems)
         template = self.template()
         metadata = parse_metadata(root, problems)
 
@@ -263,6 +266,8 @@ class _Builder:
             on_error=on_error,
             max_instant_steps=max_instant_steps or DEFAULT_MAX_INSTANT_STEPS,
             restart=restart,
+            max_dwell=max_dwell,
+            stuck_event=stuck_event,
         )
 
     def parse_actions(self, value: Any, where: Position) -> list[ParsedAction]:

@@ -17,6 +17,8 @@ DEFAULT_MAX_INSTANT_STEPS = 1000
 MIN_TIMEOUT = 0.001
 #: `options.restart`: where a machine starts when its process starts again.
 RESTART_MODES = ("initial", "resume")
+#: The event `options.max_dwell` fires when `options.stuck_event` does not name another.
+DEFAULT_STUCK_EVENT = "stuck"
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,9 @@ class MachineDefinition:
     #: `options.restart`: "initial" starts over (the released behaviour), "resume"
     #: continues in the last committed state with its context and timers (core.resume).
     restart: str = "initial"
+    #: `options.max_dwell`: state -> seconds it may last before `stuck_event` and an alert.
+    max_dwell: Mapping[str, float] = field(default_factory=dict)
+    stuck_event: str = DEFAULT_STUCK_EVENT
     _own: Mapping[str, tuple[Transition, ...]] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from statemachine_engine.config.dwell import DWELL_OPTION_KEYS
 from statemachine_engine.config.model import (
     RESTART_MODES,
     TIMEOUT_RE,
@@ -18,13 +19,14 @@ from statemachine_engine.config.yamlsource import YamlList, YamlMap, YamlStr, co
 from statemachine_engine.names import name_problem, shown
 
 EVENT_KEYS = ("context_map", "description")
-OPTION_KEYS = (
+OPTION_KEYS: tuple[str, ...] = (
     "idle_events",
     "jobs",
     "failure_events",
     "on_error",
     "max_instant_steps",
     "restart",
+    *DWELL_OPTION_KEYS,
 )
 JOB_OPTION_KEYS = ("lease", "heartbeat", "max_attempts", "backoff", "jitter")
 METADATA_EXTRAS = ("description", "version", "machine_name", "job_type", "config")

@@ -18,6 +18,7 @@ from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
 from statemachine_engine.core import tracing
+from statemachine_engine.core.deadlines import Deadlines, Entry
 from statemachine_engine.core.groupcommit import GroupCommit
 from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.jobpolicy import JobPolicy
@@ -143,6 +144,7 @@ class StateMachineEngine:
         self._parking = Parking(self.clock, safety_interval, self._conditions.notify)
         self.runtime.retry_due = self._parking.retry_due
         self._ticker = Ticker(self.store, self.clock, safety_interval)
+        self._deadlines = Deadlines(definition, machine_name, self.clock, self._record_alert)
         # Events arrive with a doorbell (or a wake-up); without one since the last empty read
         # the store is read again only after the safety interval, as a parked machine would.
         self._events_maybe = True
@@ -487,6 +489,9 @@ class StateMachineEngine:
                 entering = True
                 continue
             due = next_timeout(self.definition, self.state, self.entered_at)
+            if self._stuck(None if due is None else due[0]):
+                entering = True
+                continue
             if due is not None and due[0] <= self.clock.now():
                 if due[0] - self.entered_at > self._actions_ended_at - self._actions_started_at:
                     # The actions took less than the timer: it came due while the engine
@@ -501,6 +506,8 @@ class StateMachineEngine:
             self._instant_steps = 0
             tick = self._ticker.poll()  # fires due schedule ticks; parks no longer than the next
             wake = [t for t in (None if due is None else due[0], tick) if t is not None]
+            if (dwell_at := self._deadlines.wake_at(self._entry())) is not None:
+                wake.append(dwell_at)
             self._stalls.parked()
             await self._parking.park(min(wake, default=None))
             self._stalls.unparked()
@@ -718,6 +725,7 @@ class StateMachineEngine:
         self.make_visible()
         self._instant_steps = 0
         self._current = asyncio.ensure_future(action.execute(self.context))
+        guard = self._deadlines.guard(self._current, self._entry())
         try:
             result = await self._current
         except asyncio.CancelledError:
@@ -726,6 +734,9 @@ class StateMachineEngine:
                 raise
             if self._stopping:
                 return None
+            if guard is not None and (outcome := guard.outcome(type(action).__name__)):
+                self._failed(action, outcome.reason)
+                return outcome  # a timer or dwell limit fell due: its transition is taken
             if self.runtime.lease_lost:
                 return self._failed(action, "lease lost: the job was given to another worker")
             return self._failed(action, "action was cancelled")
@@ -733,6 +744,8 @@ class StateMachineEngine:
             return self._raised(action, exc)
         finally:
             self._current = None
+            if guard is not None:
+                guard.close()
         job = self.runtime.job
         if job is not None and self._keeper is not None:
             # The lease thread and the action's end race (the on-loop heartbeat used to run
@@ -744,6 +757,30 @@ class StateMachineEngine:
                     self._lease_lost(job)
                 return self._failed(action, "lease lost: the job was given to another worker")
         return _event_name(result)
+
+    def _entry(self) -> Entry:
+        return Entry(self.state, self.step, self.entered_at)
+
+    def _stuck(self, timer_at: float | None) -> bool:
+        """Before parking: a dwell limit that came due raises its alert (once per entry);
+        with a transition on the stuck event it is taken as a failure outcome (the held
+        job's attempt fails). Returns whether the machine enters a state."""
+        stuck = self._deadlines.stuck(self._entry(), timer_at)
+        if stuck is None or stuck.transition is None:
+            return False
+        reason = stuck.reason(self.state)
+        self.context["last_error"] = reason
+        if self.runtime.job is not None and self.runtime.pending.job_ack is None:
+            self.runtime.fail_job(reason)
+        self._commit(stuck.event, stuck.transition.target)
+        return True
+
+    def _record_alert(self, kind: str, payload: dict[str, Any]) -> None:
+        """A realtime row outside any step (an alert while the machine waits or works),
+        after what is staged so the stream keeps its order; the UI is rung."""
+        self.make_visible()
+        self.store.add_realtime(self.machine_name, kind, payload)
+        self._ring_ui()
 
     def _raised(self, action: BaseAction, exc: Exception) -> Failure:
         """An action's exception: our own errors by their message, others with their type;

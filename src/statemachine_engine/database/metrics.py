@@ -3,7 +3,7 @@ transaction so that every number describes the same moment."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from statemachine_engine.clock import Clock
 from statemachine_engine.database.records import MachineStatus
@@ -49,6 +49,8 @@ class MetricsSnapshot:
     event_depth: dict[str, int]
     durations: list[StateDurations]
     machines: list[MachineStatus]
+    #: Dwell alerts (`stuck` stream rows) by (machine, state).
+    stuck: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def _durations(tx: Tx) -> list[StateDurations]:
@@ -98,6 +100,10 @@ class MetricsReader:
                 },
                 durations=_durations(tx),
                 machines=[machine_from_row(r) for r in tx.query("machines_list")],
+                stuck={
+                    (r["machine_name"], str(r["state"])): int(r["n"])
+                    for r in tx.query("metrics_stuck")
+                },
             )
 
         return self.conn.read(work)

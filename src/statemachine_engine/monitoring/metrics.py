@@ -36,6 +36,7 @@ class SnapshotCollector(Collector):
         yield from self._jobs()
         yield from self._machines()
         yield self._durations()
+        yield self._stuck()
 
     def _jobs(self) -> Iterator[Metric]:
         s = self.snapshot
@@ -99,6 +100,16 @@ class SnapshotCollector(Collector):
             ]
             buckets.append(("+Inf", float(d.count)))
             family.add_metric([d.machine_name, d.state], buckets, d.total_seconds)
+        return family
+
+    def _stuck(self) -> Metric:
+        family = CounterMetricFamily(
+            f"{PREFIX}_stuck",
+            "Dwell alerts: a machine stayed in a state longer than its max_dwell.",
+            labels=["machine", "state"],
+        )
+        for (machine, state), n in sorted(self.snapshot.stuck.items()):
+            family.add_metric([machine, state], n)
         return family
 
 

@@ -62,6 +62,7 @@ CODES: Mapping[str, tuple[str, str]] = {
     "SM123": (ERROR, "placeholder declaring an unknown kind (not :int or :ident)"),
     "SM124": (WARNING, "placeholder in a log line that nothing sets (written as is)"),
     "SM125": (WARNING, "clear_events without event_types clears every type (1.0: none)"),
+    "SM126": (INFO, "max_dwell state without a transition on its stuck event (alert only)"),
 }
 
 _NOQA_RE = re.compile(r"#\s*noqa:\s*(SM\d{3}(?:\s*,\s*SM\d{3})*)")
@@ -260,6 +261,8 @@ class _MachineLint:
                     found |= out
             if state == self.d.initial_state and found is not None:
                 found.add(START_EVENT)  # fired at boot
+            if state in self.d.max_dwell and found is not None:
+                found.add(self.d.stuck_event)  # fired by the dwell limit
             self.produced[state] = None if found is None else frozenset(found)
             internal |= found or set()
         self.internal = internal
@@ -286,6 +289,7 @@ class _MachineLint:
         yield from self.instant_cycles()
         yield from self.placeholders()
         yield from self.clear_all_events()
+        yield from self.alert_only_dwell()
 
     def declaration(self, spec: ActionSpec) -> Declaration:
         try:
@@ -583,6 +587,22 @@ class _MachineLint:
                 " (statemachine-engine 1.0 cleared none)",
                 "name the types with `event_types: [...]`, or remove the action if it was"
                 " meant to do nothing",
+            )
+
+    def alert_only_dwell(self) -> Iterator[Finding]:
+        """A `max_dwell` state with no transition on the stuck event and no timer: past
+        the limit the machine is only reported stuck and stays (legal, worth knowing)."""
+        event = self.d.stuck_event
+        for state, seconds in self.d.max_dwell.items():
+            if decide(self.d, state, event) is not None or self.d.timeouts(state):
+                continue
+            yield _at(
+                "SM126",
+                self.state_pos(state),
+                f"state '{state}' has max_dwell {seconds:g} s but no transition on '{event}'"
+                " and no timeout(N): past the limit the machine is only reported stuck",
+                f"add `{{from: {state}, to: <state>, event: {event}}}` to act on it, or keep"
+                " the alert and silence this with `# noqa: SM126`",
             )
 
     def placeholders(self) -> Iterator[Finding]:

@@ -220,6 +220,16 @@ def build_schema() -> dict[str, Any]:
                         " (default) or, with resume, its last committed state, context and"
                         " timers",
                     },
+                    "max_dwell": {
+                        "type": "object",
+                        "description": "state -> seconds it may last before stuck_event and an"
+                        " alert, also while an action runs",
+                        "additionalProperties": {"type": "number", "exclusiveMinimum": 0},
+                    },
+                    "stuck_event": {
+                        **_NAME,
+                        "description": "event max_dwell fires (default stuck)",
+                    },
                 },
             },
             "machine_name": {"type": "string"},

@@ -348,6 +348,11 @@ SELECT machine_name, COUNT(*) AS n FROM transitions GROUP BY machine_name ORDER 
 SELECT target_machine, COUNT(*) AS n FROM machine_events WHERE status = 'pending'
 GROUP BY target_machine ORDER BY target_machine
 
+-- name: metrics_stuck
+-- Dwell alerts (max_dwell) in the retained stream, per machine and state.
+SELECT machine_name, payload::json ->> 'state' AS state, COUNT(*) AS n FROM realtime_events
+WHERE kind = 'stuck' GROUP BY 1, 2 ORDER BY 1, 2
+
 -- name: metrics_state_durations
 -- Completed stays in the retained history: a transition's target state lasted until the
 -- machine's next transition. b0..b9 are the histogram's upper bounds in seconds.

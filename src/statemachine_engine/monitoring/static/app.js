@@ -4,7 +4,7 @@
 const LOG_LIMIT = 1000;
 const LOG_SHOWN = 300;
 const JOB_PAGE = 50;
-const ERROR_KINDS = new Set(["error", "unhandled_event", "event_interrupted"]);
+const ERROR_KINDS = new Set(["error", "unhandled_event", "event_interrupted", "stuck"]);
 
 const params = new URLSearchParams(location.search);
 if (params.get("token")) sessionStorage.setItem("sm-token", params.get("token"));
@@ -558,6 +558,7 @@ function summary(e) {
     case "unhandled_event": return `unhandled event ${p.event} in state ${p.state}`;
     case "event_interrupted": return `event ${p.event} #${p.event_id} ${p.status === "failed" ? "failed" : "delivered again"}: ${p.error}`;
     case "error": return `error in ${p.state}: ${p.error}`;
+    case "stuck": return `stuck in ${p.state} for ${p.seconds} s (max_dwell): ${p.event ? `firing ${p.event}` : "alert only"}`;
     case "activity": return `${p.level ? `[${p.level}] ` : ""}${p.message}`;
     case "machine_started": return `started in ${p.state} (pid ${p.pid})`;
     case "machine_stopped": return `stopped (${p.status})`;
