@@ -23,6 +23,7 @@ from statemachine_engine.database.records import (
 )
 
 if TYPE_CHECKING:  # metrics.py reads rows, whose codec imports this module
+    from statemachine_engine.database.history import TimelinePage
     from statemachine_engine.database.metrics import MetricsSnapshot
     from statemachine_engine.database.schedules import Schedule, ScheduleSpec
     from statemachine_engine.database.stream import StreamCursor
@@ -201,6 +202,14 @@ class Store(Protocol):
     def history(
         self, *, machine: str | None = None, limit: int = 100
     ) -> list[TransitionRecord]: ...
+
+    def machine_timeline(
+        self, name: str, *, before: str | None = None, limit: int = 100
+    ) -> TimelinePage:
+        """One page of the machine's history, newest first: transitions, events received
+        and sent, jobs taken and given back, errors, starts and stops (database/history.py).
+        `before` is the previous page's cursor; CursorError for one it did not hand out."""
+        ...
 
     def commit_step(self, step: Step) -> bool:
         """Commit a step (state, history, consumed event, job ack, outbox, realtime rows) in one

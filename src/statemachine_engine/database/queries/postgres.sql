@@ -407,3 +407,34 @@ FOR UPDATE SKIP LOCKED
 -- The compare-and-set on next_due: a firer that read an older next_due changes nothing.
 UPDATE schedules SET next_due = %(next_due)s, last_tick = %(last_tick)s
 WHERE name = %(name)s AND next_due = %(due)s AND paused = 0
+
+-- ---------------------------------------------------------------------------- history
+
+-- name: timeline_transitions
+-- A machine's history pages (database/history.py): each source's rows before the cursor
+-- (earlier time, or the same time and a lower id), newest first.
+SELECT id, created_at, from_state, to_state, event, job_id, event_id, event_delivery, step
+FROM transitions WHERE machine_name = %(machine)s AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+
+-- name: timeline_events_received
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE target_machine = %(machine)s AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+
+-- name: timeline_events_sent
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE source_machine = %(machine)s AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+
+-- name: timeline_notices
+-- The stream rows the other tables do not hold: jobs taken and given back, errors, starts
+-- and stops.
+SELECT id, created_at, kind, payload FROM realtime_events
+WHERE machine_name = %(machine)s
+  AND kind IN ('job', 'error', 'unhandled_event', 'event_interrupted', 'machine_started',
+               'machine_stopped')
+  AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s

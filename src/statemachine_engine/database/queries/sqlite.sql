@@ -380,3 +380,34 @@ SELECT * FROM schedules WHERE paused = 0 AND next_due <= :now ORDER BY next_due,
 -- The compare-and-set on next_due: a firer that read an older next_due changes nothing.
 UPDATE schedules SET next_due = :next_due, last_tick = :last_tick
 WHERE name = :name AND next_due = :due AND paused = 0
+
+-- ---------------------------------------------------------------------------- history
+
+-- name: timeline_transitions
+-- A machine's history pages (database/history.py): each source's rows before the cursor
+-- (earlier time, or the same time and a lower id), newest first.
+SELECT id, created_at, from_state, to_state, event, job_id, event_id, event_delivery, step
+FROM transitions WHERE machine_name = :machine AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit
+
+-- name: timeline_events_received
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE target_machine = :machine AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit
+
+-- name: timeline_events_sent
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE source_machine = :machine AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit
+
+-- name: timeline_notices
+-- The stream rows the other tables do not hold: jobs taken and given back, errors, starts
+-- and stops.
+SELECT id, created_at, kind, payload FROM realtime_events
+WHERE machine_name = :machine
+  AND kind IN ('job', 'error', 'unhandled_event', 'event_interrupted', 'machine_started',
+               'machine_stopped')
+  AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit
