@@ -1,6 +1,8 @@
 // statemachine-ui page: one WebSocket for live rows, REST for lists and actions.
 // All text from the server is rendered with textContent, never as HTML.
 
+import { jobLink, machineLink } from "./links.js";
+
 const LOG_LIMIT = 1000;
 const LOG_SHOWN = 300;
 const JOB_PAGE = 50;
@@ -92,7 +94,7 @@ function alertMark(m) {
 
 function machineRow(m) {
   const tr = el("tr", { data: { name: m.machine_name } },
-    el("td", { class: "name" }, m.machine_name, " ", alertMark(m)),
+    el("td", { class: "name" }, machineLink(m.machine_name), " ", alertMark(m)),
     el("td", { class: "state", text: m.current_state }),
     el("td", { class: "since", text: ago(m.state_entered_at || m.updated_at) }),
     el("td", { class: "pid", text: m.pid ?? "" }),
@@ -295,7 +297,7 @@ async function renderKanban() {
       .filter((m) => col.states.includes(m.current_state))
       .sort((a, b) => a.machine_name.localeCompare(b.machine_name))
       .map((m) => el("div", { class: m.alive === false ? "card dead" : "card", data: { machine: m.machine_name } },
-        el("div", { text: m.machine_name }),
+        el("div", {}, machineLink(m.machine_name)),
         col.group ? el("div", { class: "sub", text: m.current_state }) : null));
     return el("div", { class: col.group ? "column group" : "column", data: { column: col.title } },
       el("h4", {}, el("span", { text: col.title }), el("span", { class: "muted", text: String(cards.length) })),
@@ -332,7 +334,7 @@ async function loadJobs() {
   renderJobCounts();
   const rows = page.jobs.map((j) => {
     const tr = el("tr", { data: { job: j.job_id } },
-      el("td", { text: j.job_id }), el("td", { text: j.job_type }),
+      el("td", {}, jobLink(j.job_id)), el("td", { text: j.job_type }),
       el("td", { class: `status-${j.status}`, text: j.status }),
       el("td", { text: `${j.attempts}/${j.max_attempts}` }), el("td", { text: fmtTime(j.created_at) }));
     tr.addEventListener("click", () => showJob(j.job_id));
@@ -410,7 +412,7 @@ function renderLog() {
     items.push(el("li", { class: isError(e) ? "err" : "", data: { kind: e.kind, id: e.id } },
       el("span", { class: "k", text: `${fmtTime(e.created_at)} ` }),
       el("span", { class: "k", text: e.kind }), " ",
-      el("b", { text: e.machine_name || "-" }), " ",
+      e.machine_name ? el("b", {}, machineLink(e.machine_name)) : el("b", { text: "-" }), " ",
       el("span", { text: summary(e) })));
   }
   $("#log").replaceChildren(...items);
