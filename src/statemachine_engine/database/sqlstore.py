@@ -4,6 +4,7 @@ dialect that provides a connection (database/tx.py) and a queries file."""
 from __future__ import annotations
 
 from statemachine_engine.clock import Clock
+from statemachine_engine.database.attempts import AttemptLog
 from statemachine_engine.database.events import EventBox
 from statemachine_engine.database.jobs import JobQueue
 from statemachine_engine.database.machines import MachineLog
@@ -16,7 +17,15 @@ from statemachine_engine.database.tx import Connection
 
 
 class SQLStore(
-    JobQueue, EventBox, MachineLog, StepLog, RealtimeStream, Retention, MetricsReader, Schedules
+    JobQueue,
+    EventBox,
+    MachineLog,
+    StepLog,
+    RealtimeStream,
+    Retention,
+    MetricsReader,
+    Schedules,
+    AttemptLog,
 ):
     """The Store contract (database.store.Store) on a dialect's connection."""
 
