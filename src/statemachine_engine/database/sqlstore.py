@@ -4,6 +4,7 @@ dialect that provides a connection (database/tx.py) and a queries file."""
 from __future__ import annotations
 
 from statemachine_engine.clock import Clock
+from statemachine_engine.database.attempts import AttemptLog
 from statemachine_engine.database.events import EventBox
 from statemachine_engine.database.history import MachineHistory
 from statemachine_engine.database.jobs import JobQueue
@@ -26,6 +27,7 @@ class SQLStore(
     Retention,
     MetricsReader,
     Schedules,
+    AttemptLog,
 ):
     """The Store contract (database.store.Store) on a dialect's connection."""
 

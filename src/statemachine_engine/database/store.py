@@ -23,6 +23,7 @@ from statemachine_engine.database.records import (
 )
 
 if TYPE_CHECKING:  # metrics.py reads rows, whose codec imports this module
+    from statemachine_engine.database.attempts import JobTimeline
     from statemachine_engine.database.history import TimelinePage
     from statemachine_engine.database.metrics import MetricsSnapshot
     from statemachine_engine.database.schedules import Schedule, ScheduleSpec
@@ -229,11 +230,17 @@ class Store(Protocol):
         rule; a claim that follows a job ack costs no commit of its own."""
         ...
 
+    def job_timeline(self, job_id: str) -> JobTimeline | None:
+        """The job and each of its attempts (worker, start, end, outcome, error) with the
+        transitions it caused, the events it sent and the actions that ran; None for an
+        unknown job."""
+        ...
+
     def prune(self, before: float, *, dry_run: bool = False) -> dict[str, int]:
-        """Delete history older than `before`: completed and cancelled jobs, handled events,
-        transitions and realtime rows. Pending, processing and failed jobs and pending events
-        are never deleted. Returns the number of rows deleted per table; with `dry_run`, the
-        number that would be, deleting nothing."""
+        """Delete history older than `before`: completed and cancelled jobs (with their
+        attempts and actions), handled events, transitions and realtime rows. Pending,
+        processing and failed jobs and pending events are never deleted. Returns the number
+        of rows deleted per table; with `dry_run`, the number that would be, deleting nothing."""
         ...
 
     # metrics
