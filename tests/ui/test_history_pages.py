@@ -4,8 +4,12 @@ machine page with its timeline and the replay scrubber, direct loads of /machine
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path
 from typing import Any
+
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
 
 WORKER = """\
 name: Worker
@@ -29,6 +33,14 @@ transitions:
   - {from: processing, to: finishing, event: step_done}
   - {from: finishing, to: waiting, event: job_done}
 """
+
+
+async def screenshot(page: Any, shot: Any, name: str) -> None:
+    """Into test-artifacts/ui/; also into docs/images/ with STATEMACHINE_DOCS_SCREENSHOTS=1
+    (how the pictures in docs/ui.md are made)."""
+    await page.screenshot(path=shot(name), full_page=True)
+    if os.environ.get("STATEMACHINE_DOCS_SCREENSHOTS") == "1":
+        await page.screenshot(path=str(DOCS_IMAGES / f"{name}.png"), full_page=True)
 
 
 async def run_jobs(store: Any, worker: Any, until: Any, *job_ids: str) -> None:
@@ -78,6 +90,7 @@ async def test_machine_page_timeline_and_scrubber(
     await page.keyboard.press("Home")
     await page.locator('#replay-diagram[data-current="processing"][data-position="0"]').wait_for()
     assert "job-a" in (await page.text_content("#replay-at") or "")
+    assert "null" not in (await page.text_content("#machine-page") or "")
     # the step buttons, and the timeline row of the position is marked
     await page.get_by_role("button", name="step forward").click()
     await page.locator('#replay-diagram[data-current="finishing"][data-position="1"]').wait_for()
@@ -92,7 +105,7 @@ async def test_machine_page_timeline_and_scrubber(
     # a transition in the timeline moves the scrubber to it
     await page.locator('#timeline li[data-kind="transition"] button[data-replay]').last.click()
     await page.locator('#replay-diagram[data-position="0"]').wait_for()
-    await page.screenshot(path=shot("ui-machine"), full_page=True)
+    await screenshot(page, shot, "ui-machine")
 
     # its job link goes to the job page; back returns to the machine page
     await page.locator("#timeline a.job-link", has_text="job-b").first.click()
@@ -180,4 +193,74 @@ async def test_links_search_and_direct_loads(
     await page.locator("#page .not-found", has_text="No job with id “no-such-job”").wait_for()
     await page.goto(ui_server.url + "/jobs/job-1")
     await page.locator("#job-page[data-ready]").wait_for(timeout=10_000)
+    assert errors == []
+
+
+CHECKER = WORKER.replace(
+    'command: "echo working on {job_id}"',
+    'command: "echo checking {job_id}; test {job_id} != job-bad || { echo bad input >&2; exit 3; }"',
+).replace("job_done]", "job_done, error]").replace(
+    "  - {from: finishing, to: waiting, event: job_done}",
+    "  - {from: finishing, to: waiting, event: job_done}\n"
+    "  - {from: processing, to: waiting, event: error}",
+)
+
+
+async def test_job_page_from_the_jobs_list_to_the_machine(
+    machine: Any, ui_server: Any, browser: Any, shot: Any, store: Any, until: Any
+) -> None:
+    worker = await machine(CHECKER, "worker-1")
+    store.add_job("task", {"n": 1}, job_id="job-bad", max_attempts=1)
+    await run_jobs(store, worker, until, "job-ok")
+    await until(lambda: store.get_job("job-bad").status == "failed", timeout=20)
+    page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await page.goto(ui_server.url + "/")
+    await page.locator("#conn.up").wait_for(timeout=10_000)
+
+    # from the jobs list to the failed job's page: the attempt, its error and its action
+    await page.locator("#jobs a.job-link", has_text="job-bad").click()
+    await page.wait_for_url(re.compile(r"/jobs/job-bad$"))
+    await page.locator("#job-page[data-ready]").wait_for(timeout=10_000)
+    attempt = page.locator('#job-page .attempt[data-attempt="1"]')
+    assert await attempt.get_attribute("data-outcome") == "failed"
+    assert "exit code 3" in (await attempt.locator(".error-block").text_content() or "")
+    action = attempt.locator('li.action[data-action="bash"]')
+    assert "exit 3" in (await action.text_content() or "")
+    command = action.locator("details.command")
+    assert await command.get_attribute("open") is not None
+    assert "test job-bad != job-bad" in (await command.locator("pre").text_content() or "")
+    stderr = action.locator("details.stderr")
+    assert await stderr.get_attribute("open") is not None  # a failed command opens its stderr
+    assert "bad input" in (await stderr.locator("pre").text_content() or "")
+    stdout = action.locator("details.stdout")
+    assert await stdout.get_attribute("open") is None
+    await stdout.locator("summary").click()
+    await stdout.locator("pre", has_text="checking job-bad").wait_for()
+    assert "null" not in (await page.text_content("#job-page") or "")
+    await screenshot(page, shot, "ui-job")
+
+    # on to the machine that ran the attempt
+    await attempt.locator("h4 a.machine-link", has_text="worker-1").click()
+    await page.wait_for_url(re.compile(r"/machines/worker-1$"))
+    await page.locator("#machine-page[data-ready]").wait_for(timeout=10_000)
+    failed = page.locator('#timeline li[data-kind="job"].err', has_text="job-bad")
+    assert "exit code 3" in (await failed.text_content() or "")
+
+    # a transition of the completed job opens the machine page at that transition
+    await page.goto(ui_server.url + "/jobs/job-ok")
+    await page.locator("#job-page[data-ready]").wait_for(timeout=10_000)
+    ok = page.locator('#job-page .attempt[data-outcome="completed"]')
+    first = ok.locator("li[data-transition]").first
+    transition = await first.get_attribute("data-transition")
+    assert "waiting --new_job--> processing" in (await first.text_content() or "")
+    assert await ok.locator("details.command").count() == 1
+    await first.locator("a.machine-link").click()
+    await page.wait_for_url(re.compile(rf"/machines/worker-1#transition-{transition}$"))
+    await page.locator(f'#replay-diagram[data-transition="{transition}"]').wait_for(
+        timeout=10_000
+    )
+    assert await page.get_attribute("#replay-diagram", "data-current") == "processing"
+    assert "anchored" in (await page.get_attribute(f"#transition-{transition}", "class") or "")
     assert errors == []

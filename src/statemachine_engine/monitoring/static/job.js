@@ -34,7 +34,7 @@ export async function showJob(root, jobId) {
   }
   if (mine !== current) return;
   const page = root.querySelector("#job-page");
-  page.replaceChildren(
+  page.replaceChildren(...[
     el("h2", {}, "Job ", el("span", { class: "state", text: job.job_id }), " ",
       el("span", { class: `status-${job.status}`, text: job.status }), " ",
       el("a", { href: "/", class: "muted back", text: "← all jobs" })),
@@ -42,7 +42,7 @@ export async function showJob(root, jobId) {
     el("h3", {}, "Attempts ", el("span", { class: "muted", text: attempts ? `(${attempts.length})` : "" })),
     problem ? el("p", { class: "muted", text: problem }) : null,
     attempts && !attempts.length ? el("p", { class: "muted", text: "not attempted yet" }) : null,
-    ...(attempts || []).map(attemptView));
+    ...(attempts || []).map(attemptView)].filter((node) => node != null));
   page.dataset.ready = "true";
 }
 

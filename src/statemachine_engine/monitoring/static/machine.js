@@ -160,7 +160,7 @@ function setPosition(v, index) {
     el("span", { text: `${index + 1} / ${v.transitions.length} · ${fmtDateTime(t.at)} · ` }),
     el("b", { class: "state", text: t.to_state }),
     el("span", { text: ` (${t.from_state ?? "∅"} --${t.event ?? "?"}--> ${t.to_state})` }),
-    t.job_id ? el("span", {}, " job ", jobLink(t.job_id)) : null);
+    ...(t.job_id ? [el("span", {}, " job ", jobLink(t.job_id))] : []));
   box.dataset.position = String(index);
   box.dataset.transition = String(t.id);
   if (v.def) markDiagram(box, v.def, { current: t.to_state, previous: t.from_state, event: t.event });
