@@ -196,13 +196,18 @@ async def test_links_search_and_direct_loads(
     assert errors == []
 
 
-CHECKER = WORKER.replace(
-    'command: "echo working on {job_id}"',
-    'command: "echo checking {job_id}; test {job_id} != job-bad || { echo bad input >&2; exit 3; }"',
-).replace("job_done]", "job_done, error]").replace(
-    "  - {from: finishing, to: waiting, event: job_done}",
-    "  - {from: finishing, to: waiting, event: job_done}\n"
-    "  - {from: processing, to: waiting, event: error}",
+CHECKER = (
+    WORKER.replace(
+        'command: "echo working on {job_id}"',
+        'command: "echo checking {job_id}; '
+        'test {job_id} != job-bad || { echo bad input >&2; exit 3; }"',
+    )
+    .replace("job_done]", "job_done, error]")
+    .replace(
+        "  - {from: finishing, to: waiting, event: job_done}",
+        "  - {from: finishing, to: waiting, event: job_done}\n"
+        "  - {from: processing, to: waiting, event: error}",
+    )
 )
 
 
@@ -258,9 +263,7 @@ async def test_job_page_from_the_jobs_list_to_the_machine(
     assert await ok.locator("details.command").count() == 1
     await first.locator("a.machine-link").click()
     await page.wait_for_url(re.compile(rf"/machines/worker-1#transition-{transition}$"))
-    await page.locator(f'#replay-diagram[data-transition="{transition}"]').wait_for(
-        timeout=10_000
-    )
+    await page.locator(f'#replay-diagram[data-transition="{transition}"]').wait_for(timeout=10_000)
     assert await page.get_attribute("#replay-diagram", "data-current") == "processing"
     assert "anchored" in (await page.get_attribute(f"#transition-{transition}", "class") or "")
     assert errors == []
