@@ -193,6 +193,15 @@ async def test_links_search_and_direct_loads(
     await page.locator("#page .not-found", has_text="No job with id “no-such-job”").wait_for()
     await page.goto(ui_server.url + "/jobs/job-1")
     await page.locator("#job-page[data-ready]").wait_for(timeout=10_000)
+
+    # the live page, drawn while hidden behind a directly loaded page, is whole when shown
+    await page.get_by_role("link", name="← all jobs").click()
+    await page.wait_for_url(re.compile(r"/$"))
+    current = page.locator('#diagram[data-machine="worker-1"] svg g.node.sm-current')
+    await current.wait_for(timeout=10_000)
+    box = await current.bounding_box()
+    assert box is not None and box["width"] > 20 and box["height"] > 10
+    assert await page.locator("#page").is_hidden()
     assert errors == []
 
 
