@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 from statemachine_engine import __version__
+from statemachine_engine.core import logfields
 from statemachine_engine.errors import StateMachineError, UsageError
 
 if TYPE_CHECKING:
@@ -364,7 +365,8 @@ _RECORD_ATTRS = frozenset(
 
 
 class JsonLineFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and any `extra=` fields."""
+    """One JSON object per line: time, level, logger, message, the fields of the machine
+    running in the logging context (core/logfields.py) and any `extra=` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -375,6 +377,7 @@ class JsonLineFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        out.update(logfields.current())
         for key, value in record.__dict__.items():
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 out[key] = value

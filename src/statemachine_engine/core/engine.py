@@ -17,8 +17,9 @@ from statemachine_engine.actions.base import BaseAction, Failure
 from statemachine_engine.actions.params import failure_events
 from statemachine_engine.clock import Clock, SystemClock, iso
 from statemachine_engine.config.model import MachineDefinition, Position, Transition
-from statemachine_engine.core import tracing
+from statemachine_engine.core import logfields, tracing
 from statemachine_engine.core.deadlines import Deadlines, Entry
+from statemachine_engine.core.failurelog import failure_summary
 from statemachine_engine.core.groupcommit import GroupCommit
 from statemachine_engine.core.heartbeat import LeaseKeeper, StallWatch
 from statemachine_engine.core.jobpolicy import JobPolicy
@@ -39,6 +40,7 @@ from statemachine_engine.core.waiting import Conditions, Parking
 from statemachine_engine.database.connect import default_url, open_store, sqlite_path
 from statemachine_engine.database.liveness import process_start
 from statemachine_engine.database.records import (
+    ActionRun,
     Job,
     JobAck,
     MachineEvent,
@@ -177,6 +179,11 @@ class StateMachineEngine:
         return action
 
     @property
+    def last_event(self) -> str | None:
+        """The event of the machine's latest transition in this run (for log fields)."""
+        return self._recent[-1][1] if self._recent else None
+
+    @property
     def parked(self) -> bool:
         """True while the machine waits for a doorbell, a timer or the safety re-check."""
         return self._parking.parked
@@ -264,6 +271,7 @@ class StateMachineEngine:
         held job's lease is renewed by a LeaseKeeper thread on its own connection, and
         stop_soon() (signals) makes a blocked store call give up at the stop deadline."""
         self._event_loop = loop = asyncio.get_running_loop()
+        fields = logfields.bind(self)
         doorbell = None
         wakeups = None
         if self.listen:
@@ -315,6 +323,7 @@ class StateMachineEngine:
                 wakeups.close()
             self._conditions.close(f"machine {self.machine_name} {status} in {self.state}")
             self.store.give_up_waiting(None)  # a store passed in may serve a later run
+            logfields.unbind(fields)
 
     def _keep_lease(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None] | None:
         """Start renewing held leases: a LeaseKeeper thread on a connection of its own, or,
@@ -566,9 +575,12 @@ class StateMachineEngine:
         idle = False
         for index, action in enumerate(self.actions.get(self.state, ())):
             job = self.runtime.job
+            started = self.clock.now()
             with tracing.action(self.machine_name, self.state, type(action).__name__, job) as span:
                 event = await self._execute(action)
                 span.outcome(event)
+            kind = self.definition.entry_actions[self.state][index].type
+            self.runtime.action_ran(self.state, kind, job, started)
             if self._stopping:
                 return None, False
             if event is None:
@@ -849,6 +861,8 @@ class StateMachineEngine:
             outbox=outbox,
             realtime=pending.realtime,
             snapshot=snapshot,
+            attempt=job.attempts if job else None,
+            actions=pending.actions,
         )
         report = job is not None and ack is not None and job.job_id == runtime.adopted
 
@@ -862,7 +876,7 @@ class StateMachineEngine:
                     job.job_id,
                 )
             if acked and ack is not None and job is not None and ack.outcome == "failed":
-                self._log_failed_attempt(job, ack)
+                self._log_failed_attempt(job, ack, pending.actions)
             if acked and ack is not None and ack.retry_delay is not None:
                 self._parking.retry_due(now + ack.retry_delay)
             if acked:
@@ -882,16 +896,20 @@ class StateMachineEngine:
             logger.info("[%s] %s --%s--> %s", self.machine_name, previous, event, target)
         self._conditions.notify()
 
-    def _log_failed_attempt(self, job: Job, ack: JobAck) -> None:
-        """Every failed attempt is a WARNING; a job failed for good is an ERROR."""
+    def _log_failed_attempt(self, job: Job, ack: JobAck, runs: Sequence[ActionRun]) -> None:
+        """Every failed attempt is a WARNING; a job failed for good is an ERROR. One line:
+        the exit code and first line of stderr of a failed command, else the reason's."""
         final = ack.retry_delay is None or job.attempts >= job.max_attempts
+        reason, fields = failure_summary(ack.error, runs)
+        extra = {**fields, "job_id": job.job_id, "attempt": job.attempts}
         if final:
             logger.error(
                 "[%s] job %s failed for good after attempt %d: %s",
                 self.machine_name,
                 job.job_id,
                 job.attempts,
-                ack.error,
+                reason,
+                extra=extra,
             )
             return
         logger.warning(
@@ -900,8 +918,9 @@ class StateMachineEngine:
             job.job_id,
             job.attempts,
             job.max_attempts,
-            ack.error,
+            reason,
             ack.retry_delay,
+            extra=extra,
         )
 
     def _report_done(self) -> None:

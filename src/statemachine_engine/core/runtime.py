@@ -8,7 +8,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from statemachine_engine.core.pendingstep import PendingStep
 from statemachine_engine.core.storable import check_storable, clipped
 from statemachine_engine.database.liveness import owner_pid, process_alive, this_host
 from statemachine_engine.database.records import (
+    ActionRun,
     Claim,
     Job,
     JobAck,
@@ -52,6 +53,10 @@ class CommandResult:
     stdout: str = ""
     stderr: str = ""
     timed_out: bool = False
+    #: The last bytes of each stream (core.pendingstep.TAIL_BYTES), also when the head kept
+    #: in `stdout`/`stderr` was truncated; None: the tail of `stdout`/`stderr`.
+    stdout_tail: str | None = None
+    stderr_tail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -387,6 +392,23 @@ class Runtime:
                 {"machine_name": self.machine_name, "message": clipped(message), "level": level},
             )
         )
+
+    def action_ran(self, state: str, action: str, job: Job | None, started_at: float) -> None:
+        """An action of `state` ended; with a job held when it started, it joins that
+        attempt's history (with the command a `bash` action ran), stored with the step."""
+        command, self.pending.command = self.pending.command, None
+        if job is None:
+            return
+        run = ActionRun(job.job_id, job.attempts, state, action, started_at, self.clock.now())
+        if command is not None:
+            run = replace(
+                run,
+                command=command.command,
+                exit_code=command.exit_code,
+                stdout_tail=command.stdout_tail,
+                stderr_tail=command.stderr_tail,
+            )
+        self.pending.actions.append(run)
 
     def take_pending(self) -> PendingStep:
         """Hand the step's intentions to the engine and start a fresh step."""

@@ -18,8 +18,16 @@ from statemachine_engine.database.stream import insert_realtime
 from statemachine_engine.database.tx import Connection, Row, Tx
 
 
-def insert_event(tx: Tx, event: OutgoingEvent, source: str | None, now: float) -> Row:
-    """Write one pending event inside the caller's transaction and wake its target on commit."""
+def insert_event(
+    tx: Tx,
+    event: OutgoingEvent,
+    source: str | None,
+    now: float,
+    *,
+    held: tuple[str, int] | None = None,
+) -> Row:
+    """Write one pending event inside the caller's transaction and wake its target on commit;
+    `held` (job id, attempt) links it to the attempt of the job its sender held."""
     row = tx.query_one(
         "event_insert",
         {
@@ -29,6 +37,8 @@ def insert_event(tx: Tx, event: OutgoingEvent, source: str | None, now: float) -
             "job_id": event.job_id,
             "payload": encode(event.payload, what=f"payload of event {event.event_type!r}"),
             "created_at": now,
+            "held_job_id": held[0] if held else None,
+            "attempt": held[1] if held else None,
         },
     )
     assert row is not None

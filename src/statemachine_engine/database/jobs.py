@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from statemachine_engine.clock import Clock
+from statemachine_engine.database.attempts import end_attempt, end_attempts, start_attempts
 from statemachine_engine.database.codec import encode
 from statemachine_engine.database.records import JOB_STATUSES, Claim, Job, NewJob
 from statemachine_engine.database.rows import (
@@ -56,7 +57,14 @@ def complete_held_many(tx: Tx, held: list[tuple[str, str, Any, float]]) -> set[s
         for job_id, owner, result, at in held
     ]
     done = tx.query("jobs_complete_rows", {"rows": json.dumps(rows, separators=(",", ":"))})
-    return {row["job_id"] for row in done}
+    completed = {row["job_id"] for row in done}
+    ends = [
+        {"job_id": job_id, "outcome": "completed", "error": None, "at": at}
+        for job_id, _, _, at in held
+        if job_id in completed
+    ]
+    end_attempts(tx, ends)
+    return completed
 
 
 def fail_held(
@@ -78,6 +86,7 @@ def fail_held(
             "job_id": job_id,
         },
     )
+    end_attempt(tx, job_id, "failed", error, now)
     insert_realtime(
         tx, machine_of(owner), "job", {"job_id": job_id, "status": status, "error": error}, now
     )
@@ -115,12 +124,19 @@ def claim_next(tx: Tx, claim: Claim, now: float) -> list[Job]:
     transaction, in claim order (a job whose last allowed attempt lost its lease is failed
     for good first). Claims do not announce their realtime rows: they reach readers with the
     next announcement, typically the step that follows at once."""
-    for row in tx.query("job_expire_exhausted", {"now": now}):
+    expired = tx.query("job_expire_exhausted", {"now": now})
+    for row in expired:
         notice = {"job_id": row["job_id"], "status": "failed", "error": row["error_message"]}
         insert_realtime(tx, None, "job", notice, now, announce=False)
+    lapsed = [
+        {"job_id": r["job_id"], "outcome": "lease_lost", "error": r["error_message"], "at": now}
+        for r in expired
+    ]
+    end_attempts(tx, lapsed)
     variant, args = _claim_args(claim, now)
     rows = tx.query("claim" + variant, args)
     rows.sort(key=lambda r: tuple(r[k] for k in _CLAIM_ORDER))
+    start_attempts(tx, rows, claim.owner, now)
     owner = machine_of(claim.owner)
     for row in rows:
         insert_realtime(tx, owner, "job", claimed_notice(row), now, announce=False)
@@ -133,6 +149,7 @@ def release_held(tx: Tx, job_id: str, owner: str, now: float) -> bool:
     row = tx.query_one("job_release", {"job_id": job_id, "owner": owner})
     if row is None:
         return False
+    end_attempt(tx, job_id, "cancelled", f"released by {owner} (not counted)", now)
     insert_realtime(tx, machine_of(owner), "job", {"job_id": job_id, "status": "pending"}, now)
     tx.wake_jobs(row["job_type"])
     return True
@@ -254,7 +271,10 @@ class JobQueue:
 
         def work(tx: Tx) -> bool:
             tx.run("job_heartbeat", args)
-            return tx.changes() == 1
+            held = tx.changes() == 1
+            if held and to is not None and to != owner:
+                tx.run("attempt_hand_over", {"job_id": job_id, "owner": to})
+            return held
 
         return self.conn.write(work)
 
@@ -273,8 +293,16 @@ class JobQueue:
         return self.conn.write(lambda tx: release_held(tx, job_id, owner, now))
 
     def release_jobs(self, owner_prefix: str) -> int:
+        now = self.clock.now()
+        error = f"released by {owner_prefix}* (not counted)"
+
         def work(tx: Tx) -> int:
             rows = tx.query("jobs_release_owned", {"prefix": owner_prefix})
+            ends = [
+                {"job_id": r["job_id"], "outcome": "cancelled", "error": error, "at": now}
+                for r in rows
+            ]
+            end_attempts(tx, ends)
             for job_type in dict.fromkeys(r["job_type"] for r in rows):
                 tx.wake_jobs(job_type)
             return len(rows)

@@ -174,6 +174,23 @@ class JobAck:
     retry_delay: float | None = None
 
 
+@dataclass(frozen=True)
+class ActionRun:
+    """One action that ran while a job was held, stored with the step (job history): for
+    `bash` the command as run, its exit code and the tails of its output."""
+
+    job_id: str
+    attempt: int
+    state: str
+    action: str
+    started_at: float
+    ended_at: float | None
+    command: str | None = None
+    exit_code: int | None = None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
+
+
 @dataclass
 class Step:
     """Everything one step of a machine commits together (the outbox principle)."""
@@ -196,6 +213,10 @@ class Step:
     #: leaves it; written with the machine row. None for other machines and for steps that
     #: enter no state.
     snapshot: str | None = None
+    #: The attempt of `job_id` the step belongs to (its transition and events are linked to
+    #: it) and the actions that ran for a held job.
+    attempt: int | None = None
+    actions: list[ActionRun] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

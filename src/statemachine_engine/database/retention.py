@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from statemachine_engine.database.tx import Connection, Tx
 
-PRUNED_TABLES = ("jobs", "machine_events", "transitions", "realtime_events")
+#: In this order: a job's attempts go after the job, their actions after the attempts.
+PRUNED_TABLES = (
+    "jobs",
+    "machine_events",
+    "transitions",
+    "realtime_events",
+    "job_attempts",
+    "job_actions",
+)
 
 
 class _RolledBack(Exception):

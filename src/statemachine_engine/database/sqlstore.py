@@ -4,7 +4,9 @@ dialect that provides a connection (database/tx.py) and a queries file."""
 from __future__ import annotations
 
 from statemachine_engine.clock import Clock
+from statemachine_engine.database.attempts import AttemptLog
 from statemachine_engine.database.events import EventBox
+from statemachine_engine.database.history import MachineHistory
 from statemachine_engine.database.jobs import JobQueue
 from statemachine_engine.database.machines import MachineLog
 from statemachine_engine.database.metrics import MetricsReader
@@ -16,7 +18,16 @@ from statemachine_engine.database.tx import Connection
 
 
 class SQLStore(
-    JobQueue, EventBox, MachineLog, StepLog, RealtimeStream, Retention, MetricsReader, Schedules
+    JobQueue,
+    EventBox,
+    MachineLog,
+    MachineHistory,
+    StepLog,
+    RealtimeStream,
+    Retention,
+    MetricsReader,
+    Schedules,
+    AttemptLog,
 ):
     """The Store contract (database.store.Store) on a dialect's connection."""
 

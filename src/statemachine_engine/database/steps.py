@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from statemachine_engine.clock import Clock
+from statemachine_engine.database.attempts import record_action
 from statemachine_engine.database.events import insert_event
 from statemachine_engine.database.jobs import (
     claim_next,
@@ -77,9 +78,10 @@ def _commit_all(tx: Tx, steps: Sequence[Step]) -> tuple[bool, ...]:
 
 def _commit_step(tx: Tx, step: Step, completed: set[str]) -> bool:
     acked = _ack(tx, step, completed)
+    held = (step.job_id, step.attempt) if step.job_id and step.attempt else None
     if acked:
         for out in step.outbox:
-            insert_event(tx, out, step.machine_name, step.at)
+            insert_event(tx, out, step.machine_name, step.at, held=held)
     if step.finished_event_id is not None:
         tx.run("event_finish", {"at": step.at, "id": step.finished_event_id})
     if step.consumed_event_id is not None:
@@ -89,6 +91,8 @@ def _commit_step(tx: Tx, step: Step, completed: set[str]) -> bool:
         _record_transition(tx, step)
     for kind, payload in step.realtime:
         insert_realtime(tx, step.machine_name, kind, payload, step.at)
+    for run in step.actions:
+        record_action(tx, run, step.machine_name)
     return acked
 
 
@@ -144,6 +148,7 @@ def _record_transition(tx: Tx, step: Step) -> None:
             "to_state": step.to_state,
             "event": step.event,
             "job_id": step.job_id,
+            "attempt": step.attempt,
             "event_id": step.consumed_event_id,
             "at": step.at,
         },

@@ -23,6 +23,8 @@ from statemachine_engine.database.records import (
 )
 
 if TYPE_CHECKING:  # metrics.py reads rows, whose codec imports this module
+    from statemachine_engine.database.attempts import JobTimeline
+    from statemachine_engine.database.history import TimelinePage
     from statemachine_engine.database.metrics import MetricsSnapshot
     from statemachine_engine.database.schedules import Schedule, ScheduleSpec
     from statemachine_engine.database.stream import StreamCursor
@@ -217,6 +219,14 @@ class Store(Protocol):
         self, *, machine: str | None = None, limit: int = 100
     ) -> list[TransitionRecord]: ...
 
+    def machine_timeline(
+        self, name: str, *, before: str | None = None, limit: int = 100
+    ) -> TimelinePage:
+        """One page of the machine's history, newest first: transitions, events received
+        and sent, jobs taken and given back, errors, starts and stops (database/history.py).
+        `before` is the previous page's cursor; CursorError for one it did not hand out."""
+        ...
+
     def commit_step(self, step: Step) -> bool:
         """Commit a step (state, history, consumed event, job ack, outbox, realtime rows) in one
         transaction. If the job ack is fenced (lease lost), commit the step without the ack
@@ -235,11 +245,17 @@ class Store(Protocol):
         rule; a claim that follows a job ack costs no commit of its own."""
         ...
 
+    def job_timeline(self, job_id: str) -> JobTimeline | None:
+        """The job and each of its attempts (worker, start, end, outcome, error) with the
+        transitions it caused, the events it sent and the actions that ran; None for an
+        unknown job."""
+        ...
+
     def prune(self, before: float, *, dry_run: bool = False) -> dict[str, int]:
-        """Delete history older than `before`: completed and cancelled jobs, handled events,
-        transitions and realtime rows. Pending, processing and failed jobs and pending events
-        are never deleted. Returns the number of rows deleted per table; with `dry_run`, the
-        number that would be, deleting nothing."""
+        """Delete history older than `before`: completed and cancelled jobs (with their
+        attempts and actions), handled events, transitions and realtime rows. Pending,
+        processing and failed jobs and pending events are never deleted. Returns the number
+        of rows deleted per table; with `dry_run`, the number that would be, deleting nothing."""
         ...
 
     # metrics

@@ -21,6 +21,7 @@ from statemachine_engine.errors import (
 from statemachine_engine.monitoring.db import Db
 from statemachine_engine.monitoring.definitions import definition_view
 from statemachine_engine.monitoring.stream import Hub, machine_view
+from statemachine_engine.monitoring.timeline import timeline_view
 from statemachine_engine.names import name_problem
 from statemachine_engine.transport import ring
 
@@ -171,6 +172,17 @@ async def get_job(request: Request, job_id: str) -> dict[str, Any]:
     if job is None:
         raise _not_found(f"job {job_id!r}")
     return job.to_dict()
+
+
+@router.get(
+    "/jobs/{job_id}/timeline",
+    summary="A job's attempts: worker, times, outcome, transitions, events sent, actions",
+)
+async def job_timeline(request: Request, job_id: str) -> dict[str, Any]:
+    timeline = await _db(request).call(lambda s: s.job_timeline(job_id))
+    if timeline is None:
+        raise _not_found(f"job {job_id!r}")
+    return timeline_view(timeline)
 
 
 @router.post("/jobs", status_code=201, summary="Enqueue a job")

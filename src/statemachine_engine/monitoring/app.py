@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from statemachine_engine import __version__
 from statemachine_engine.monitoring.api import router
 from statemachine_engine.monitoring.db import Db
+from statemachine_engine.monitoring.history import router as history_router
 from statemachine_engine.monitoring.metrics import CONTENT_TYPE, exposition
 from statemachine_engine.monitoring.security import MAX_BODY_BYTES, Guard, GuardMiddleware
 from statemachine_engine.monitoring.stream import FALLBACK_INTERVAL, Client, Hub
@@ -99,6 +100,7 @@ def create_app(config: UiConfig | None = None) -> Any:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(history_router)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
 
     @app.exception_handler(StarletteHTTPException)
@@ -131,6 +133,12 @@ def create_app(config: UiConfig | None = None) -> Any:
     @app.api_route("/favicon.ico", methods=["GET", "HEAD"], include_in_schema=False)
     async def favicon() -> Response:
         return _static(config.static_dir, "favicon.svg")
+
+    # The page's own URLs: the app routes on them itself (static/router.js).
+    @app.api_route("/machines/{name}", methods=["GET", "HEAD"], include_in_schema=False)
+    @app.api_route("/jobs/{job_id}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def app_page() -> Response:
+        return _static(config.static_dir, "index.html")
 
     @app.api_route("/static/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
     async def static(path: str) -> Response:

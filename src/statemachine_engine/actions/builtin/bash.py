@@ -12,7 +12,9 @@ from typing import Any, ClassVar
 
 from statemachine_engine.actions.base import BaseAction, Declaration, Emits, Failure, Param
 from statemachine_engine.core.interpolate import MAX_ARG_BYTES, render_shell, to_text
+from statemachine_engine.core.pendingstep import TAIL_BYTES, CommandRun, tail_of
 from statemachine_engine.core.runtime import CommandResult
+from statemachine_engine.core.storable import clipped
 from statemachine_engine.errors import ActionError
 
 OUTPUT_CAP = 1024 * 1024
@@ -29,12 +31,14 @@ REASON_TAIL = 2000
 
 
 class _Capture:
-    """Reads one stream to its end, so the child never blocks on a full pipe, keeping `cap`."""
+    """Reads one stream to its end, so the child never blocks on a full pipe, keeping the
+    first `cap` bytes and the last TAIL_BYTES (memory stays bounded whatever the output)."""
 
     def __init__(self, cap: int) -> None:
         self.cap = cap
         self.kept = bytearray()
         self.truncated = False
+        self.last = bytearray()
 
     async def drain(self, stream: asyncio.StreamReader) -> None:
         while chunk := await stream.read(65536):
@@ -43,10 +47,19 @@ class _Capture:
                 self.kept += chunk[:room]
             if len(chunk) > max(room, 0):
                 self.truncated = True
+            self.last += chunk[-TAIL_BYTES:]
+            del self.last[:-TAIL_BYTES]
 
     def text(self) -> str:
         text = self.kept.decode("utf-8", "replace")
         return text + TRUNCATED if self.truncated else text
+
+    def tail(self) -> str:
+        """The last TAIL_BYTES bytes read, from a whole character on."""
+        start = 0
+        while start < min(4, len(self.last)) and self.last[start] & 0xC0 == 0x80:
+            start += 1  # a character cut at the front
+        return self.last[start:].decode("utf-8", "replace")
 
 
 class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
@@ -134,9 +147,26 @@ class BashAction(BaseAction):
         timeout = self._timeout(context)
         stub = self.runtime.bash_stub
         ran = stub(command, self) if stub is not None else None
+        self.logger.debug("[%s] bash runs: %s", self.get_machine_name(context), command)
         if ran is None:
             ran = await self._spawn(command, stdin, timeout, context)
+        self._record(command, ran, context)
         return self._outcome(command, ran, timeout, context)
+
+    def _record(self, command: str, ran: CommandResult, context: dict[str, Any]) -> None:
+        """Keep the command as run, its exit code and the tails of its output for the held
+        job's history (stored with the step), and log them at DEBUG."""
+        out = tail_of(ran.stdout) if ran.stdout_tail is None else ran.stdout_tail
+        err = tail_of(ran.stderr) if ran.stderr_tail is None else ran.stderr_tail
+        self.runtime.pending.command = CommandRun(clipped(command), ran.exit_code, out, err)
+        self.logger.debug(
+            "[%s] bash exit code %s%s; stdout: %r; stderr: %r",
+            self.get_machine_name(context),
+            ran.exit_code,
+            " (timed out)" if ran.timed_out else "",
+            out,
+            err,
+        )
 
     async def _spawn(
         self, command: str, stdin: bytes | None, timeout: float | None, context: dict[str, Any]
@@ -166,7 +196,9 @@ class BashAction(BaseAction):
             _kill_group(proc.pid)
             _stop_reaper(reaper)
             transport.close()
-        return CommandResult(transport.get_returncode(), out, err, timed_out)
+        return CommandResult(
+            transport.get_returncode(), out.text(), err.text(), timed_out, out.tail(), err.tail()
+        )
 
     def _outcome(
         self, command: str, ran: CommandResult, timeout: float | None, context: dict[str, Any]
@@ -208,7 +240,7 @@ class BashAction(BaseAction):
         protocol: _Protocol,
         stdin: bytes | None,
         timeout: float | None,
-    ) -> tuple[bool, str, str]:
+    ) -> tuple[bool, _Capture, _Capture]:
         """Feed stdin and read both pipes while waiting for the exit; kill the group at
         the timeout, on cancellation and once the command has exited."""
         assert proc.stdout is not None and proc.stderr is not None
@@ -237,7 +269,7 @@ class BashAction(BaseAction):
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        return timed_out, out.text(), err.text()
+        return timed_out, out, err
 
     def _stdin(self, context: dict[str, Any]) -> bytes | None:
         if "stdin" not in self.config:

@@ -130,7 +130,7 @@ RETURNING job_type
 UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
     attempts = GREATEST(attempts - 1, 0)
 WHERE status = 'processing' AND left(lease_owner, length(%(prefix)s)) = %(prefix)s
-RETURNING job_type
+RETURNING job_id, job_type
 
 -- name: jobs_list
 SELECT * FROM jobs
@@ -156,9 +156,12 @@ RETURNING *
 -- ---------------------------------------------------------------------------- events
 
 -- name: event_insert
+-- attempt_id: the attempt of the job the sender held (held_job_id, attempt), if any.
 INSERT INTO machine_events (target_machine, source_machine, event_type, job_id, payload,
-                            created_at)
-VALUES (%(target)s, %(source)s, %(event_type)s, %(job_id)s, %(payload)s, %(created_at)s)
+                            created_at, attempt_id)
+VALUES (%(target)s, %(source)s, %(event_type)s, %(job_id)s, %(payload)s, %(created_at)s,
+        (SELECT MAX(id) FROM job_attempts
+         WHERE job_id = %(held_job_id)s AND attempt = %(attempt)s))
 RETURNING *
 
 -- name: event_next
@@ -255,14 +258,17 @@ WHERE machine_name = %(machine)s
 
 -- name: transition_insert_rows
 -- %(rows)s is a JSON array of transitions, inserted in its order.
+-- attempt_id: the latest attempt row of the step's job with the step's attempt number.
 INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id, event_id,
-                         event_delivery, created_at)
+                         event_delivery, created_at, attempt_id)
 SELECT r.machine, r.step, r.from_state, r.to_state, r.event, r.job_id, r.event_id,
-       (SELECT deliveries FROM machine_events WHERE id = r.event_id), r.at
+       (SELECT deliveries FROM machine_events WHERE id = r.event_id), r.at,
+       (SELECT MAX(id) FROM job_attempts WHERE job_id = r.job_id AND attempt = r.attempt)
 FROM ROWS FROM (json_to_recordset(%(rows)s::json)
          AS (machine text, step integer, from_state text, to_state text, event text,
-             job_id text, event_id bigint, at float8))
-     WITH ORDINALITY AS r (machine, step, from_state, to_state, event, job_id, event_id, at, n)
+             job_id text, attempt integer, event_id bigint, at float8))
+     WITH ORDINALITY
+     AS r (machine, step, from_state, to_state, event, job_id, attempt, event_id, at, n)
 ORDER BY r.n
 
 -- name: history_all
@@ -270,6 +276,58 @@ SELECT * FROM transitions ORDER BY id DESC LIMIT %(limit)s
 
 -- name: history_of
 SELECT * FROM transitions WHERE machine_name = %(machine)s ORDER BY id DESC LIMIT %(limit)s
+
+-- ---------------------------------------------------------------------------- attempts
+
+-- name: attempt_insert_rows
+-- %(rows)s is a JSON array of {job_id, attempt, worker, owner, at}: attempts a claim started.
+INSERT INTO job_attempts (job_id, attempt, worker, owner, started_at)
+SELECT r.job_id, r.attempt, r.worker, r.owner, r.at
+FROM ROWS FROM (json_to_recordset(%(rows)s::json)
+         AS (job_id text, attempt integer, worker text, owner text, at float8))
+     WITH ORDINALITY AS r (job_id, attempt, worker, owner, at, n)
+ORDER BY r.n
+
+-- name: attempts_end_rows
+-- %(rows)s is a JSON array of {job_id, outcome, error, at}: each job's running attempt ends.
+UPDATE job_attempts AS a SET outcome = r.outcome, error = r.error, ended_at = r.at
+FROM json_to_recordset(%(rows)s::json) AS r (job_id text, outcome text, error text, at float8)
+WHERE a.job_id = r.job_id AND a.outcome = 'running'
+
+-- name: attempt_hand_over
+-- The held job's lease moved to the machine a `start_fsm` started: so does its attempt.
+UPDATE job_attempts SET owner = %(owner)s, worker = split_part(%(owner)s, '@', 1)
+WHERE job_id = %(job_id)s AND outcome = 'running'
+
+-- name: job_action_insert_rows
+-- %(rows)s is a JSON array of actions that ran for a held job, linked to its attempt row.
+INSERT INTO job_actions (attempt_id, machine_name, state, action, command, exit_code,
+                         stdout_tail, stderr_tail, started_at, ended_at)
+SELECT (SELECT MAX(id) FROM job_attempts WHERE job_id = r.job_id AND attempt = r.attempt),
+       r.machine, r.state, r.action, r.command, r.exit_code, r.stdout_tail, r.stderr_tail,
+       r.started_at, r.ended_at
+FROM ROWS FROM (json_to_recordset(%(rows)s::json)
+         AS (job_id text, attempt integer, machine text, state text, action text,
+             command text, exit_code integer, stdout_tail text, stderr_tail text,
+             started_at float8, ended_at float8))
+     WITH ORDINALITY AS r (job_id, attempt, machine, state, action, command, exit_code,
+                           stdout_tail, stderr_tail, started_at, ended_at, n)
+ORDER BY r.n
+
+-- name: attempts_of_job
+SELECT * FROM job_attempts WHERE job_id = %(job_id)s ORDER BY id
+
+-- name: attempt_transitions
+SELECT t.* FROM transitions t JOIN job_attempts a ON t.attempt_id = a.id
+WHERE a.job_id = %(job_id)s ORDER BY t.id
+
+-- name: attempt_events_sent
+SELECT e.* FROM machine_events e JOIN job_attempts a ON e.attempt_id = a.id
+WHERE a.job_id = %(job_id)s ORDER BY e.id
+
+-- name: attempt_actions
+SELECT x.* FROM job_actions x JOIN job_attempts a ON x.attempt_id = a.id
+WHERE a.job_id = %(job_id)s ORDER BY x.id
 
 -- ---------------------------------------------------------------------------- realtime
 
@@ -324,6 +382,15 @@ DELETE FROM machine_events WHERE status IN ('processed', 'unhandled')
 
 -- name: prune_transitions
 DELETE FROM transitions WHERE created_at < %(before)s
+
+-- name: prune_job_attempts
+-- Attempts go with their job (pruned above, or deleted by hand).
+DELETE FROM job_attempts a WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = a.job_id)
+
+-- name: prune_job_actions
+DELETE FROM job_actions x
+WHERE x.attempt_id IS NULL
+   OR NOT EXISTS (SELECT 1 FROM job_attempts a WHERE a.id = x.attempt_id)
 
 -- name: prune_realtime_events
 DELETE FROM realtime_events WHERE created_at < %(before)s
@@ -416,3 +483,34 @@ FOR UPDATE SKIP LOCKED
 -- The compare-and-set on next_due: a firer that read an older next_due changes nothing.
 UPDATE schedules SET next_due = %(next_due)s, last_tick = %(last_tick)s
 WHERE name = %(name)s AND next_due = %(due)s AND paused = 0
+
+-- ---------------------------------------------------------------------------- history
+
+-- name: timeline_transitions
+-- A machine's history pages (database/history.py): each source's rows before the cursor
+-- (earlier time, or the same time and a lower id), newest first.
+SELECT id, created_at, from_state, to_state, event, job_id, event_id, event_delivery, step
+FROM transitions WHERE machine_name = %(machine)s AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+
+-- name: timeline_events_received
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE target_machine = %(machine)s AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+
+-- name: timeline_events_sent
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE source_machine = %(machine)s AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s
+
+-- name: timeline_notices
+-- The stream rows the other tables do not hold: jobs taken and given back, errors, starts
+-- and stops.
+SELECT id, created_at, kind, payload FROM realtime_events
+WHERE machine_name = %(machine)s
+  AND kind IN ('job', 'error', 'unhandled_event', 'event_interrupted', 'machine_started',
+               'machine_stopped')
+  AND (created_at < %(at)s OR (created_at = %(at)s AND id < %(id)s))
+ORDER BY created_at DESC, id DESC LIMIT %(limit)s

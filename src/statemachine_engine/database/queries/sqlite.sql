@@ -126,7 +126,7 @@ RETURNING job_type
 UPDATE jobs SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL,
     attempts = MAX(attempts - 1, 0)
 WHERE status = 'processing' AND substr(lease_owner, 1, length(:prefix)) = :prefix
-RETURNING job_type
+RETURNING job_id, job_type
 
 -- name: jobs_list
 SELECT * FROM jobs WHERE (:status IS NULL OR status = :status)
@@ -151,9 +151,11 @@ RETURNING *
 -- ---------------------------------------------------------------------------- events
 
 -- name: event_insert
+-- attempt_id: the attempt of the job the sender held (:held_job_id, :attempt), if any.
 INSERT INTO machine_events (target_machine, source_machine, event_type, job_id, payload,
-                            created_at)
-VALUES (:target, :source, :event_type, :job_id, :payload, :created_at)
+                            created_at, attempt_id)
+VALUES (:target, :source, :event_type, :job_id, :payload, :created_at,
+        (SELECT MAX(id) FROM job_attempts WHERE job_id = :held_job_id AND attempt = :attempt))
 RETURNING *
 
 -- name: event_next
@@ -247,13 +249,16 @@ WHERE machine_name = :machine
 
 -- name: transition_insert_rows
 -- :rows is a JSON array of transitions, inserted in its order.
+-- attempt_id: the latest attempt row of the step's job with the step's attempt number.
 INSERT INTO transitions (machine_name, step, from_state, to_state, event, job_id, event_id,
-                         event_delivery, created_at)
+                         event_delivery, created_at, attempt_id)
 SELECT r.value ->> 'machine', r.value ->> 'step', r.value ->> 'from_state',
        r.value ->> 'to_state', r.value ->> 'event', r.value ->> 'job_id',
        r.value ->> 'event_id',
        (SELECT deliveries FROM machine_events WHERE id = r.value ->> 'event_id'),
-       r.value ->> 'at'
+       r.value ->> 'at',
+       (SELECT MAX(id) FROM job_attempts
+        WHERE job_id = r.value ->> 'job_id' AND attempt = r.value ->> 'attempt')
 FROM json_each(:rows) AS r ORDER BY r.key
 
 -- name: history_all
@@ -261,6 +266,54 @@ SELECT * FROM transitions ORDER BY id DESC LIMIT :limit
 
 -- name: history_of
 SELECT * FROM transitions WHERE machine_name = :machine ORDER BY id DESC LIMIT :limit
+
+-- ---------------------------------------------------------------------------- attempts
+
+-- name: attempt_insert_rows
+-- :rows is a JSON array of {job_id, attempt, worker, owner, at}: attempts a claim started.
+INSERT INTO job_attempts (job_id, attempt, worker, owner, started_at)
+SELECT r.value ->> 'job_id', r.value ->> 'attempt', r.value ->> 'worker',
+       r.value ->> 'owner', r.value ->> 'at'
+FROM json_each(:rows) AS r ORDER BY r.key
+
+-- name: attempts_end_rows
+-- :rows is a JSON array of {job_id, outcome, error, at}: each job's running attempt ends.
+UPDATE job_attempts SET outcome = r.value ->> 'outcome', error = r.value ->> 'error',
+    ended_at = r.value ->> 'at'
+FROM json_each(:rows) AS r
+WHERE job_attempts.job_id = r.value ->> 'job_id' AND job_attempts.outcome = 'running'
+
+-- name: attempt_hand_over
+-- The held job's lease moved to the machine a `start_fsm` started: so does its attempt.
+UPDATE job_attempts SET owner = :owner,
+    worker = substr(:owner, 1, instr(:owner || '@', '@') - 1)
+WHERE job_id = :job_id AND outcome = 'running'
+
+-- name: job_action_insert_rows
+-- :rows is a JSON array of actions that ran for a held job, linked to its attempt row.
+INSERT INTO job_actions (attempt_id, machine_name, state, action, command, exit_code,
+                         stdout_tail, stderr_tail, started_at, ended_at)
+SELECT (SELECT MAX(id) FROM job_attempts
+        WHERE job_id = r.value ->> 'job_id' AND attempt = r.value ->> 'attempt'),
+       r.value ->> 'machine', r.value ->> 'state', r.value ->> 'action',
+       r.value ->> 'command', r.value ->> 'exit_code', r.value ->> 'stdout_tail',
+       r.value ->> 'stderr_tail', r.value ->> 'started_at', r.value ->> 'ended_at'
+FROM json_each(:rows) AS r ORDER BY r.key
+
+-- name: attempts_of_job
+SELECT * FROM job_attempts WHERE job_id = :job_id ORDER BY id
+
+-- name: attempt_transitions
+SELECT t.* FROM transitions t JOIN job_attempts a ON t.attempt_id = a.id
+WHERE a.job_id = :job_id ORDER BY t.id
+
+-- name: attempt_events_sent
+SELECT e.* FROM machine_events e JOIN job_attempts a ON e.attempt_id = a.id
+WHERE a.job_id = :job_id ORDER BY e.id
+
+-- name: attempt_actions
+SELECT x.* FROM job_actions x JOIN job_attempts a ON x.attempt_id = a.id
+WHERE a.job_id = :job_id ORDER BY x.id
 
 -- ---------------------------------------------------------------------------- realtime
 
@@ -299,6 +352,14 @@ DELETE FROM machine_events WHERE status IN ('processed', 'unhandled')
 
 -- name: prune_transitions
 DELETE FROM transitions WHERE created_at < :before
+
+-- name: prune_job_attempts
+-- Attempts go with their job (pruned above, or deleted by hand).
+DELETE FROM job_attempts WHERE job_id NOT IN (SELECT job_id FROM jobs)
+
+-- name: prune_job_actions
+DELETE FROM job_actions
+WHERE attempt_id IS NULL OR attempt_id NOT IN (SELECT id FROM job_attempts)
 
 -- name: prune_realtime_events
 DELETE FROM realtime_events WHERE created_at < :before
@@ -389,3 +450,34 @@ SELECT * FROM schedules WHERE paused = 0 AND next_due <= :now ORDER BY next_due,
 -- The compare-and-set on next_due: a firer that read an older next_due changes nothing.
 UPDATE schedules SET next_due = :next_due, last_tick = :last_tick
 WHERE name = :name AND next_due = :due AND paused = 0
+
+-- ---------------------------------------------------------------------------- history
+
+-- name: timeline_transitions
+-- A machine's history pages (database/history.py): each source's rows before the cursor
+-- (earlier time, or the same time and a lower id), newest first.
+SELECT id, created_at, from_state, to_state, event, job_id, event_id, event_delivery, step
+FROM transitions WHERE machine_name = :machine AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit
+
+-- name: timeline_events_received
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE target_machine = :machine AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit
+
+-- name: timeline_events_sent
+SELECT id, created_at, source_machine, target_machine, event_type, job_id, status,
+       deliveries, error_message
+FROM machine_events WHERE source_machine = :machine AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit
+
+-- name: timeline_notices
+-- The stream rows the other tables do not hold: jobs taken and given back, errors, starts
+-- and stops.
+SELECT id, created_at, kind, payload FROM realtime_events
+WHERE machine_name = :machine
+  AND kind IN ('job', 'error', 'unhandled_event', 'event_interrupted', 'machine_started',
+               'machine_stopped')
+  AND (created_at < :at OR (created_at = :at AND id < :id))
+ORDER BY created_at DESC, id DESC LIMIT :limit

@@ -1,6 +1,9 @@
 // statemachine-ui page: one WebSocket for live rows, REST for lists and actions.
 // All text from the server is rendered with textContent, never as HTML.
 
+import { loadMermaid } from "./diagram.js";
+import { jobLink, machineLink } from "./links.js";
+
 const LOG_LIMIT = 1000;
 const LOG_SHOWN = 300;
 const JOB_PAGE = 50;
@@ -188,7 +191,7 @@ function alertMark(m) {
 
 function machineRow(m) {
   const tr = el("tr", { data: { name: m.machine_name } },
-    el("td", { class: "name" }, m.machine_name, " ", alertMark(m)),
+    el("td", { class: "name" }, machineLink(m.machine_name), " ", alertMark(m)),
     el("td", { class: "state", text: m.current_state }),
     el("td", { class: "since", text: ago(m.state_entered_at || m.updated_at) }),
     el("td", { class: "pid", text: m.pid ?? "" }),
@@ -279,25 +282,6 @@ async function definition(digest) {
   return state.definitions.get(digest);
 }
 
-// Mermaid (the largest file the page uses) loads when the first diagram is drawn, after the
-// lists are on screen.
-let mermaidLoading = null;
-function loadMermaid() {
-  if (!mermaidLoading) {
-    mermaidLoading = new Promise((resolve, reject) => {
-      const script = el("script", { src: "/static/vendor/mermaid.min.js" });
-      script.onload = () => {
-        const dark = window.matchMedia && matchMedia("(prefers-color-scheme: dark)").matches;
-        window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: dark ? "dark" : "default" });
-        resolve(window.mermaid);
-      };
-      script.onerror = () => { mermaidLoading = null; script.remove(); reject(new Error("could not load the diagram library")); };
-      document.head.append(script);
-    });
-  }
-  return mermaidLoading;
-}
-window.smLoadMermaid = loadMermaid;
 
 // The SVG is rendered once per definition; state changes only move CSS classes on it.
 let diagramBusy = false;
@@ -435,7 +419,7 @@ function placeCard(column, card, name) {
 
 function boardCard(m) {
   const card = el("div", { class: "card", data: { machine: m.machine_name } },
-    el("div", { text: m.machine_name }), el("div", { class: "sub" }));
+    el("div", {}, machineLink(m.machine_name)), el("div", { class: "sub" }));
   return activatable(card, () => selectMachine(m.machine_name), `machine ${m.machine_name}`);
 }
 
@@ -508,7 +492,7 @@ async function loadJobs() {
   renderJobCounts();
   const rows = page.jobs.map((j) => {
     const tr = el("tr", { data: { job: j.job_id } },
-      el("td", { text: j.job_id }), el("td", { text: j.job_type }),
+      el("td", {}, jobLink(j.job_id)), el("td", { text: j.job_type }),
       el("td", { class: `status-${j.status}`, text: j.status }),
       el("td", { text: `${j.attempts}/${j.max_attempts}` }), el("td", { text: fmtTime(j.created_at) }));
     return activatable(tr, () => showJob(j.job_id), `job ${j.job_id}`);
@@ -581,7 +565,7 @@ function logItem(e) {
   return el("li", { class: isError(e) ? "err" : "", data: { kind: e.kind, id: e.id } },
     el("span", { class: "k", text: `${fmtTime(e.created_at)} ` }),
     el("span", { class: "k", text: e.kind }), " ",
-    el("b", { text: e.machine_name || "-" }), " ",
+    e.machine_name ? el("b", {}, machineLink(e.machine_name)) : el("b", { text: "-" }), " ",
     el("span", { text: summary(e) }));
 }
 

@@ -1,0 +1,41 @@
+-- Job history (issue 16 item 1): one row per attempt of a job, written in the transactions
+-- of the claim and of the acknowledgement; `attempt` is the job's `attempts` after the claim
+-- (a release gives the number back, so a number can repeat: rows are told apart by `id`).
+-- `outcome` is running, completed, failed, lease_lost or cancelled (given back at a stop).
+CREATE TABLE IF NOT EXISTS job_attempts (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id     TEXT NOT NULL,
+    attempt    INTEGER NOT NULL,
+    worker     TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    ended_at   REAL,
+    outcome    TEXT NOT NULL DEFAULT 'running',
+    error      TEXT
+);
+CREATE INDEX IF NOT EXISTS job_attempts_job ON job_attempts (job_id, attempt);
+
+-- Per attempt, each action that ran while the job was held: for `bash` the command as run,
+-- its exit code and the last 8 KiB of stdout and of stderr. Written with the step.
+CREATE TABLE IF NOT EXISTS job_actions (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    attempt_id   INTEGER,
+    machine_name TEXT NOT NULL,
+    state        TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    command      TEXT,
+    exit_code    INTEGER,
+    stdout_tail  TEXT NOT NULL DEFAULT '',
+    stderr_tail  TEXT NOT NULL DEFAULT '',
+    started_at   REAL NOT NULL,
+    ended_at     REAL
+);
+CREATE INDEX IF NOT EXISTS job_actions_attempt ON job_actions (attempt_id, id);
+
+-- The attempt a step's transition and the events it sent belong to.
+ALTER TABLE transitions ADD COLUMN attempt_id INTEGER;
+ALTER TABLE machine_events ADD COLUMN attempt_id INTEGER;
+CREATE INDEX IF NOT EXISTS transitions_attempt ON transitions (attempt_id)
+    WHERE attempt_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS machine_events_attempt ON machine_events (attempt_id)
+    WHERE attempt_id IS NOT NULL;
