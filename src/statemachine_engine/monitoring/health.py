@@ -77,7 +77,8 @@ def classify(s: Signals, now: float) -> Health:
     if s.overdue_job is not None and s.status == "running":
         late = f" for {now - s.overdue_since:.0f} s" if s.overdue_since is not None else ""
         found["lease_overdue"] = f"holds job {s.overdue_job} past its lease{late}"
-    if s.stuck_state in (ANY_STATE, s.current_state) and s.status == "running":
+    stuck = s.stuck_state is not None and s.stuck_state in (ANY_STATE, s.current_state)
+    if stuck and s.status == "running":
         found["stuck"] = f"stuck in {s.current_state}"
     if s.restarts and now - s.restarts[-1] <= RESTART_WINDOW and s.status == "running":
         found["restarting"] = f"restarted {now - s.restarts[-1]:.0f} s ago (pid {s.pid})"
