@@ -145,7 +145,7 @@ def test_bad_input_changes_nothing(
 
 def test_mutations_follow_the_api_access_rules(url: str, store: Store) -> None:
     fail(store, "f1")
-    app = create_app(UiConfig(db_url=url, token="s3cret", host="0.0.0.0"))  # noqa: S104
+    app = create_app(UiConfig(db_url=url, token="s3cret", host="0.0.0.0"))
     with TestClient(app, base_url=BASE) as c:
         refused = c.post("/api/jobs/retry", json={"job_ids": ["f1"]})
         assert refused.status_code == 401
