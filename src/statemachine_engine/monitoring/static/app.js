@@ -1,10 +1,17 @@
 // statemachine-ui page: one WebSocket for live rows, REST for lists and actions.
 // All text from the server is rendered with textContent, never as HTML.
 
+import { GroupNav } from "./groups.js";
+import { HealthWatch, healthBadge, healthSummary, healthText, updateBadge } from "./health.js";
+import { ProblemsView } from "./problems.js";
+import { Versions } from "./versions.js";
+import { Zoom } from "./zoom.js";
+
 const LOG_LIMIT = 1000;
 const LOG_SHOWN = 300;
 const JOB_PAGE = 50;
 const ERROR_KINDS = new Set(["error", "unhandled_event", "event_interrupted"]);
+const PROBLEM_KINDS = new Set(["job", "unhandled_event", "event_interrupted"]);
 
 const params = new URLSearchParams(location.search);
 if (params.get("token")) sessionStorage.setItem("sm-token", params.get("token"));
@@ -92,12 +99,13 @@ function alertMark(m) {
 
 function machineRow(m) {
   const tr = el("tr", { data: { name: m.machine_name } },
-    el("td", { class: "name" }, m.machine_name, " ", alertMark(m)),
+    el("td", { class: "name" }, m.machine_name, " ", alertMark(m), " ", healthBadge(m)),
     el("td", { class: "state", text: m.current_state }),
     el("td", { class: "since", text: ago(m.state_entered_at || m.updated_at) }),
     el("td", { class: "pid", text: m.pid ?? "" }),
     el("td", {}, el("span", { class: aliveClass(m), title: m.alive ? "alive" : "not running" })));
   if (state.alerts.has(m.machine_name)) tr.classList.add("alerting");
+  updateBadge(tr.querySelector(".health"), m);
   tr.addEventListener("click", () => selectMachine(m.machine_name));
   return tr;
 }
@@ -117,8 +125,7 @@ function renderMachines() {
     tbody.append(tr);
   }
   $("#machine-count").textContent = `(${names.length})`;
-  const alive = [...state.machines.values()].filter((m) => m.alive).length;
-  $("#summary").textContent = `${names.length} machines, ${alive} alive`;
+  $("#summary").textContent = healthSummary(state.machines.values());
   renderTargets();
   renderKanbanChoices();
 }
@@ -131,6 +138,9 @@ function updateMachineRow(m) {
   tr.querySelector(".pid").textContent = m.pid ?? "";
   tr.querySelector(".dot").className = aliveClass(m);
   tr.querySelector(".alert-mark").replaceWith(alertMark(m));
+  updateBadge(tr.querySelector(".health"), m);
+  healthWatch.seen(m);
+  $("#summary").textContent = healthSummary(state.machines.values());
   tr.classList.toggle("alerting", state.alerts.has(m.machine_name));
   const cell = tr.querySelector(".state");
   if (cell.animate) cell.animate([{ background: "#ffd54f" }, { background: "transparent" }], 900);
@@ -204,7 +214,8 @@ async function drawDiagramOnce() {
   const box = $("#diagram");
   const m = state.machines.get(state.selected);
   if (!m) return;
-  if (box.dataset.digest === m.definition_hash && box.querySelector("svg")) {
+  const known = state.definitionViews.get(m.definition_hash);
+  if (box.dataset.key === groupNav.key(known, m) && known && box.querySelector("svg")) {
     highlightDiagram();
     return;
   }
@@ -215,10 +226,14 @@ async function drawDiagramOnce() {
     return;
   }
   if (!def || !window.mermaid) return;
-  const { svg } = await window.mermaid.render(`sm-diagram-${++diagramSeq}`, def.mermaid);
+  const view = groupNav.viewFor(def, m);
+  const { svg } = await window.mermaid.render(`sm-diagram-${++diagramSeq}`, view.mermaid);
   // Mermaid output is sanitised (securityLevel strict); labels were entity-encoded server-side.
   box.innerHTML = svg;
   box.dataset.digest = def.digest;
+  box.dataset.key = view.key;
+  groupNav.decorate();
+  zoom.reset();
   highlightDiagram();
 }
 
@@ -226,12 +241,16 @@ function highlightDiagram() {
   const box = $("#diagram");
   const m = state.machines.get(state.selected);
   if (!m) return;
-  $("#diagram-title").textContent = `${m.machine_name} (${m.definition_name || "?"})`;
+  $("#diagram-title").textContent = `${m.machine_name} (${versions.label(m.definition_hash) || m.definition_name || "?"})`;
   $("#last-transition").textContent = m.previous_state != null
     ? `last: ${m.previous_state} --${m.last_event ?? "?"}--> ${m.current_state}`
     : `in ${m.current_state}`;
-  const def = state.definitionViews.get(box.dataset.digest);
-  if (!def || box.dataset.digest !== m.definition_hash) { scheduleDiagram(); return; }
+  const def = groupNav.view;
+  const full = state.definitionViews.get(box.dataset.digest);
+  if (!def || !full || box.dataset.digest !== m.definition_hash || box.dataset.key !== groupNav.key(full, m)) {
+    scheduleDiagram();
+    return;
+  }
   for (const node of box.querySelectorAll(".sm-current, .sm-previous, .sm-last")) {
     node.classList.remove("sm-current", "sm-previous", "sm-last");
   }
@@ -260,7 +279,7 @@ function renderKanbanChoices() {
   const defs = new Map();
   for (const m of state.machines.values()) {
     if (m.definition_hash && !defs.has(m.definition_hash)) {
-      defs.set(m.definition_hash, `${m.definition_name || "definition"} · ${m.definition_hash.slice(0, 8)}`);
+      defs.set(m.definition_hash, versions.label(m.definition_hash));
     }
   }
   if (!state.kanbanDigest || !defs.has(state.kanbanDigest)) state.kanbanDigest = defs.keys().next().value || "";
@@ -386,6 +405,7 @@ function summary(e) {
     case "activity": return `${p.level ? `[${p.level}] ` : ""}${p.message}`;
     case "machine_started": return `started in ${p.state} (pid ${p.pid})`;
     case "machine_stopped": return `stopped (${p.status})`;
+    case "health": return p.text;
     default: return JSON.stringify(p);
   }
 }
@@ -465,7 +485,7 @@ async function refreshMachine(name) {
     const { machine } = await api(`/api/machines/${encodeURIComponent(name)}?limit=1`);
     const known = state.machines.has(name);
     state.machines.set(name, machine);
-    if (known) updateMachineRow(machine); else renderMachines();
+    if (known) updateMachineRow(machine); else { renderMachines(); healthWatch.seen(machine); }
     if (name === state.selected) scheduleDiagram();
     scheduleKanban();
   } catch (e) { console.warn(e); }
@@ -479,6 +499,7 @@ function onSnapshot(snap) {
   for (const e of snap.history) applyEvent(e, false);
   state.lastId = snap.last_id;
   state.jobCounts = snap.job_counts;
+  healthWatch.reset(state.machines.values());
   renderMachines();
   renderJobCounts();
   renderLog();
@@ -486,6 +507,7 @@ function onSnapshot(snap) {
   if (!state.selected && state.machines.size) selectMachine([...state.machines.keys()].sort()[0]);
   else scheduleDiagram();
   loadJobs();
+  problems.load();
   window.smStats.snapshots += 1;
 }
 
@@ -493,6 +515,7 @@ function onMessage(msg) {
   if (msg.type === "snapshot") onSnapshot(msg);
   else if (msg.type === "events") {
     for (const e of msg.events) if (e.id > state.lastId) applyEvent(e, true);
+    if (msg.events.some((e) => PROBLEM_KINDS.has(e.kind))) problems.schedule();
     scheduleLog();
     renderErrorCount();
   } else if (msg.type === "machines") {
@@ -561,6 +584,24 @@ $("#jobs-type").addEventListener("change", () => { state.jobOffset = 0; loadJobs
 $("#kanban-def").addEventListener("change", (ev) => { state.kanbanDigest = ev.target.value; scheduleKanban(); });
 for (const id of ["#log-kind", "#log-machine", "#log-errors"]) $(id).addEventListener("input", renderLog);
 $("#error-count").addEventListener("click", () => { $("#log-errors").checked = !$("#log-errors").checked; renderLog(); });
+
+// Health changes, the Problems view, definition versions, group navigation and zoom
+// live in their own modules; these are their hooks.
+const healthWatch = new HealthWatch((m, h, before) => {
+  const text = healthText(m, h, before);
+  toast(text, !h.problem);
+  const now = Date.now() / 1000;
+  state.log.push({ id: state.lastId, kind: "health", machine_name: m.machine_name, created_at: now,
+    payload: { kind: h.kind, text, problem: h.problem } });
+  scheduleLog();
+});
+const problems = new ProblemsView($("#problems"), {
+  api, toast: (text, kind) => toast(text, kind === "ok"), changed: () => loadJobs(),
+});
+const versions = new Versions(api, () => { renderKanbanChoices(); if (state.selected) highlightDiagram(); });
+const groupNav = new GroupNav($("#diagram"), () => scheduleDiagram());
+const zoom = new Zoom($("#diagram"));
+$("#problem-count").addEventListener("click", () => $("#problems-panel").focus());
 
 function start() {
   if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLevel: "strict", theme: "default" });
