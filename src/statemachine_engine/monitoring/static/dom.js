@@ -28,9 +28,9 @@ export function duration(seconds) {
 
 // A long text (an error, a stack, a payload) as its first line, expandable to the whole
 // text, wrapped.
-export function expandable(text, cls = "") {
+export function expandable(text, cls = "", headline = null) {
   const full = String(text ?? "");
-  const first = full.split("\n", 1)[0];
+  const first = headline ?? full.split("\n", 1)[0];
   if (full === first && full.length <= 120) return el("span", { class: `wrap ${cls}`, text: full });
   return el("details", { class: `expand ${cls}` },
     el("summary", { text: first.length > 120 ? `${first.slice(0, 117)}…` : first }),

@@ -133,7 +133,9 @@ export class ProblemsView {
         el("span", { class: `status-${e.status === "failed" ? "failed" : "cancelled"}`, text: e.status }), " ",
         el("span", { class: "muted", text: `${e.source_machine ? `from ${e.source_machine} · ` : ""}${clock(e.created_at)}` })),
       e.error_message ? expandable(e.error_message, "problem-error") : null,
-      e.payload != null ? expandable(JSON.stringify(e.payload, null, 2), "payload") : null));
+      e.payload != null
+        ? expandable(JSON.stringify(e.payload, null, 2), "payload", `payload ${JSON.stringify(e.payload)}`)
+        : null));
     return el("section", { class: "problems-events", "aria-label": "unhandled and failed events" },
       el("h3", { text: `Unhandled or failed events (${events.length})` }),
       items.length ? el("ul", { class: "problem-list" }, ...items) : el("p", { class: "muted", text: "none" }));
