@@ -140,7 +140,6 @@ function updateMachineRow(m) {
   tr.querySelector(".alert-mark").replaceWith(alertMark(m));
   updateBadge(tr.querySelector(".health"), m);
   healthWatch.seen(m);
-  $("#summary").textContent = healthSummary(state.machines.values());
   tr.classList.toggle("alerting", state.alerts.has(m.machine_name));
   const cell = tr.querySelector(".state");
   if (cell.animate) cell.animate([{ background: "#ffd54f" }, { background: "transparent" }], 900);
@@ -486,6 +485,7 @@ async function refreshMachine(name) {
     const known = state.machines.has(name);
     state.machines.set(name, machine);
     if (known) updateMachineRow(machine); else { renderMachines(); healthWatch.seen(machine); }
+    $("#summary").textContent = healthSummary(state.machines.values());
     if (name === state.selected) scheduleDiagram();
     scheduleKanban();
   } catch (e) { console.warn(e); }
@@ -520,6 +520,7 @@ function onMessage(msg) {
     renderErrorCount();
   } else if (msg.type === "machines") {
     for (const m of msg.machines) { state.machines.set(m.machine_name, m); updateMachineRow(m); }
+    $("#summary").textContent = healthSummary(state.machines.values());
     scheduleKanban();
   } else if (msg.type === "error") console.warn("server:", msg.error);
 }
