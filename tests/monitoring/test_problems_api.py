@@ -57,6 +57,7 @@ def test_problems_lists_failed_jobs_events_and_delayed_jobs(
     store: Store, client: TestClient
 ) -> None:
     register(store, "worker-1")
+    fail(store, "f0", "older")
     fail(store, "f1", "line one\nline two")
     store.add_job("render", job_id="ok1")
     store.add_job("render", job_id="later", run_after=store.clock.now() + 3600)
@@ -64,9 +65,9 @@ def test_problems_lists_failed_jobs_events_and_delayed_jobs(
     assert store.next_event("worker-1") is not None
     store.mark_event(event.id, "unhandled")
     body = client.get("/api/problems").json()
-    assert [j["job_id"] for j in body["failed_jobs"]] == ["f1"]
+    assert [j["job_id"] for j in body["failed_jobs"]] == ["f1", "f0"]  # last failed first
     assert body["failed_jobs"][0]["error"] == "line one\nline two"
-    assert body["failed_total"] == 1
+    assert body["failed_total"] == 2
     assert [(e["event_type"], e["status"]) for e in body["events"]] == [("poke", "unhandled")]
     assert [j["job_id"] for j in body["delayed_jobs"]] == ["later"]
     assert body["delayed_jobs"][0]["run_after"] > body["now"]

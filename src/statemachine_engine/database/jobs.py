@@ -303,6 +303,11 @@ class JobQueue:
             counts[row["status"]] = int(row["n"])
         return counts
 
+    def failed_jobs(self, limit: int = 100) -> list[Job]:
+        """Failed jobs, most recently failed first (a partial index, migration 009)."""
+        rows = self.conn.read(lambda tx: tx.query("jobs_failed", {"limit": limit}))
+        return [job_from_row(r) for r in rows]
+
     def delayed_jobs(self, limit: int = 100) -> list[Job]:
         """Pending jobs that may not run before a later time (retry delays, `run_after`),
         soonest first."""

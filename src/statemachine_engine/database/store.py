@@ -134,6 +134,10 @@ class Store(Protocol):
         """Cancel pending jobs, all or none."""
         ...
 
+    def failed_jobs(self, limit: int = 100) -> list[Job]:
+        """Failed jobs, most recently failed first."""
+        ...
+
     def delayed_jobs(self, limit: int = 100) -> list[Job]:
         """Pending jobs not runnable before a later time, soonest first."""
         ...

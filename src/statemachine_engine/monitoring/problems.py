@@ -82,7 +82,7 @@ def _job_view(job: Job) -> dict[str, Any]:
 @router.get("/problems", summary="Failed jobs, unhandled or failed events, delayed jobs")
 async def problems(request: Request) -> dict[str, Any]:
     def read(store: Store) -> dict[str, Any]:
-        failed = store.list_jobs(status="failed", limit=PROBLEM_LIMIT)
+        failed = store.failed_jobs(limit=PROBLEM_LIMIT)
         events = store.list_events(status="unhandled", limit=PROBLEM_LIMIT)
         events += store.list_events(status="failed", limit=PROBLEM_LIMIT)
         events.sort(key=lambda e: e.id, reverse=True)

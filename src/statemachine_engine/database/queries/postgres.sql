@@ -159,6 +159,9 @@ UPDATE jobs SET status = 'pending', attempts = 0, run_after = %(now)s, data = %(
 WHERE job_id = %(job_id)s AND status IN ('failed', 'cancelled')
 RETURNING *
 
+-- name: jobs_failed
+SELECT * FROM jobs WHERE status = 'failed' ORDER BY completed_at DESC LIMIT %(limit)s
+
 -- name: jobs_delayed
 SELECT * FROM jobs WHERE status = 'pending' AND run_after > %(now)s
 ORDER BY run_after, created_at LIMIT %(limit)s

@@ -154,6 +154,9 @@ UPDATE jobs SET status = 'pending', attempts = 0, run_after = :now, data = :data
 WHERE job_id = :job_id AND status IN ('failed', 'cancelled')
 RETURNING *
 
+-- name: jobs_failed
+SELECT * FROM jobs WHERE status = 'failed' ORDER BY completed_at DESC LIMIT :limit
+
 -- name: jobs_delayed
 SELECT * FROM jobs WHERE status = 'pending' AND run_after > :now
 ORDER BY run_after, created_at LIMIT :limit
