@@ -17,7 +17,7 @@ export class ProblemsView {
     setInterval(() => this.renderDelays(), 5000);
   }
 
-  schedule(ms = 400) {
+  schedule(ms = 2000) {
     if (this.timer) return;
     this.timer = setTimeout(() => { this.timer = null; this.load(); }, ms);
   }
