@@ -173,3 +173,46 @@ def test_definition_versions_are_named_by_first_seen_time(store: Store, client: 
     assert first["short"] == first["digest"][:8]
     assert first["label"].startswith(f"Worker v1 · {first['short']} · first seen 20")
     assert first["label"].endswith(" UTC")
+
+
+def test_machines_carry_health_from_the_stream_and_the_leases(url: str) -> None:
+    """Health through the API on both backends: a second start without a stop between is a
+    restart; a job held past its lease by a live machine is an overdue lease; a live one
+    with neither is ok."""
+    import os
+    import time
+
+    from statemachine_engine.clock import VirtualClock
+    from statemachine_engine.database.liveness import process_start, this_host
+
+    early = VirtualClock(time.time() - 600)  # claims made 10 minutes ago: leases long over
+    store = open_store(url, clock=early)
+    try:
+        for name in ("w-restarted", "w-late", "w-fine"):
+            for _ in range(2 if name == "w-restarted" else 1):
+                store.register_machine(
+                    name,
+                    "waiting",
+                    pid=os.getpid(),
+                    hostname=this_host(),
+                    pid_start=process_start(os.getpid()),
+                    config_path="w.yaml",
+                    definition_name="Worker",
+                    definition_hash="d" * 64,
+                    definition_text=WORKER,
+                    at=time.time(),
+                )
+        store.add_job("render", job_id="held")
+        owner = f"w-late@{this_host()}:{os.getpid()}"
+        assert store.claim_job("render", owner, job_id="held", lease_seconds=30) is not None
+    finally:
+        store.close()
+    app = create_app(UiConfig(db_url=url, fallback_interval=0.05))
+    with TestClient(app, base_url=BASE) as c:
+        machines = {m["machine_name"]: m for m in c.get("/api/machines").json()["machines"]}
+        one = c.get("/api/machines/w-late").json()["machine"]
+    kinds = {name: m["health"]["kind"] for name, m in machines.items()}
+    assert kinds == {"w-restarted": "restarting", "w-late": "lease_overdue", "w-fine": "ok"}
+    assert machines["w-late"]["health"]["detail"].startswith("holds job held past its lease")
+    assert one["health"] == machines["w-late"]["health"]
+    assert all(m["alive"] is True for m in machines.values())
