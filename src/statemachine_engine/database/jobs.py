@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from statemachine_engine.clock import Clock
@@ -331,26 +331,82 @@ class JobQueue:
             counts[row["status"]] = int(row["n"])
         return counts
 
+    def failed_jobs(self, limit: int = 100) -> list[Job]:
+        """Failed jobs, most recently failed first (a partial index, migration 009)."""
+        rows = self.conn.read(lambda tx: tx.query("jobs_failed", {"limit": limit}))
+        return [job_from_row(r) for r in rows]
+
+    def delayed_jobs(self, limit: int = 100) -> list[Job]:
+        """Pending jobs that may not run before a later time (retry delays, `run_after`),
+        soonest first."""
+        args = {"now": self.clock.now(), "limit": limit}
+        return [job_from_row(r) for r in self.conn.read(lambda tx: tx.query("jobs_delayed", args))]
+
+    def overdue_leases(self) -> list[tuple[str, str, float]]:
+        """(job id, lease owner, lease expiry) of processing jobs held past their lease."""
+        args = {"now": self.clock.now()}
+        rows = self.conn.read(lambda tx: tx.query("jobs_overdue", args))
+        return [(r["job_id"], r["lease_owner"], float(r["lease_expires_at"])) for r in rows]
+
     def retry_job(self, job_id: str) -> Job:
-        return self._change(job_id, "job_retry", "retried", "failed or cancelled", "pending")
+        return self.retry_jobs([job_id])[0]
 
     def cancel_job(self, job_id: str) -> Job:
-        return self._change(job_id, "job_cancel", "cancelled", "pending", "cancelled")
+        return self.cancel_jobs([job_id])[0]
 
-    def _change(self, job_id: str, statement: str, verb: str, allowed: str, status: str) -> Job:
-        """An operator's change of one job's status (retry, cancel), or a clear refusal."""
+    def retry_jobs(
+        self, job_ids: Sequence[str], *, data: Mapping[str, Any] | None = None
+    ) -> list[Job]:
+        """Put failed or cancelled jobs back in the queue, all or none; `data` maps a job id
+        to the data it runs with from now on (edit, then retry)."""
+        new_data = {
+            job_id: encode(value, what=f"data of job {job_id}")
+            for job_id, value in (data or {}).items()
+        }
+        unknown = sorted(set(new_data) - set(job_ids))
+        if unknown:
+            raise StoreError(f"data given for job {unknown[0]!r}, which is not being retried")
+        return self._change(job_ids, "retried", "failed or cancelled", "pending", new_data)
+
+    def cancel_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Cancel pending jobs, all or none."""
+        return self._change(job_ids, "cancelled", "pending", "cancelled", {})
+
+    def _change(
+        self,
+        job_ids: Sequence[str],
+        verb: str,
+        allowed: str,
+        status: str,
+        new_data: Mapping[str, str],
+    ) -> list[Job]:
+        """An operator's change of jobs' status (retry, cancel) in one transaction, or a
+        clear refusal naming the first job that cannot change (then nothing changes)."""
         now = self.clock.now()
+        if len(set(job_ids)) != len(job_ids):
+            twice = next(j for j in job_ids if list(job_ids).count(j) > 1)
+            raise StoreError(f"job {twice!r} is listed twice")
 
-        def work(tx: Tx) -> Row:
-            row = tx.query_one(statement, {"now": now, "job_id": job_id})
-            if row is None:
-                raise _wrong_state(tx, job_id, verb, allowed)
-            insert_realtime(tx, None, "job", {"job_id": job_id, "status": status}, now)
-            if status == "pending":
-                tx.wake_jobs(row["job_type"])
-            return row
+        def work(tx: Tx) -> list[Row]:
+            rows: list[Row] = []
+            for job_id in job_ids:
+                args: dict[str, Any] = {"now": now, "job_id": job_id}
+                if status == "cancelled":
+                    statement = "job_cancel"
+                elif job_id in new_data:
+                    statement, args["data"] = "job_retry_data", new_data[job_id]
+                else:
+                    statement = "job_retry"
+                row = tx.query_one(statement, args)
+                if row is None:
+                    raise _wrong_state(tx, job_id, verb, allowed)
+                insert_realtime(tx, None, "job", {"job_id": job_id, "status": status}, now)
+                if status == "pending":
+                    tx.wake_jobs(row["job_type"])
+                rows.append(row)
+            return rows
 
-        return job_from_row(self.conn.write(work))
+        return [job_from_row(row) for row in self.conn.write(work)]
 
 
 def _wrong_state(tx: Tx, job_id: str, verb: str, allowed: str) -> StoreError:

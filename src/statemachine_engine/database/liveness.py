@@ -16,20 +16,35 @@ def this_host() -> str:
     return socket.gethostname()
 
 
-def process_start(pid: int) -> int | None:
-    """Start time of process `pid` in clock ticks since boot (/proc/<pid>/stat field 22);
-    None when the process does not exist or the platform has no /proc."""
+def _stat_fields(pid: int) -> list[bytes] | None:
+    """The fields of /proc/<pid>/stat after the command name (field 3 onwards); None when
+    the process does not exist or the platform has no /proc."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             text = handle.read()
     except OSError:
         return None
     # The command name (field 2) may contain spaces and ')': split after its last ')'.
-    fields = text.rsplit(b")", 1)[-1].split()
+    return text.rsplit(b")", 1)[-1].split()
+
+
+def process_start(pid: int) -> int | None:
+    """Start time of process `pid` in clock ticks since boot (/proc/<pid>/stat field 22);
+    None when the process does not exist or the platform has no /proc."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
     try:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def is_zombie(pid: int) -> bool:
+    """True when `pid` has exited and waits for its parent to reap it (state Z or X): its
+    pid and start time still answer, but nothing runs."""
+    fields = _stat_fields(pid)
+    return fields is not None and bool(fields) and fields[0] in (b"Z", b"X")
 
 
 def pid_exists(pid: int) -> bool:
@@ -53,7 +68,7 @@ def process_alive(
     the pid is checked (rows written before start times were stored)."""
     if not pid or pid <= 0 or (hostname and hostname != this_host()):
         return None
-    if not pid_exists(pid):
+    if not pid_exists(pid) or is_zombie(pid):
         return False
     if start is None:
         return True

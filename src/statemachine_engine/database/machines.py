@@ -107,6 +107,10 @@ class MachineLog:
     def get_definition(self, digest: str) -> dict[str, Any] | None:
         return self.conn.read(lambda tx: tx.query_one("definition_get", {"digest": digest}))
 
+    def list_definitions(self) -> list[dict[str, Any]]:
+        """Every stored definition version (digest, name, first seen), oldest first."""
+        return self.conn.read(lambda tx: tx.query("definitions_list"))
+
     def history(self, *, machine: str | None = None, limit: int = 100) -> list[TransitionRecord]:
         statement = "history_all" if machine is None else "history_of"
         args = {"machine": machine, "limit": limit}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from statemachine_engine.clock import Clock
@@ -125,6 +125,29 @@ class Store(Protocol):
 
     def cancel_job(self, job_id: str) -> Job: ...
 
+    def retry_jobs(
+        self, job_ids: Sequence[str], *, data: Mapping[str, Any] | None = None
+    ) -> list[Job]:
+        """Retry failed or cancelled jobs, all or none (NotFoundError/StoreError naming the
+        first that cannot be); `data` replaces the data of the jobs it names."""
+        ...
+
+    def cancel_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Cancel pending jobs, all or none."""
+        ...
+
+    def failed_jobs(self, limit: int = 100) -> list[Job]:
+        """Failed jobs, most recently failed first."""
+        ...
+
+    def delayed_jobs(self, limit: int = 100) -> list[Job]:
+        """Pending jobs not runnable before a later time, soonest first."""
+        ...
+
+    def overdue_leases(self) -> list[tuple[str, str, float]]:
+        """(job id, owner, lease expiry) of processing jobs held past their lease."""
+        ...
+
     # events between machines
     def send_event(
         self,
@@ -214,6 +237,10 @@ class Store(Protocol):
     def list_machines(self) -> list[MachineStatus]: ...
 
     def get_definition(self, digest: str) -> dict[str, Any] | None: ...
+
+    def list_definitions(self) -> list[dict[str, Any]]:
+        """Every stored definition version: digest, name, created_at (first seen)."""
+        ...
 
     def history(
         self, *, machine: str | None = None, limit: int = 100

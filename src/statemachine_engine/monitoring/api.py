@@ -20,7 +20,7 @@ from statemachine_engine.errors import (
 )
 from statemachine_engine.monitoring.db import Db
 from statemachine_engine.monitoring.definitions import definition_view
-from statemachine_engine.monitoring.stream import Hub, machine_view
+from statemachine_engine.monitoring.stream import HealthInputs, Hub, health_inputs
 from statemachine_engine.monitoring.timeline import timeline_view
 from statemachine_engine.names import name_problem
 from statemachine_engine.transport import ring
@@ -86,19 +86,20 @@ async def health(request: Request) -> dict[str, Any]:
 
 @router.get("/machines", summary="Every machine with its current state and liveness")
 async def list_machines(request: Request) -> dict[str, Any]:
-    machines = await _db(request).call(lambda s: s.list_machines())
-    return {"machines": [machine_view(m) for m in machines]}
+    return {"machines": await _hub(request).machine_views()}
 
 
 @router.get("/machines/{name}", summary="One machine and its recent transitions")
 async def get_machine(request: Request, name: str, limit: Limit = 50) -> dict[str, Any]:
-    def read(store: Store) -> tuple[Any, Any]:
-        return store.get_machine(name), store.history(machine=name, limit=limit)
+    def read(store: Store) -> tuple[HealthInputs, Any]:
+        return health_inputs(store), store.history(machine=name, limit=limit)
 
-    machine, history = await _db(request).call(read)
+    (machines, overdue, now), history = await _db(request).call(read)
+    machine = next((m for m in machines if m.machine_name == name), None)
     if machine is None:
         raise _not_found(f"machine {name!r}")
-    return {"machine": machine_view(machine), "transitions": [t.to_dict() for t in history]}
+    view = _hub(request).views([machine], overdue, now)[0]
+    return {"machine": view, "transitions": [t.to_dict() for t in history]}
 
 
 async def _definition(request: Request, digest: str) -> dict[str, Any]:

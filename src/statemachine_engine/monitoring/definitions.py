@@ -15,6 +15,7 @@ from typing import Any
 from statemachine_engine.actions.params import Declaration
 from statemachine_engine.config.loader import parse_definition
 from statemachine_engine.config.model import WILDCARD, MachineDefinition, Transition
+from statemachine_engine.monitoring.groupview import group_views
 from statemachine_engine.tools.diagram import mermaid
 
 
@@ -57,6 +58,7 @@ class DefinitionView:
     ids: dict[str, str]
     mermaid: str
     transitions: list[dict[str, Any]]
+    finals: frozenset[str] = frozenset()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +72,15 @@ class DefinitionView:
             "mermaid": self.mermaid,
             "transitions": self.transitions,
             "columns": self.columns(),
+            "views": group_views(
+                self.states,
+                self.initial_state,
+                self.finals,
+                self.groups,
+                self.transitions,
+                self.ids,
+                _label,
+            ),
         }
 
     def columns(self) -> list[dict[str, Any]]:
@@ -155,4 +166,5 @@ def definition_view(digest: str, name: str, text: str) -> DefinitionView:
             }
             for t in definition.transitions
         ],
+        finals=frozenset(s for s in definition.states if definition.is_final(s)),
     )

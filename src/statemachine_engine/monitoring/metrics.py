@@ -23,7 +23,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 def machine_up(m: MachineStatus) -> bool:
     """Running, and its process is not known to be gone (on another host it cannot be seen)."""
-    return m.status == "running" and process_alive(m.pid, hostname=m.hostname) is not False
+    return m.status == "running" and process_alive(m.pid, m.pid_start, m.hostname) is not False
 
 
 class SnapshotCollector(Collector):

@@ -22,6 +22,12 @@ from statemachine_engine.database.records import MachineStatus, RealtimeEvent
 from statemachine_engine.database.stream import StreamCursor
 from statemachine_engine.errors import StateMachineError
 from statemachine_engine.monitoring.db import Db
+from statemachine_engine.monitoring.health import (
+    Health,
+    HealthLog,
+    machine_health,
+    overdue_by_machine,
+)
 from statemachine_engine.transport import UI_DOORBELL, Doorbell
 
 log = logging.getLogger(__name__)
@@ -34,11 +40,25 @@ BATCH = 500
 CLIENT_QUEUE = 256
 
 
-def machine_view(m: MachineStatus) -> dict[str, Any]:
-    """A machine row for the page: where it is, since when, and whether its process lives."""
+def machine_view(m: MachineStatus, health: Health | None = None) -> dict[str, Any]:
+    """A machine row for the page: where it is, since when, whether its process lives (pid
+    and start time, so a reused pid or an unreaped zombie is not alive) and its health."""
     out = m.to_dict()
-    out["alive"] = process_alive(m.pid, hostname=m.hostname) if m.status == "running" else False
+    alive = process_alive(m.pid, m.pid_start, m.hostname) if m.status == "running" else False
+    out["alive"] = alive
+    if health is not None:
+        out["health"] = health.to_dict()
     return out
+
+
+HealthInputs = tuple[list[MachineStatus], dict[str, tuple[str, float]], float]
+
+
+def health_inputs(store: Store) -> HealthInputs:
+    """What machine health needs from the database: the machine rows, the overdue leases
+    by machine and the store's time."""
+    leases = overdue_by_machine(store.overdue_leases())
+    return store.list_machines(), leases, store.clock.now()
 
 
 def event_view(e: RealtimeEvent) -> dict[str, Any]:
@@ -104,6 +124,7 @@ class Hub:
         self._task: asyncio.Task[None] | None = None
         self._doorbell: Any = None
         self._alive: dict[str, Any] = {}
+        self.health_log = HealthLog()
         self._next_liveness = 0.0
 
     async def start(self) -> None:
@@ -156,14 +177,14 @@ class Hub:
     async def snapshot(self) -> dict[str, Any]:
         """Machines, job counts and recent history: what a late client needs before the stream."""
 
-        def read(store: Store) -> tuple[list[MachineStatus], dict[str, int]]:
-            return store.list_machines(), store.count_jobs()
+        def read(store: Store) -> tuple[HealthInputs, dict[str, int]]:
+            return health_inputs(store), store.count_jobs()
 
-        machines, counts = await self.db.call(read)
+        inputs, counts = await self.db.call(read)
         return {
             "type": "snapshot",
             "last_id": self.last_id,
-            "machines": [machine_view(m) for m in machines],
+            "machines": self.views(*inputs),
             "job_counts": counts,
             "history": list(self.history),
         }
@@ -175,6 +196,8 @@ class Hub:
         while True:
             rows = await self.db.call(lambda s: s.realtime_read(cursor, BATCH))
             if rows:
+                for r in rows:
+                    self.health_log.feed(r.machine_name, r.kind, r.payload, r.created_at)
                 events = [event_view(r) for r in rows]
                 self.last_id = rows[-1].id
                 self.history.extend(events)
@@ -183,17 +206,32 @@ class Hub:
             if not cursor.more:
                 return pushed
 
+    async def machine_views(self) -> list[dict[str, Any]]:
+        """Every machine as the page shows it, with its health."""
+        machines, overdue, now = await self.db.call(health_inputs)
+        return self.views(machines, overdue, now)
+
+    def views(
+        self, machines: list[MachineStatus], overdue: dict[str, tuple[str, float]], now: float
+    ) -> list[dict[str, Any]]:
+        """Machine rows with liveness and health (on the loop, where the health log is fed)."""
+        views = []
+        for m in machines:
+            view = machine_view(m)
+            health = machine_health(m, view["alive"], self.health_log, overdue, now)
+            view["health"] = health.to_dict()
+            views.append(view)
+        return views
+
     async def _check_liveness(self) -> None:
-        machines = await self.db.call(lambda s: s.list_machines())
-        alive = {m.machine_name: machine_view(m)["alive"] for m in machines}
-        if self._alive and alive != self._alive:
+        views = await self.machine_views()
+        seen = {v["machine_name"]: (v["alive"], v["health"]["kind"]) for v in views}
+        if self._alive and seen != self._alive:
             changed = [
-                machine_view(m)
-                for m in machines
-                if self._alive.get(m.machine_name) != alive[m.machine_name]
+                v for v in views if self._alive.get(v["machine_name"]) != seen[v["machine_name"]]
             ]
             self.broadcast({"type": "machines", "machines": changed})
-        self._alive = alive
+        self._alive = seen
 
     async def _run(self) -> None:
         while True:

@@ -153,6 +153,24 @@ UPDATE jobs SET status = 'cancelled', completed_at = %(now)s
 WHERE job_id = %(job_id)s AND status = 'pending'
 RETURNING *
 
+-- name: job_retry_data
+UPDATE jobs SET status = 'pending', attempts = 0, run_after = %(now)s, data = %(data)s,
+    lease_owner = NULL, lease_expires_at = NULL, completed_at = NULL
+WHERE job_id = %(job_id)s AND status IN ('failed', 'cancelled')
+RETURNING *
+
+-- name: jobs_failed
+SELECT * FROM jobs WHERE status = 'failed' ORDER BY completed_at DESC LIMIT %(limit)s
+
+-- name: jobs_delayed
+SELECT * FROM jobs WHERE status = 'pending' AND run_after > %(now)s
+ORDER BY run_after, created_at LIMIT %(limit)s
+
+-- name: jobs_overdue
+SELECT job_id, lease_owner, lease_expires_at FROM jobs
+WHERE status = 'processing' AND lease_expires_at < %(now)s
+ORDER BY lease_expires_at
+
 -- ---------------------------------------------------------------------------- events
 
 -- name: event_insert
@@ -228,6 +246,9 @@ ON CONFLICT (digest) DO NOTHING
 
 -- name: definition_get
 SELECT * FROM machine_definitions WHERE digest = %(digest)s
+
+-- name: definitions_list
+SELECT digest, name, created_at FROM machine_definitions ORDER BY created_at, digest
 
 -- name: machine_register
 INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,

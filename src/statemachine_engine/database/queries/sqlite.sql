@@ -148,6 +148,24 @@ UPDATE jobs SET status = 'cancelled', completed_at = :now
 WHERE job_id = :job_id AND status = 'pending'
 RETURNING *
 
+-- name: job_retry_data
+UPDATE jobs SET status = 'pending', attempts = 0, run_after = :now, data = :data,
+    lease_owner = NULL, lease_expires_at = NULL, completed_at = NULL
+WHERE job_id = :job_id AND status IN ('failed', 'cancelled')
+RETURNING *
+
+-- name: jobs_failed
+SELECT * FROM jobs WHERE status = 'failed' ORDER BY completed_at DESC LIMIT :limit
+
+-- name: jobs_delayed
+SELECT * FROM jobs WHERE status = 'pending' AND run_after > :now
+ORDER BY run_after, created_at LIMIT :limit
+
+-- name: jobs_overdue
+SELECT job_id, lease_owner, lease_expires_at FROM jobs
+WHERE status = 'processing' AND lease_expires_at < :now
+ORDER BY lease_expires_at
+
 -- ---------------------------------------------------------------------------- events
 
 -- name: event_insert
@@ -220,6 +238,9 @@ ON CONFLICT (digest) DO NOTHING
 
 -- name: definition_get
 SELECT * FROM machine_definitions WHERE digest = :digest
+
+-- name: definitions_list
+SELECT digest, name, created_at FROM machine_definitions ORDER BY created_at, digest
 
 -- name: machine_register
 INSERT INTO machine_state (machine_name, current_state, state_entered_at, status, pid,

@@ -3,11 +3,17 @@
 
 import { loadMermaid } from "./diagram.js";
 import { jobLink, machineLink } from "./links.js";
+import { GroupNav } from "./groups.js";
+import { HealthWatch, healthBadge, healthSummary, healthText, updateBadge } from "./health.js";
+import { ProblemsView } from "./problems.js";
+import { Versions } from "./versions.js";
+import { Zoom } from "./zoom.js";
 
 const LOG_LIMIT = 1000;
 const LOG_SHOWN = 300;
 const JOB_PAGE = 50;
 const ERROR_KINDS = new Set(["error", "unhandled_event", "event_interrupted", "stuck"]);
+const PROBLEM_KINDS = new Set(["job", "unhandled_event", "event_interrupted"]);
 
 const params = new URLSearchParams(location.search);
 if (params.get("token")) sessionStorage.setItem("sm-token", params.get("token"));
@@ -29,6 +35,7 @@ const state = {
   jobDetail: null,
   kanbanDigest: "",
   lastId: 0,
+  logSeq: 0,                // every row added to the log (stream or local) counts up
 };
 
 // Latency probe for tests and the benchmark: when each state change reached the DOM.
@@ -109,9 +116,9 @@ function toast(message, ok = false) {
 }
 
 // A notice the stream brought (not a reply to the user): silent while muted.
-function notify(message) {
+function notify(message, ok = false) {
   if (toastsMuted) { toastsMissed += 1; renderMute(); return; }
-  toast(message);
+  toast(message, ok);
 }
 
 function renderMute() {
@@ -191,12 +198,13 @@ function alertMark(m) {
 
 function machineRow(m) {
   const tr = el("tr", { data: { name: m.machine_name } },
-    el("td", { class: "name" }, machineLink(m.machine_name), " ", alertMark(m)),
+    el("td", { class: "name" }, machineLink(m.machine_name), " ", alertMark(m), " ", healthBadge(m)),
     el("td", { class: "state", text: m.current_state }),
     el("td", { class: "since", text: ago(m.state_entered_at || m.updated_at) }),
     el("td", { class: "pid", text: m.pid ?? "" }),
     el("td", {}, el("span", { class: aliveClass(m), title: m.alive ? "alive" : "not running" })));
   if (state.alerts.has(m.machine_name)) tr.classList.add("alerting");
+  updateBadge(tr.querySelector(".health"), m);
   activatable(tr, () => selectMachine(m.machine_name), `machine ${m.machine_name}`);
   return tr;
 }
@@ -216,8 +224,7 @@ function renderMachines() {
     tbody.append(tr);
   }
   $("#machine-count").textContent = `(${names.length})`;
-  const alive = [...state.machines.values()].filter((m) => m.alive).length;
-  $("#summary").textContent = `${names.length} machines, ${alive} alive`;
+  $("#summary").textContent = healthSummary(state.machines.values());
   renderTargets();
   renderKanbanChoices();
 }
@@ -225,6 +232,8 @@ function renderMachines() {
 function updateMachineRow(m) {
   const tr = state.rows.get(m.machine_name);
   if (!tr) { renderMachines(); return; }
+  updateBadge(tr.querySelector(".health"), m);
+  healthWatch.seen(m);
   const cell = tr.querySelector(".state");
   const moved = cell.textContent !== m.current_state;
   setText(cell, m.current_state);
@@ -309,7 +318,8 @@ async function drawDiagramOnce() {
   const box = $("#diagram");
   const m = state.machines.get(state.selected);
   if (!m) return;
-  if (box.dataset.digest === m.definition_hash && box.querySelector("svg")) {
+  const known = state.definitionViews.get(m.definition_hash);
+  if (box.dataset.key === groupNav.key(known, m) && known && box.querySelector("svg")) {
     highlightDiagram();
     return;
   }
@@ -325,10 +335,14 @@ async function drawDiagramOnce() {
     box.replaceChildren(el("p", { class: "muted", text: `diagram unavailable: ${e.message}` }));
     return;
   }
-  const { svg } = await mermaid.render(`sm-diagram-${++diagramSeq}`, def.mermaid);
+  const view = groupNav.viewFor(def, m);
+  const { svg } = await mermaid.render(`sm-diagram-${++diagramSeq}`, view.mermaid);
   // Mermaid output is sanitised (securityLevel strict); labels were entity-encoded server-side.
   box.innerHTML = svg;
   box.dataset.digest = def.digest;
+  box.dataset.key = view.key;
+  groupNav.decorate();
+  zoom.reset();
   highlightDiagram();
 }
 
@@ -336,12 +350,16 @@ function highlightDiagram() {
   const box = $("#diagram");
   const m = state.machines.get(state.selected);
   if (!m) return;
-  $("#diagram-title").textContent = `${m.machine_name} (${m.definition_name || "?"})`;
+  $("#diagram-title").textContent = `${m.machine_name} (${versions.label(m.definition_hash) || m.definition_name || "?"})`;
   $("#last-transition").textContent = m.previous_state != null
     ? `last: ${m.previous_state} --${m.last_event ?? "?"}--> ${m.current_state}`
     : `in ${m.current_state}`;
-  const def = state.definitionViews.get(box.dataset.digest);
-  if (!def || box.dataset.digest !== m.definition_hash) { scheduleDiagram(); return; }
+  const def = groupNav.view;
+  const full = state.definitionViews.get(box.dataset.digest);
+  if (!def || !full || box.dataset.digest !== m.definition_hash || box.dataset.key !== groupNav.key(full, m)) {
+    scheduleDiagram();
+    return;
+  }
   for (const node of box.querySelectorAll(".sm-current, .sm-previous, .sm-last")) {
     node.classList.remove("sm-current", "sm-previous", "sm-last");
   }
@@ -370,7 +388,7 @@ function renderKanbanChoices() {
   const defs = new Map();
   for (const m of state.machines.values()) {
     if (m.definition_hash && !defs.has(m.definition_hash)) {
-      defs.set(m.definition_hash, `${m.definition_name || "definition"} · ${m.definition_hash.slice(0, 8)}`);
+      defs.set(m.definition_hash, versions.label(m.definition_hash));
     }
   }
   if (!state.kanbanDigest || !defs.has(state.kanbanDigest)) state.kanbanDigest = defs.keys().next().value || "";
@@ -546,6 +564,7 @@ function summary(e) {
     case "activity": return `${p.level ? `[${p.level}] ` : ""}${p.message}`;
     case "machine_started": return `started in ${p.state} (pid ${p.pid})`;
     case "machine_stopped": return `stopped (${p.status})`;
+    case "health": return p.text;
     default: return JSON.stringify(p);
   }
 }
@@ -559,7 +578,7 @@ const scheduleLog = throttled(renderLog, 200);
 
 // The log is rendered whole when its filters change (or a snapshot replaces it); otherwise
 // only rows newer than the last shown are added on top and the oldest dropped.
-let logShown = { key: null, lastId: 0 };
+let logShown = { key: null, seq: 0 };
 
 function logItem(e) {
   return el("li", { class: isError(e) ? "err" : "", data: { kind: e.kind, id: e.id } },
@@ -582,10 +601,10 @@ function renderLog() {
   const items = [];
   for (let i = state.log.length - 1; i >= 0 && items.length < LOG_SHOWN; i--) {
     const e = state.log[i];
-    if (!whole && e.id <= logShown.lastId) break;
+    if (!whole && e.seq <= logShown.seq) break;
     if (matches(e)) items.push(logItem(e));
   }
-  logShown = { key, lastId: state.log.length ? state.log[state.log.length - 1].id : 0 };
+  logShown = { key, seq: state.logSeq };
   if (whole) { list.replaceChildren(...items); return; }
   if (!items.length) return;
   list.prepend(...items);
@@ -601,6 +620,7 @@ function renderErrorCount() {
 // ---- the stream -----------------------------------------------------------------------
 
 function applyEvent(e, live) {
+  e.seq = ++state.logSeq;
   state.log.push(e);
   if (state.log.length > LOG_LIMIT) state.log.splice(0, state.log.length - LOG_LIMIT);
   state.lastId = Math.max(state.lastId, e.id);
@@ -641,7 +661,8 @@ async function refreshMachine(name) {
     const { machine } = await api(`/api/machines/${encodeURIComponent(name)}?limit=1`);
     const known = state.machines.has(name);
     state.machines.set(name, machine);
-    if (known) updateMachineRow(machine); else renderMachines();
+    if (known) updateMachineRow(machine); else { renderMachines(); healthWatch.seen(machine); }
+    $("#summary").textContent = healthSummary(state.machines.values());
     if (name === state.selected) scheduleDiagram();
     scheduleKanban();
   } catch (e) { console.warn(e); }
@@ -655,14 +676,16 @@ function onSnapshot(snap) {
   for (const e of snap.history) applyEvent(e, false);
   state.lastId = snap.last_id;
   state.jobCounts = snap.job_counts;
+  healthWatch.reset(state.machines.values());
   renderMachines();
   renderJobCounts();
-  logShown = { key: null, lastId: 0 };
+  logShown = { key: null, seq: 0 };
   renderLog();
   renderErrorCount();
   if (!state.selected && state.machines.size) selectMachine([...state.machines.keys()].sort()[0]);
   else scheduleDiagram();
   loadJobs();
+  problems.load();
   window.smStats.snapshots += 1;
   if (window.smStats.firstSnapshotMs === undefined) window.smStats.firstSnapshotMs = performance.now();
 }
@@ -671,10 +694,12 @@ function onMessage(msg) {
   if (msg.type === "snapshot") onSnapshot(msg);
   else if (msg.type === "events") {
     for (const e of msg.events) if (e.id > state.lastId) applyEvent(e, true);
+    if (msg.events.some((e) => PROBLEM_KINDS.has(e.kind))) problems.schedule();
     scheduleLog();
     renderErrorCount();
   } else if (msg.type === "machines") {
     for (const m of msg.machines) { state.machines.set(m.machine_name, m); updateMachineRow(m); }
+    $("#summary").textContent = healthSummary(state.machines.values());
     scheduleKanban();
   } else if (msg.type === "error") console.warn("server:", msg.error);
 }
@@ -740,6 +765,24 @@ $("#kanban-def").addEventListener("change", (ev) => { state.kanbanDigest = ev.ta
 for (const id of ["#log-kind", "#log-machine", "#log-errors"]) $(id).addEventListener("input", renderLog);
 $("#toast-mute").addEventListener("click", () => setMuted(!toastsMuted));
 $("#error-count").addEventListener("click", () => { $("#log-errors").checked = !$("#log-errors").checked; renderLog(); });
+
+// Health changes, the Problems view, definition versions, group navigation and zoom
+// live in their own modules; these are their hooks.
+const healthWatch = new HealthWatch((m, h, before) => {
+  const text = healthText(m, h, before);
+  notify(text, !h.problem);
+  const now = Date.now() / 1000;
+  state.log.push({ id: state.lastId, seq: ++state.logSeq, kind: "health", machine_name: m.machine_name, created_at: now,
+    payload: { kind: h.kind, text, problem: h.problem } });
+  scheduleLog();
+});
+const problems = new ProblemsView($("#problems"), {
+  api, toast: (text, kind) => toast(text, kind === "ok"), changed: () => loadJobs(),
+});
+const versions = new Versions(api, () => { renderKanbanChoices(); if (state.selected) highlightDiagram(); });
+const groupNav = new GroupNav($("#diagram"), () => scheduleDiagram());
+const zoom = new Zoom($("#diagram"));
+$("#problem-count").addEventListener("click", () => $("#problems-panel").focus());
 
 function start() {
   renderMute();
