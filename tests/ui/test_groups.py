@@ -4,6 +4,9 @@ goes back; the diagram zooms and pans with buttons, the wheel, dragging and the 
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -114,28 +117,51 @@ async def test_zoom_and_pan(store: SQLiteStore, ui_server: Any, browser: Any) ->
     async def transform() -> str:
         return str(await diagram.locator("svg").evaluate("s => s.style.transform"))
 
+    async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
+        """Input events are handled after Playwright returns: wait for their effect."""
+        deadline = time.monotonic() + 10
+        while not await check():
+            assert time.monotonic() < deadline, "the diagram did not react"
+            await asyncio.sleep(0.02)
+
     start = await zoom()
     await page.get_by_role("button", name="zoom in").click()
-    assert abs(await zoom() - start * 1.25) < 0.01
+    await eventually(lambda: _near(zoom(), start * 1.25))
     await page.get_by_role("button", name="zoom out").click()
-    assert abs(await zoom() - start) < 0.01
+    await eventually(lambda: _near(zoom(), start))
     box = await diagram.bounding_box()
     assert box is not None
     await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     await page.mouse.wheel(0, -100)
-    assert await zoom() > start
+    await eventually(lambda: _above(zoom(), start))
     before = await transform()
     await page.mouse.down()
     await page.mouse.move(box["x"] + box["width"] / 2 + 60, box["y"] + box["height"] / 2 + 30)
     await page.mouse.up()
-    assert await transform() != before
+    await eventually(lambda: _differs(transform(), before))
     await diagram.focus()
     level = await zoom()
     await page.keyboard.press("-")
-    assert await zoom() < level
+    await eventually(lambda: _below(zoom(), level))
     before = await transform()
     await page.keyboard.press("ArrowLeft")
-    assert await transform() != before
+    await eventually(lambda: _differs(transform(), before))
     await page.keyboard.press("0")
     await page.get_by_role("button", name="fit diagram").click()
-    assert await zoom() <= 1.0
+    await eventually(lambda: _below(zoom(), 1.0 + 1e-9))
+
+
+async def _near(value: Awaitable[float], target: float) -> bool:
+    return abs(await value - target) < 0.01
+
+
+async def _above(value: Awaitable[float], bound: float) -> bool:
+    return await value > bound
+
+
+async def _below(value: Awaitable[float], bound: float) -> bool:
+    return await value < bound
+
+
+async def _differs(value: Awaitable[str], other: str) -> bool:
+    return await value != other
