@@ -47,7 +47,7 @@ class UiServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a busy CI host can take long to start Python
         while True:
             try:
                 if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
