@@ -96,6 +96,7 @@ def run_kill_and_resume(procs: Any, store: Store, workdir: Path, kit: Any) -> No
     assert job.lease_owner == f"approval@{os.uname().nodename}:{second.pid}", "held again"
     kit.wait_until(lambda: state_of(store) == "reminded", 30, "the reminder")
     reminded_at = entered(store, "reminding")
+    print(f"reminder fired {reminded_at - since - REMIND:+.3f} s from its original deadline")
     assert abs(reminded_at - (since + REMIND)) <= 0.5, (reminded_at - since, "original deadline")
     lines = notifications(workdir)
     assert lines[0] == "announcing req-1: new laptop"
