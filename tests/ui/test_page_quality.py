@@ -5,6 +5,7 @@ and notices that coalesce and can be muted. Real `statemachine-ui` and headless 
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,9 @@ async def test_rows_cards_and_inputs_work_from_the_keyboard(
     assert await page.locator("#job-detail").is_visible()
 
 
-async def test_dark_mode_follows_the_system(machine: Any, ui_server: Any, browser: Any) -> None:
+async def test_dark_mode_follows_the_system(
+    machine: Any, ui_server: Any, browser: Any, shot: Any
+) -> None:
     await machine(WORKER, "worker-1")
     page = await browser.new_page(viewport={"width": 1500, "height": 900}, color_scheme="dark")
     await page.goto(ui_server.url + "/")
@@ -130,8 +133,9 @@ async def test_dark_mode_follows_the_system(machine: Any, ui_server: Any, browse
     )
     assert body == "rgb(18, 21, 28)"
     assert panel == "rgb(27, 32, 41)"
-    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(DOCS_IMAGES / "ui-dark.png"))
+    await page.screenshot(path=shot("ui-dark"))
+    if os.environ.get("STATEMACHINE_DOCS_SCREENSHOTS") == "1":  # the picture in docs/ui.md
+        await page.screenshot(path=str(DOCS_IMAGES / "ui-dark.png"))
     light = await browser.new_page(color_scheme="light")
     await light.goto(ui_server.url + "/")
     await light.locator("#conn.up").wait_for(timeout=10_000)
