@@ -54,11 +54,13 @@ typecheck: install
 pg:
 	@scripts/pg_test_server.sh >/dev/null
 
-# Two test workers, then the tests marked `serial` (CPU, memory and time budgets, builds from
-# the source tree) one at a time; coverage adds up over both runs.
+# Three test workers (the suite mostly waits on processes, browsers and databases; tests of
+# one `xdist_group`, such as the builds from the source tree, on the same worker), then the
+# tests marked `serial` (CPU, memory and time budgets) one at a time; coverage adds up over
+# both runs.
 unit: install pg
 	export STATEMACHINE_TEST_PG="$$(scripts/pg_test_server.sh)" && \
-	$(VENV)/bin/pytest -n 2 -m "not serial" --cov --cov-report= -q && \
+	$(VENV)/bin/pytest -n 3 --dist loadgroup -m "not serial" --cov --cov-report= -q && \
 	$(VENV)/bin/pytest -m serial --cov --cov-append --cov-report=term:skip-covered -q
 
 # The documentation site: built strictly (a broken link or anchor fails the build), after

@@ -129,6 +129,9 @@ def test_python_sample(sample: Sample, tmp_path: Path) -> None:
     script = tmp_path / "sample.py"
     script.write_text(sample.code)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMACHINE_")}
+    # The test's own runtime directory: a sample's machine named `worker` must not meet one
+    # of the same name that another test worker runs at the same time.
+    env["STATEMACHINE_RUNTIME_DIR"] = os.environ["STATEMACHINE_RUNTIME_DIR"]
     result = subprocess.run(
         [sys.executable, str(script)],
         cwd=tmp_path,
@@ -215,6 +218,9 @@ def test_quickstart_runs(doc: str, tmp_path: Path) -> None:
         if line.strip().startswith("statemachine") and "statemachine-ui" not in line
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMACHINE_")}
+    # the test's own runtime directory: the README's and the quickstart's `worker` may run
+    # at the same time on two test workers
+    env["STATEMACHINE_RUNTIME_DIR"] = os.environ["STATEMACHINE_RUNTIME_DIR"]
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     worker: subprocess.Popen[str] | None = None
     try:

@@ -114,10 +114,11 @@ def test_worker_started_before_the_server_waits_with_backoff(tmp_path: Path) -> 
         with processes(tmp_path) as procs:
             url = cluster.tcp_url("late") + "&start_timeout=60"
             worker = procs.machine(WORKER, "early", url, safety_interval=5)
-            time.sleep(1.0)  # past interpreter start-up: now only retrying
+            # Past interpreter start-up once the first retry is logged: now only retrying.
+            wait_until(lambda: "not reachable, retrying" in procs.log_texts()[0], 30, "first retry")
             before = cpu_seconds(worker.pid)
-            time.sleep(2.0)
-            waiting_cpu = (cpu_seconds(worker.pid) - before) / 2.0
+            time.sleep(3.0)
+            waiting_cpu = (cpu_seconds(worker.pid) - before) / 3.0
             assert worker.poll() is None, procs.logs()
             cluster.start()
             store = PostgresStore(cluster.local_url("late") + "&start_timeout=10")
@@ -129,7 +130,8 @@ def test_worker_started_before_the_server_waits_with_backoff(tmp_path: Path) -> 
             finally:
                 store.close()
             print(f"waiting for the server: {waiting_cpu:.1%} CPU")
-            assert waiting_cpu < 0.05
+            # A retry loop without backoff keeps a core busy; a loaded host adds a few %.
+            assert waiting_cpu < 0.15
             assert "not reachable, retrying" in procs.log_texts()[0]
     finally:
         cluster.remove()

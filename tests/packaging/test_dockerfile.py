@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.serial  # builds from the source tree
+# Builds from the source tree: these run one after another on one test worker.
+pytestmark = pytest.mark.xdist_group("source-tree")
 
 ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = {

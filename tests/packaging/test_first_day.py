@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.serial  # builds from the source tree
+# Builds from the source tree: these run one after another on one test worker.
+pytestmark = pytest.mark.xdist_group("source-tree")
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("STATEMACHINE_TEST_CHROMIUM", "/usr/bin/chromium")

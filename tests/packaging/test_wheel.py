@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.serial  # builds from the source tree
+# Builds from the source tree: these run one after another on one test worker.
+pytestmark = pytest.mark.xdist_group("source-tree")
 
 ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -228,6 +229,7 @@ def test_quickstart_in_clean_venv(
     (work / "worker.yaml").write_text(WORKER)
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMACHINE_")}
     env.pop("PYTHONPATH", None)
+    env["STATEMACHINE_RUNTIME_DIR"] = os.environ["STATEMACHINE_RUNTIME_DIR"]  # this test's own
     env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["STATEMACHINE_DB"] = f"sqlite:///{work / 'data' / 'sm.db'}"
 
