@@ -165,3 +165,26 @@ async def test_dark_mode(store: SQLiteStore, ui_server: Any, browser: Any, shot:
     await panel.screenshot(path=shot("schedules-dark"))
     if os.environ.get("STATEMACHINE_DOCS_SCREENSHOTS") == "1":  # the picture in docs/ui.md
         await panel.screenshot(path=str(DOCS_IMAGES / "ui-schedules.png"))
+
+
+async def test_hostile_text_in_a_schedule_is_rendered_as_text(
+    store: SQLiteStore, ui_server: Any, browser: Any
+) -> None:
+    seed(store)
+    img = "<img src=x onerror=window.__xss=1>"
+    store.add_schedule(
+        ScheduleSpec(
+            "odd",
+            img,
+            Timing(every=60),
+            payload={"x": '"><script>window.__xss=2</script>'},
+            machine_type=img,
+        )
+    )
+    page = await open_page(browser, ui_server.url)
+    row = page.locator('#schedules tr[data-name="odd"]')
+    await row.wait_for(timeout=20_000)
+    assert await row.locator("td.job-type").inner_text() == img
+    assert img in (await row.locator("td.name").get_attribute("title") or "")
+    assert await page.locator("#schedules img, #schedules script").count() == 0
+    assert await page.evaluate("window.__xss") is None
