@@ -62,6 +62,13 @@ class Timing:
             except CronSimError as exc:
                 raise UsageError(f"cron {self.cron!r}: {exc}") from None
 
+    def describe(self) -> str:
+        """`every 5m`, `cron 0 3 * * *` or `cron 0 3 * * * (Europe/Berlin)`."""
+        if self.every is not None:
+            return f"every {format_every(self.every)}"
+        zone = "" if self.timezone == "UTC" else f" ({self.timezone})"
+        return f"cron {self.cron}{zone}"
+
     def next_after(self, at: float) -> float:
         """The first tick strictly after `at`."""
         if self.every is not None:

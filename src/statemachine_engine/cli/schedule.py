@@ -18,35 +18,14 @@ from statemachine_engine.cli.common import (
     print_json,
 )
 from statemachine_engine.database.schedules import Schedule, ScheduleSpec
-from statemachine_engine.ticks import CATCH_UP, Timing, format_every, parse_every
+from statemachine_engine.ticks import CATCH_UP, Timing, parse_every
 
 AddCommand = Callable[..., Any]
 _HEADERS = ("name", "when", "job type", "catch-up", "state", "next due", "last tick")
 
 
 def schedule_dict(schedule: Schedule) -> dict[str, Any]:
-    spec = schedule.spec
-    return {
-        "name": spec.name,
-        "job_type": spec.job_type,
-        "every_seconds": spec.timing.every,
-        "cron": spec.timing.cron,
-        "timezone": spec.timing.timezone,
-        "payload": spec.payload,
-        "machine_type": spec.machine_type,
-        "catch_up": spec.catch_up,
-        "paused": schedule.paused,
-        "next_due": schedule.next_due,
-        "last_tick": schedule.last_tick,
-        "created_at": schedule.created_at,
-    }
-
-
-def _when(timing: Timing) -> str:
-    if timing.every is not None:
-        return f"every {format_every(timing.every)}"
-    zone = "" if timing.timezone == "UTC" else f" ({timing.timezone})"
-    return f"cron {timing.cron}{zone}"
+    return schedule.to_dict()
 
 
 def _row(s: Schedule) -> tuple[object, ...]:
@@ -55,7 +34,7 @@ def _row(s: Schedule) -> tuple[object, ...]:
     spec = s.spec
     return (
         spec.name,
-        _when(spec.timing),
+        spec.timing.describe(),
         spec.job_type,
         spec.catch_up,
         state,
@@ -114,7 +93,7 @@ def _show(args: argparse.Namespace, schedule: Schedule, verb: str) -> None:
         print_json(schedule_dict(schedule))
         return
     due = "" if schedule.paused else f", next tick {format_time(schedule.next_due)}"
-    print(f"{verb} schedule {schedule.name} ({_when(schedule.spec.timing)}{due})")
+    print(f"{verb} schedule {schedule.name} ({schedule.spec.timing.describe()}{due})")
 
 
 def add_schedule_commands(sub: Any, add_command: AddCommand) -> None:

@@ -63,6 +63,24 @@ class Schedule:
     def name(self) -> str:
         return self.spec.name
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, flat, as `schedule list --json` and `GET /api/schedules` show it."""
+        spec = self.spec
+        return {
+            "name": spec.name,
+            "job_type": spec.job_type,
+            "every_seconds": spec.timing.every,
+            "cron": spec.timing.cron,
+            "timezone": spec.timing.timezone,
+            "payload": spec.payload,
+            "machine_type": spec.machine_type,
+            "catch_up": spec.catch_up,
+            "paused": self.paused,
+            "next_due": self.next_due,
+            "last_tick": self.last_tick,
+            "created_at": self.created_at,
+        }
+
 
 def tick_job_id(name: str, tick: float) -> str:
     return f"sched:{name}:{int(tick)}"

@@ -24,6 +24,7 @@ from statemachine_engine.monitoring.db import Db
 from statemachine_engine.monitoring.history import router as history_router
 from statemachine_engine.monitoring.metrics import CONTENT_TYPE, exposition
 from statemachine_engine.monitoring.problems import router as problems_router
+from statemachine_engine.monitoring.schedules import router as schedules_router
 from statemachine_engine.monitoring.security import MAX_BODY_BYTES, Guard, GuardMiddleware
 from statemachine_engine.monitoring.stream import FALLBACK_INTERVAL, Client, Hub
 from statemachine_engine.transport import UI_DOORBELL
@@ -104,6 +105,7 @@ def create_app(config: UiConfig | None = None) -> Any:
     app.include_router(history_router)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     app.include_router(problems_router)
+    app.include_router(schedules_router)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

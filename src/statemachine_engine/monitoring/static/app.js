@@ -6,6 +6,7 @@ import { jobLink, machineLink } from "./links.js";
 import { GroupNav } from "./groups.js";
 import { HealthWatch, healthBadge, healthSummary, healthText, updateBadge } from "./health.js";
 import { ProblemsView } from "./problems.js";
+import { SchedulesView } from "./schedules.js";
 import { Versions } from "./versions.js";
 import { Zoom } from "./zoom.js";
 
@@ -569,6 +570,11 @@ function summary(e) {
   }
 }
 
+// A job a schedule's tick enqueued (its id is `sched:NAME:TICK`): the Schedules panel reloads.
+function isScheduleJob(e) {
+  return e.kind === "job" && e.payload && typeof e.payload.job_id === "string" && e.payload.job_id.startsWith("sched:");
+}
+
 function isError(e) {
   return ERROR_KINDS.has(e.kind) || (e.kind === "job" && e.payload && e.payload.status === "failed")
     || (e.kind === "activity" && e.payload && e.payload.level === "error");
@@ -686,6 +692,7 @@ function onSnapshot(snap) {
   else scheduleDiagram();
   loadJobs();
   problems.load();
+  schedules.load();
   window.smStats.snapshots += 1;
   if (window.smStats.firstSnapshotMs === undefined) window.smStats.firstSnapshotMs = performance.now();
 }
@@ -695,6 +702,7 @@ function onMessage(msg) {
   else if (msg.type === "events") {
     for (const e of msg.events) if (e.id > state.lastId) applyEvent(e, true);
     if (msg.events.some((e) => PROBLEM_KINDS.has(e.kind))) problems.schedule();
+    if (msg.events.some(isScheduleJob)) schedules.schedule();
     scheduleLog();
     renderErrorCount();
   } else if (msg.type === "machines") {
@@ -778,6 +786,9 @@ const healthWatch = new HealthWatch((m, h, before) => {
 });
 const problems = new ProblemsView($("#problems"), {
   api, toast: (text, kind) => toast(text, kind === "ok"), changed: () => loadJobs(),
+});
+const schedules = new SchedulesView($("#schedules"), $("#schedule-count"), {
+  api, toast: (text, kind) => toast(text, kind === "ok"),
 });
 const versions = new Versions(api, () => { renderKanbanChoices(); if (state.selected) highlightDiagram(); });
 const groupNav = new GroupNav($("#diagram"), () => scheduleDiagram());
