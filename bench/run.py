@@ -67,6 +67,22 @@ METRICS = [
     Metric("rss_mb", "RSS, 1 machine", "MiB", False, "idle"),
     Metric("startup_ms", "start-up to first state", "ms", False, "idle"),
 ]
+METRICS += [
+    Metric(
+        "timers_idle_cpu_pct",
+        "10 schedules, 50 timers: idle CPU",
+        "% core",
+        False,
+        "timers",
+    ),
+    Metric(
+        "timers_idle_cpu_per_machine_pct",
+        "10 schedules, 50 timers: per machine",
+        "% core",
+        False,
+        "timers",
+    ),
+]
 for _n in (50, 200):
     METRICS += [
         Metric(f"fleet{_n}_rss_mb", f"{_n} machines: total RSS", "MiB", False, f"fleet{_n}"),
@@ -88,11 +104,14 @@ SCENARIOS = [
     "pickup",
     "event",
     "idle",
+    "timers",
     "fleet50",
     "fleet200",
     "peers",
 ]
 ENGINES = ["ours", "released", *peers.scenario.PEER_NAMES, "raw"]
+#: Scenarios of features the released package does not have (durable timers, schedules).
+OURS_ONLY = {"timers"}
 
 # Counts per engine: the released package ticks every 50 ms (500 ms when idle), so it gets
 # fewer jobs and samples to keep the whole run under 10 minutes. (quick, full)
@@ -105,6 +124,9 @@ COUNTS: dict[str, dict[str, tuple[int | float, int | float]]] = {
         "idle_window": (2.0, 6.0),
         "fleet_window": (2.0, 6.0),
         "fanout_rounds": (1, 3),
+        "timer_machines": (10, 50),
+        "timer_schedules": (10, 10),
+        "timer_window": (3.0, 20.0),
     },
     "released": {
         "jobs_log": (10, 50),
@@ -195,6 +217,15 @@ def run_one(
                 return scenarios.event_latency(engine, int(c["event"]), 30)
             if scenario == "idle":
                 return scenarios.idle_machine(engine, float(c["idle_window"]))
+            if scenario == "timers":
+                return scenarios.parked_timers(
+                    engine,
+                    int(c["timer_machines"]),
+                    int(c["timer_schedules"]),
+                    float(c["timer_window"]),
+                    batch=10,
+                    timeout=timeout,
+                )
             if scenario.startswith("fleet"):
                 n = int(scenario[5:])
                 return scenarios.fleet(
@@ -243,6 +274,8 @@ def physical_limits(lim: dict[str, Any]) -> dict[str, tuple[float | None, str]]:
         "rss_mb": (lim["python_rss_mb"], "idle Python interpreter"),
         "startup_ms": (lim["python_startup_p50_ms"], "`python -c pass`"),
     }
+    out["timers_idle_cpu_pct"] = (0.0, "none")
+    out["timers_idle_cpu_per_machine_pct"] = (0.0, "none")
     for n in (50, 200):
         out[f"fleet{n}_rss_mb"] = (n * lim["python_rss_mb"], f"{n} x idle interpreter")
         out[f"fleet{n}_idle_cpu_pct"] = (0.0, "none")
@@ -313,12 +346,14 @@ def main() -> int:
         t0 = time.perf_counter()
         # One round of the fleets (each is many machines and several fan-outs); past the
         # time budget, the remaining scenarios get one round so `make bench` stays < 10 min.
-        n_rounds = 1 if scenario.startswith("fleet") else rounds
+        n_rounds = 1 if scenario.startswith("fleet") or scenario in OURS_ONLY else rounds
         if time.perf_counter() - t_begin > ROUNDS_BUDGET_S:
             n_rounds = 1
         for r in range(n_rounds):
             order = engines if r % 2 == 0 else list(reversed(engines))
             for eng in order:
+                if scenario in OURS_ONLY and eng != "ours":
+                    continue
                 try:
                     res = run_one(scenario, eng, args.quick, rel_bin, runtime_dir)
                 except Exception as exc:
