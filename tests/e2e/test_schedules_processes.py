@@ -83,12 +83,11 @@ def test_three_processes_enqueue_each_tick_once_and_catch_up(
     wait_until(
         lambda: store.clock.now() >= began + run_seconds, timeout=run_seconds + 30, what="the run"
     )
-    wait_until(lambda: all_completed(store, "beat"), timeout=60, what="every tick's job done")
     stop_all(procs)
     down_at = store.clock.now()
-    ticks = assert_each_tick_once(store, "beat", began, down_at)
     run_s = time.monotonic() - t0
-    print(f"{run_seconds} s run: {len(ticks)} ticks, {len(ticks) / run_s:.2f} per second")
+    ticks = len(tick_jobs(store, "beat"))
+    print(f"{run_seconds} s run: {ticks} ticks, {ticks / run_s:.2f} per second")
 
     # Downtime: nothing runs for DOWNTIME seconds, so at least 3 ticks of each schedule fall
     # due unfired.
@@ -101,10 +100,14 @@ def test_three_processes_enqueue_each_tick_once_and_catch_up(
     wait_until(
         lambda: max(tick_jobs(store, "beat")) >= up_at + 3, timeout=60, what="ticks after restart"
     )
+    # Paused, no tick can fall between the last job's completion and the stop (a job held
+    # at the stop would go back to `pending`).
+    store.pause_schedule("beat")
+    store.pause_schedule("late")
+    ended = store.clock.now()
     wait_until(lambda: all_completed(store, "beat"), timeout=60, what="every tick's job done")
     wait_until(lambda: all_completed(store, "late"), timeout=60, what="every tick's job done")
     stop_all(procs)
-    ended = store.clock.now()
 
     # `all`: the whole run, downtime included, has each tick exactly once.
     assert_each_tick_once(store, "beat", began, ended)
