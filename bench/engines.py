@@ -165,6 +165,8 @@ class Ours(Engine):
         from statemachine_engine.database import open_store
 
         self.bindir = bindir
+        #: Appended to every `statemachine` command line (e.g. `--safety-interval 60`).
+        self.extra_args: list[str] = []
         self.url = f"sqlite:///{workdir}/ours.db"
         self.store = open_store(self.url)
         self._last_transition_id = 0
@@ -180,7 +182,7 @@ class Ours(Engine):
         argv += ["--db", self.url]  # default log level (INFO lines per step), as released
         if context:
             argv += ["--initial-context", json.dumps(context)]
-        return argv
+        return argv + self.extra_args
 
     def ready_at(self, machine: Machine) -> float | None:
         status = self.store.get_machine(machine.name)
@@ -323,7 +325,7 @@ class Released(Engine):
         argv += ["--event-socket-path", str(self.sink.path)]
         if context:
             argv += ["--initial-context", json.dumps(context)]
-        return argv
+        return argv + self.extra_args
 
     def ready_at(self, machine: Machine) -> float | None:
         self._poll_fallback()

@@ -67,6 +67,36 @@ METRICS = [
     Metric("rss_mb", "RSS, 1 machine", "MiB", False, "idle"),
     Metric("startup_ms", "start-up to first state", "ms", False, "idle"),
 ]
+METRICS += [
+    Metric(
+        "timers_idle_cpu_pct",
+        "10 schedules, 50 timers: idle CPU",
+        "% core",
+        False,
+        "timers",
+    ),
+    Metric(
+        "timers_idle_cpu_per_machine_pct",
+        "10 schedules, 50 timers: per machine",
+        "% core",
+        False,
+        "timers",
+    ),
+    Metric(
+        "timers_idle_cpu_pct_s60",
+        "50 timers, --safety-interval 60: CPU",
+        "% core",
+        False,
+        "timers60",
+    ),
+    Metric(
+        "timers_idle_cpu_per_machine_pct_s60",
+        "50 timers, --safety-interval 60: each",
+        "% core",
+        False,
+        "timers60",
+    ),
+]
 for _n in (50, 200):
     METRICS += [
         Metric(f"fleet{_n}_rss_mb", f"{_n} machines: total RSS", "MiB", False, f"fleet{_n}"),
@@ -88,11 +118,17 @@ SCENARIOS = [
     "pickup",
     "event",
     "idle",
+    "timers",
+    "timers60",
     "fleet50",
     "fleet200",
     "peers",
 ]
 ENGINES = ["ours", "released", *peers.scenario.PEER_NAMES, "raw"]
+#: Scenarios of features the released package does not have (durable timers, schedules).
+OURS_ONLY = {"timers", "timers60"}
+#: Run only when named in --only (an explanation of another figure, not a figure to track).
+ON_REQUEST = {"timers60"}
 
 # Counts per engine: the released package ticks every 50 ms (500 ms when idle), so it gets
 # fewer jobs and samples to keep the whole run under 10 minutes. (quick, full)
@@ -105,6 +141,9 @@ COUNTS: dict[str, dict[str, tuple[int | float, int | float]]] = {
         "idle_window": (2.0, 6.0),
         "fleet_window": (2.0, 6.0),
         "fanout_rounds": (1, 3),
+        "timer_machines": (10, 50),
+        "timer_schedules": (10, 10),
+        "timer_window": (3.0, 20.0),
     },
     "released": {
         "jobs_log": (10, 50),
@@ -195,6 +234,16 @@ def run_one(
                 return scenarios.event_latency(engine, int(c["event"]), 30)
             if scenario == "idle":
                 return scenarios.idle_machine(engine, float(c["idle_window"]))
+            if scenario.startswith("timers"):
+                return scenarios.parked_timers(
+                    engine,
+                    int(c["timer_machines"]),
+                    int(c["timer_schedules"]),
+                    float(c["timer_window"]) * (1 if scenario == "timers" else 3),
+                    batch=10,
+                    timeout=timeout,
+                    safety_interval=None if scenario == "timers" else 60.0,
+                )
             if scenario.startswith("fleet"):
                 n = int(scenario[5:])
                 return scenarios.fleet(
@@ -243,6 +292,8 @@ def physical_limits(lim: dict[str, Any]) -> dict[str, tuple[float | None, str]]:
         "rss_mb": (lim["python_rss_mb"], "idle Python interpreter"),
         "startup_ms": (lim["python_startup_p50_ms"], "`python -c pass`"),
     }
+    for key in ("timers_idle_cpu_pct", "timers_idle_cpu_per_machine_pct"):
+        out[key] = out[key + "_s60"] = (0.0, "none")
     for n in (50, 200):
         out[f"fleet{n}_rss_mb"] = (n * lim["python_rss_mb"], f"{n} x idle interpreter")
         out[f"fleet{n}_idle_cpu_pct"] = (0.0, "none")
@@ -279,7 +330,12 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=None, help="rounds per engine (default 3, quick 1)"
     )
-    parser.add_argument("--only", default="", help=f"comma-separated scenarios of {SCENARIOS}")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated scenarios of {SCENARIOS}; {', '.join(sorted(ON_REQUEST))} "
+        "run only when named",
+    )
     parser.add_argument(
         "--engines",
         default=",".join(ENGINES),
@@ -287,7 +343,8 @@ def main() -> int:
     )
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
-    chosen = [s for s in SCENARIOS if not args.only or s in args.only.split(",")]
+    only = [s for s in args.only.split(",") if s]
+    chosen = [s for s in SCENARIOS if s in only or (not only and s not in ON_REQUEST)]
     wanted = args.engines.split(",")
     engines = [e for e in ("ours", "released") if e in wanted]
     classic = [s for s in chosen if s != "peers"]
@@ -313,12 +370,14 @@ def main() -> int:
         t0 = time.perf_counter()
         # One round of the fleets (each is many machines and several fan-outs); past the
         # time budget, the remaining scenarios get one round so `make bench` stays < 10 min.
-        n_rounds = 1 if scenario.startswith("fleet") else rounds
+        n_rounds = 1 if scenario.startswith("fleet") or scenario in OURS_ONLY else rounds
         if time.perf_counter() - t_begin > ROUNDS_BUDGET_S:
             n_rounds = 1
         for r in range(n_rounds):
             order = engines if r % 2 == 0 else list(reversed(engines))
             for eng in order:
+                if scenario in OURS_ONLY and eng != "ours":
+                    continue
                 try:
                     res = run_one(scenario, eng, args.quick, rel_bin, runtime_dir)
                 except Exception as exc:

@@ -243,3 +243,61 @@ def fleet(
         f"fleet{n}_start_s": start_all_s,
         f"fleet{n}_unobserved": unobserved,
     }
+
+
+def parked_timers(
+    engine: Engine,
+    machines_n: int,
+    schedules_n: int,
+    window: float,
+    batch: int,
+    timeout: float,
+    safety_interval: float | None = None,
+) -> dict[str, Any]:
+    """Idle CPU of `machines_n` machines, each parked in a state with an armed
+    `timeout(3600)` (one machine per process, one armed timer per machine), on a database
+    holding `schedules_n` schedules whose ticks are far from the window (yearly cron, 1 January),
+    so every process looks at the schedules at each safety re-check and none fires. Ours only:
+    the released package has neither durable timers nor schedules. With `safety_interval`
+    the machines run with that `--safety-interval` and the figures' keys end in `_s<N>`."""
+    store = getattr(engine, "store", None)
+    extra = getattr(engine, "extra_args", None)
+    if store is None or extra is None:
+        raise BenchError("no schedules in this engine")
+    suffix = ""
+    if safety_interval is not None:
+        extra += ["--safety-interval", f"{safety_interval:g}"]
+        suffix = f"_s{safety_interval:g}"
+    from statemachine_engine.database import ScheduleSpec, Timing
+
+    for n in range(schedules_n):
+        timing = Timing(cron=f"{n} 0 1 1 *")
+        store.put_schedule(ScheduleSpec(f"bench-yearly-{n}", "bench_never", timing))
+    config = SCENARIO_DIR / "timer_worker.yaml"
+    machines: list[Machine] = []
+    try:
+        for first in range(0, machines_n, batch):
+            group = [
+                engine.start(config, unique_name("tmr"))
+                for _ in range(first, min(machines_n, first + batch))
+            ]
+            for m in group:
+                engine.wait_ready(m, timeout=timeout)
+            machines.extend(group)
+        time.sleep(2.0)
+        pids = [m.pid for m in machines]
+        c0, t0 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
+        time.sleep(window)
+        c1, t1 = sum(cpu_seconds(p) for p in pids), time.perf_counter()
+        for m in machines:
+            m.check_alive()
+        fired = sum(store.count_jobs(job_type="bench_never").values())
+        if fired:
+            raise BenchError(f"{fired} schedule tick(s) fired during the window")
+    finally:
+        engine.stop(machines)
+    total = (c1 - c0) / (t1 - t0) * 100
+    return {
+        f"timers_idle_cpu_pct{suffix}": total,
+        f"timers_idle_cpu_per_machine_pct{suffix}": total / machines_n,
+    }

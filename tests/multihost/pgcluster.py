@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,6 +70,16 @@ actions:
   sending:
     - {type: send_event, target_machine: "{target}", event_type: ping, success: sent}
 """
+
+
+@dataclass
+class Hosts:
+    """Two namespaces joined by a veth pair: names and addresses."""
+
+    a: str
+    b: str
+    addr_a: str
+    addr_b: str
 
 
 def pg_bindir() -> Path:

@@ -11,12 +11,7 @@ the test process itself reaches it through the cluster's Unix socket. Needs root
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +24,7 @@ from .pgcluster import (
     SENDER,
     WORKER,
     Cluster,
+    Hosts,
     bulk_add,
     exactly_once_report,
     processes,
@@ -40,72 +36,6 @@ pytestmark = pytest.mark.timeout(150)
 
 JOBS = 2000
 WORKERS_PER_HOST = 2
-
-
-@dataclass
-class Hosts:
-    """Two namespaces joined by a veth pair: names and addresses."""
-
-    a: str
-    b: str
-    addr_a: str
-    addr_b: str
-
-
-def _ip(*args: str) -> None:
-    run(["ip", *args])
-
-
-@pytest.fixture
-def hosts() -> Iterator[Hosts]:
-    if os.geteuid() != 0:
-        pytest.fail("the multi-host test needs root to create network namespaces")
-    tag = secrets.token_hex(3)
-    subnet = int(tag[:2], 16) % 250 + 1
-    made = Hosts(f"smA-{tag}", f"smB-{tag}", f"10.200.{subnet}.1", f"10.200.{subnet}.2")
-    created: list[str] = []
-    try:
-        for ns in (made.a, made.b):
-            try:
-                _ip("netns", "add", ns)
-            except AssertionError as exc:
-                pytest.fail(f"cannot create network namespaces here: {exc}")
-            created.append(ns)
-            _ip("-n", ns, "link", "set", "lo", "up")
-        veth_a, veth_b = f"va{tag}", f"vb{tag}"
-        _ip(
-            "-n",
-            made.a,
-            "link",
-            "add",
-            veth_a,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            veth_b,
-            "netns",
-            made.b,
-        )
-        _ip("-n", made.a, "addr", "add", f"{made.addr_a}/24", "dev", veth_a)
-        _ip("-n", made.b, "addr", "add", f"{made.addr_b}/24", "dev", veth_b)
-        _ip("-n", made.a, "link", "set", veth_a, "up")
-        _ip("-n", made.b, "link", "set", veth_b, "up")
-        yield made
-    finally:
-        for ns in created:  # deleting a namespace deletes its end of the veth pair
-            subprocess.run(["ip", "netns", "del", ns], check=False)
-
-
-@pytest.fixture
-def cluster(hosts: Hosts) -> Iterator[Cluster]:
-    # Crash durability is the restart test's subject; here commits need not wait for the disk.
-    made = Cluster(listen=hosts.addr_a, port=5432, netns=hosts.a, durable=False)
-    try:
-        made.start()
-        yield made
-    finally:
-        made.remove()
 
 
 def test_two_hosts_drain_one_queue_and_wake_each_other(
