@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import shutil
 import tempfile
@@ -81,9 +82,10 @@ class StartMachine(Protocol):
     ) -> Awaitable[Machine]: ...
 
 
-@pytest.fixture
-async def machine(store: SQLiteStore) -> AsyncIterator[StartMachine]:
-    """Start machines from YAML text on the test's store; all are stopped at teardown.
+@contextlib.asynccontextmanager
+async def machines_on(store: SQLiteStore) -> AsyncIterator[StartMachine]:
+    """Start machines from YAML text on `store`; all are stopped on leaving (the `machine`
+    fixture, on whichever event loop its tests run).
 
     With a VirtualClock the store uses it too, so leases, retries and timers share one
     time line. The safety re-check defaults to an hour: a missed wake-up fails the test.
@@ -111,15 +113,24 @@ async def machine(store: SQLiteStore) -> AsyncIterator[StartMachine]:
         started.append(running)
         return running
 
-    yield start
-    for running in started:
-        running.engine.stop()
-    for running in started:
-        if not running.task.done():
-            await asyncio.wait({running.task}, timeout=5)
-        if not running.task.done():
-            running.task.cancel()
-            await asyncio.wait({running.task}, timeout=5)
+    try:
+        yield start
+    finally:
+        for running in started:
+            running.engine.stop()
+        for running in started:
+            if not running.task.done():
+                await asyncio.wait({running.task}, timeout=5)
+            if not running.task.done():
+                running.task.cancel()
+                await asyncio.wait({running.task}, timeout=5)
+
+
+@pytest.fixture
+async def machine(store: SQLiteStore) -> AsyncIterator[StartMachine]:
+    """Start machines from YAML text on the test's store; all are stopped at teardown."""
+    async with machines_on(store) as start:
+        yield start
 
 
 def _released_helpers() -> ModuleType:

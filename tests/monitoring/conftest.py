@@ -31,14 +31,16 @@ transitions:
 BASE = "http://127.0.0.1:3001"
 
 
-def register(store: SQLiteStore, name: str, text: str = WORKER, *, pid: int = 0) -> str:
+def register(
+    store: SQLiteStore, name: str, text: str = WORKER, *, pid: int = 0, hostname: str = "localhost"
+) -> str:
     """Record a machine as started (what the engine does) and return its definition digest."""
     definition = parse_definition(text, f"{name}.yaml", ActionLoader())
     store.register_machine(
         name,
         definition.initial_state,
         pid=pid,
-        hostname="localhost",
+        hostname=hostname,
         config_path=f"{name}.yaml",
         definition_name=definition.name,
         definition_hash=definition.digest,

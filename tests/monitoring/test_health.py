@@ -3,12 +3,22 @@ a process killed but not reaped."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+from pathlib import Path
+from typing import Any
 
-from statemachine_engine.database.liveness import is_zombie, process_alive, process_start
+from statemachine_engine.database.liveness import (
+    is_zombie,
+    process_alive,
+    process_start,
+    this_host,
+)
 from statemachine_engine.database.records import MachineStatus
+from statemachine_engine.database.sqlite import SQLiteStore
+from statemachine_engine.monitoring.db import Db
 from statemachine_engine.monitoring.health import (
     CRASH_LOOP_STARTS,
     CRASH_WINDOW,
@@ -20,6 +30,9 @@ from statemachine_engine.monitoring.health import (
     machine_health,
     overdue_by_machine,
 )
+from statemachine_engine.monitoring.stream import Client, Hub
+
+from .conftest import register
 
 NOW = 10_000.0
 
@@ -130,3 +143,39 @@ def test_a_pid_with_another_start_time_is_not_the_recorded_process() -> None:
     assert start is not None
     assert process_alive(os.getpid(), start) is True
     assert process_alive(os.getpid(), start + 1) is False
+
+
+async def test_liveness_changes_reach_clients_from_the_first_check(tmp_path: Path) -> None:
+    """The page learns of a death that happens before the server's first liveness check
+    that saw the machine (seen once: the killed machine was shown alive for good)."""
+    url = f"sqlite:///{tmp_path / 'sm.db'}"
+    SQLiteStore(str(tmp_path / "sm.db")).close()
+    db = Db(url)
+    hub = Hub(db, doorbell_name=None, fallback_interval=3600)
+    client = Client()
+    hub.clients.add(client)
+    try:
+        await hub._check_liveness()  # no machine yet
+        child = subprocess.Popen([sys.executable, "-c", "pass"])
+        child.wait()  # gone: its pid answers no more
+        await db.call(lambda s: register(s, "gone-1", pid=child.pid, hostname=this_host()))
+        await db.call(lambda s: register(s, "mine", pid=os.getpid(), hostname=this_host()))
+        await hub._check_liveness()
+        pushed = {
+            m["machine_name"]: m["health"]["kind"]
+            for msg in drain(client)
+            if msg["type"] == "machines"
+            for m in msg["machines"]
+        }
+        assert pushed == {"gone-1": "dead", "mine": "ok"}
+        await hub._check_liveness()  # nothing changed since: nothing pushed
+        assert drain(client) == []
+    finally:
+        db.close()
+
+
+def drain(client: Client) -> list[dict[str, Any]]:
+    found = []
+    while not client.queue.empty():
+        found.append(client.queue.get_nowait())
+    return found

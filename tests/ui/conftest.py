@@ -10,9 +10,16 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
+from pytest_asyncio import is_async_test
+
+from statemachine_engine.database.sqlite import SQLiteStore
+
+from ..conftest import StartMachine, machines_on
 
 CHROMIUM = os.environ.get("STATEMACHINE_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -76,18 +83,53 @@ def ui_server(store: object, tmp_path: Path) -> Iterator[UiServer]:
     server.stop()
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The browser tests share one event loop per test worker, the one the worker's Chromium
+    runs on: a launch costs about a second, and more on a busy host."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents and is_async_test(item):
+            item.add_marker(pytest.mark.asyncio(loop_scope="session"), append=False)
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def chromium() -> AsyncIterator[Any]:
+    """Playwright and one headless Chromium for all the browser tests of a test worker."""
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `make install` (installs Debian chromium)")
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        instance = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield instance
-        finally:
-            await instance.close()
+        yield pw
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def _browser(chromium: Any) -> AsyncIterator[list[Any]]:
+    held: list[Any] = []  # the running browser, replaced if a test leaves it disconnected
+    yield held
+    for instance in held:
+        await instance.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(chromium: Any, _browser: list[Any]) -> AsyncIterator[Any]:
+    """The worker's Chromium; each test's pages (each in its own context, so no cookies,
+    storage or emulated media carry over) are closed after it."""
+    if not _browser or not _browser[0].is_connected():
+        _browser[:] = [await chromium.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)]
+    instance = _browser[0]
+    try:
+        yield instance
+    finally:
+        for context in list(instance.contexts):
+            await context.close()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def machine(store: SQLiteStore) -> AsyncIterator[StartMachine]:
+    """The shared `machine` fixture, on the browser tests' loop (its machines run there)."""
+    async with machines_on(store) as start:
+        yield start
 
 
 @pytest.fixture

@@ -226,10 +226,12 @@ class Hub:
     async def _check_liveness(self) -> None:
         views = await self.machine_views()
         seen = {v["machine_name"]: (v["alive"], v["health"]["kind"]) for v in views}
-        if self._alive and seen != self._alive:
-            changed = [
-                v for v in views if self._alive.get(v["machine_name"]) != seen[v["machine_name"]]
-            ]
+        # A machine first seen here is pushed as well: it may have died between a client's
+        # snapshot and this check, and no later check would tell that client otherwise.
+        changed = [
+            v for v in views if self._alive.get(v["machine_name"]) != seen[v["machine_name"]]
+        ]
+        if changed:
             self.broadcast({"type": "machines", "machines": changed})
         self._alive = seen
 
