@@ -192,17 +192,17 @@ class TestPragmas:
         store = SQLiteStore(str(tmp_path / "x.db"))
         other = apsw.Connection(str(tmp_path / "x.db"))
         other.execute("BEGIN IMMEDIATE")
-        released = threading.Event()
+        releasing = threading.Event()
 
         def release() -> None:
+            releasing.set()  # before COMMIT: the waiting write may finish before set() would run
             other.execute("COMMIT")
-            released.set()
 
         timer = threading.Timer(0.3, release)
         timer.start()
         try:
             job = store.add_job("render")
-            assert released.is_set()
+            assert releasing.is_set(), "the write went through while the lock was held"
             assert store.get_job(job.job_id) == job
         finally:
             timer.join()
