@@ -77,6 +77,8 @@ class Engine:
     workdir: Path
     label: str = "engine"
     machines: list[Machine] = field(default_factory=list)
+    #: Appended to every machine's command line (e.g. `--safety-interval 60`).
+    extra_args: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         (self.workdir / "logs").mkdir(parents=True, exist_ok=True)
@@ -165,8 +167,6 @@ class Ours(Engine):
         from statemachine_engine.database import open_store
 
         self.bindir = bindir
-        #: Appended to every `statemachine` command line (e.g. `--safety-interval 60`).
-        self.extra_args: list[str] = []
         self.url = f"sqlite:///{workdir}/ours.db"
         self.store = open_store(self.url)
         self._last_transition_id = 0

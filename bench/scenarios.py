@@ -261,8 +261,8 @@ def parked_timers(
     the released package has neither durable timers nor schedules. With `safety_interval`
     the machines run with that `--safety-interval` and the figures' keys end in `_s<N>`."""
     store = getattr(engine, "store", None)
-    extra = getattr(engine, "extra_args", None)
-    if store is None or extra is None:
+    extra = engine.extra_args
+    if store is None:
         raise BenchError("no schedules in this engine")
     suffix = ""
     if safety_interval is not None:
