@@ -94,7 +94,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def chromium() -> AsyncIterator[Any]:
-    """Playwright and one headless Chromium for all the browser tests of a test worker."""
+    """Playwright, started once per test worker (`browser` launches Chromium on it)."""
     if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: run `make install` (installs Debian chromium)")
     from playwright.async_api import async_playwright
@@ -105,6 +105,7 @@ async def chromium() -> AsyncIterator[Any]:
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def _browser(chromium: Any) -> AsyncIterator[list[Any]]:
+    """The test worker's one Chromium, closed when the worker ends."""
     held: list[Any] = []  # the running browser, replaced if a test leaves it disconnected
     yield held
     for instance in held:
