@@ -1,11 +1,26 @@
-"""Checks shared by the real-process schedule tests (tests/e2e, tests/multihost): what the
-jobs of one schedule must look like after machine processes fired it for a while."""
+"""Checks shared by the schedule tests (tests/core, tests/e2e, tests/multihost): the machine
+they run, and what the jobs of one schedule must look like after machine processes fired it
+for a while."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from statemachine_engine.database import Store
+
+#: A worker of the schedule's `tick` jobs: logs each tick and waits for the next.
+TICKER = """
+name: ticker
+initial_state: waiting
+states: [waiting, working]
+actions:
+  waiting: [{type: check_database_queue, job_type: tick}]
+  working: [{type: log, message: "tick {data.tick}", success: job_done}]
+transitions:
+  - {from: waiting, to: working, event: new_job}
+  - {from: waiting, to: waiting, event: no_jobs}
+  - {from: working, to: waiting, event: job_done}
+"""
 
 #: Seconds allowed at either edge of a run before its first and after its last tick: the
 #: first fire may wait for a process to park, the last tick may still be due (busy host).

@@ -12,23 +12,12 @@ from statemachine_engine.database.schedules import ScheduleSpec
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.ticks import Timing
 
+from ..schedule_checks import TICKER
+
 StartMachine = Callable[..., Awaitable[Any]]
 Until = Callable[..., Awaitable[None]]
 DAY = 86_400
 STEP = 300
-
-TICKER = """
-name: ticker
-initial_state: waiting
-states: [waiting, working]
-actions:
-  waiting: [{type: check_database_queue, job_type: tick}]
-  working: [{type: log, message: "tick {data.tick}", success: job_done}]
-transitions:
-  - {from: waiting, to: working, event: new_job}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: working, to: waiting, event: job_done}
-"""
 
 
 def done(store: SQLiteStore) -> int:

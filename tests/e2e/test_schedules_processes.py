@@ -18,25 +18,19 @@ import pytest
 from statemachine_engine.database import Store
 from statemachine_engine.database.postgres import testing as pg
 
-from ..schedule_checks import all_completed, assert_each_tick_once, first_fire_after, tick_jobs
+from ..schedule_checks import (
+    TICKER,
+    all_completed,
+    assert_each_tick_once,
+    first_fire_after,
+    tick_jobs,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
 RUN_SECONDS = {"sqlite": 30, "postgres": 8}
 DOWNTIME = 3.0
 MACHINES = 3
-TICKER = """
-name: ticker
-initial_state: waiting
-states: [waiting, working]
-actions:
-  waiting: [{type: check_database_queue, job_type: tick}]
-  working: [{type: log, message: "tick {data.tick}", success: job_done}]
-transitions:
-  - {from: waiting, to: working, event: new_job}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: working, to: waiting, event: job_done}
-"""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,4 +1,6 @@
-"""Fixtures for the monitoring server: a seeded store and a TestClient on loopback."""
+"""Fixtures for the monitoring server: a seeded store and a TestClient on loopback, and for
+the tests that run on both backends, `url` (a SQLite file, then a fresh PostgreSQL schema)
+with the `store` open on it."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from statemachine_engine.config.loader import parse_definition
 from statemachine_engine.core import ActionLoader
+from statemachine_engine.database import Store, open_store
+from statemachine_engine.database.postgres import testing as pg_testing
 from statemachine_engine.database.records import Step
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.monitoring import UiConfig, create_app
@@ -62,6 +66,23 @@ def step(store: SQLiteStore, name: str, source: str, target: str, event: str, n:
             event=event,
         )
     )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitoring.db'}"
+        return
+    schema_url = pg_testing.fresh_schema_url(pg_testing.check_server(), prefix="monitoring_")
+    yield schema_url
+    pg_testing.drop_schema(schema_url)
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[Store]:
+    opened = open_store(url)
+    yield opened
+    opened.close()
 
 
 @pytest.fixture

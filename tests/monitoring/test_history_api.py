@@ -4,28 +4,16 @@ item once across pages, in order; 404 for an unknown machine; bounded limit; bad
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from statemachine_engine.database import Store, open_store
-from statemachine_engine.database.postgres import testing as pg_testing
 from statemachine_engine.database.records import OutgoingEvent, Step
 from statemachine_engine.monitoring import UiConfig, create_app
 
 from .conftest import BASE, register
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'history.db'}"
-        return
-    schema_url = pg_testing.fresh_schema_url(pg_testing.check_server(), prefix="history_")
-    yield schema_url
-    pg_testing.drop_schema(schema_url)
 
 
 @pytest.fixture

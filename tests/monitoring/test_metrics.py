@@ -7,7 +7,6 @@ import itertools
 import os
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from statemachine_engine.database import Store, open_store
+from statemachine_engine.database import Store
 from statemachine_engine.database.metrics import STATE_SECONDS_BUCKETS
 from statemachine_engine.database.postgres import PostgresStore
-from statemachine_engine.database.postgres import testing as pg_testing
 from statemachine_engine.database.records import Step
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.monitoring import UiConfig, create_app
@@ -26,23 +24,6 @@ from statemachine_engine.monitoring import UiConfig, create_app
 from .conftest import BASE, register
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'metrics.db'}"
-        return
-    schema_url = pg_testing.fresh_schema_url(pg_testing.check_server(), prefix="metrics_")
-    yield schema_url
-    pg_testing.drop_schema(schema_url)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    opened = open_store(url)
-    yield opened
-    opened.close()
 
 
 def rows(store: Store, sql: str) -> list[dict[str, Any]]:

@@ -6,35 +6,16 @@ follow the API's access rules."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from statemachine_engine.database import ScheduleSpec, Store, Timing, open_store
-from statemachine_engine.database.postgres import testing as pg_testing
 from statemachine_engine.database.schedules import Schedule
 from statemachine_engine.monitoring import UiConfig, create_app
 
 from .conftest import BASE
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'schedules.db'}"
-        return
-    schema_url = pg_testing.fresh_schema_url(pg_testing.check_server(), prefix="schedules_api_")
-    yield schema_url
-    pg_testing.drop_schema(schema_url)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    opened = open_store(url)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

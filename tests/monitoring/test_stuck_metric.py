@@ -4,39 +4,18 @@ scrape time, parsed with prometheus_client's parser, on real SQLite and PostgreS
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from statemachine_engine.core.deadlines import STUCK_KIND
-from statemachine_engine.database import Store, open_store
+from statemachine_engine.database import Store
 from statemachine_engine.database.postgres import PostgresStore
-from statemachine_engine.database.postgres import testing as pg_testing
 from statemachine_engine.database.sqlite import SQLiteStore
 from statemachine_engine.monitoring import UiConfig, create_app
 
 from .conftest import BASE
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'stuck.db'}"
-        return
-    schema_url = pg_testing.fresh_schema_url(pg_testing.check_server(), prefix="stuck_")
-    yield schema_url
-    pg_testing.drop_schema(schema_url)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[Store]:
-    opened = open_store(url)
-    yield opened
-    opened.close()
 
 
 def rows(store: Store, sql: str) -> list[dict[str, Any]]:

@@ -15,24 +15,12 @@ import pytest
 
 from statemachine_engine.database.postgres import PostgresStore
 
-from ..schedule_checks import all_completed, assert_each_tick_once
+from ..schedule_checks import TICKER, all_completed, assert_each_tick_once
 from .pgcluster import BIN, Cluster, Hosts, processes, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
 RUN_SECONDS = 30
-TICKER = """
-name: ticker
-initial_state: waiting
-states: [waiting, working]
-actions:
-  waiting: [{type: check_database_queue, job_type: tick}]
-  working: [{type: log, message: "tick {data.tick}", success: job_done}]
-transitions:
-  - {from: waiting, to: working, event: new_job}
-  - {from: waiting, to: waiting, event: no_jobs}
-  - {from: working, to: waiting, event: job_done}
-"""
 
 
 def test_three_processes_on_two_hosts_enqueue_each_tick_once(

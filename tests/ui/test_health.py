@@ -14,6 +14,8 @@ from typing import Any
 
 from statemachine_engine.database.sqlite import SQLiteStore
 
+from .conftest import wait_for
+
 IDLE = """\
 name: Idle
 initial_state: waiting
@@ -23,16 +25,6 @@ transitions:
   - {from: waiting, to: done, event: stop}
 """
 BIN = Path(sys.executable).parent
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = predicate()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def fail(store: SQLiteStore, job_id: str, error: str, data: Any = None) -> None:

@@ -6,7 +6,6 @@ elsewhere (the CLI, a machine firing a tick) reach the open page without a reloa
 from __future__ import annotations
 
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,9 @@ from zoneinfo import ZoneInfo
 from statemachine_engine.database import ScheduleSpec, Timing
 from statemachine_engine.database.sqlite import SQLiteStore
 
+from .conftest import wait_for
+
 DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = predicate()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def stamp(ts: float, zone: str = "UTC") -> str:
