@@ -189,11 +189,20 @@ def test_machines_carry_health_from_the_stream_and_the_leases(url: str) -> None:
     finally:
         store.close()
     app = create_app(UiConfig(db_url=url, fallback_interval=0.05))
+    expected = {"w-restarted": "restarting", "w-late": "lease_overdue", "w-fine": "ok"}
     with TestClient(app, base_url=BASE) as c:
-        machines = {m["machine_name"]: m for m in c.get("/api/machines").json()["machines"]}
+        # Restarts are read from the stream, which PostgreSQL holds back while any older
+        # transaction on the server (another test's) is open: wait for the rows, not a time.
+        deadline = time.monotonic() + 30
+        while True:
+            listed = c.get("/api/machines").json()["machines"]
+            machines = {m["machine_name"]: m for m in listed}
+            kinds = {name: m["health"]["kind"] for name, m in machines.items()}
+            if kinds == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         one = c.get("/api/machines/w-late").json()["machine"]
-    kinds = {name: m["health"]["kind"] for name, m in machines.items()}
-    assert kinds == {"w-restarted": "restarting", "w-late": "lease_overdue", "w-fine": "ok"}
+    assert kinds == expected
     assert machines["w-late"]["health"]["detail"].startswith("holds job held past its lease")
     assert one["health"] == machines["w-late"]["health"]
     assert all(m["alive"] is True for m in machines.values())
