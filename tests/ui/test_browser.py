@@ -22,7 +22,7 @@ actions:
       job_type: task
   processing:
     - type: sleep
-      seconds: 1.0
+      seconds: 3.0  # long enough for a loaded host to draw and read the diagram in it
       success: step_done
   finishing:
     - type: complete_job
