@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install ui-assets demo test lint typecheck unit bench bench-peers clean chromium pg site docs cli-docs
+.PHONY: install ui-assets demo test lint typecheck unit coverage bench bench-peers clean chromium pg site docs cli-docs
 
 UI_DIR := src/statemachine_engine/monitoring
 MERMAID := $(UI_DIR)/static/vendor/mermaid.min.js
@@ -56,12 +56,16 @@ pg:
 
 # Three test workers (the suite mostly waits on processes, browsers and databases; tests of
 # one `xdist_group`, such as the builds from the source tree, on the same worker), then the
-# tests marked `serial` (CPU, memory and time budgets) one at a time; coverage adds up over
-# both runs.
+# tests marked `serial` (CPU, memory and time budgets) one at a time. `make coverage` runs
+# the same with coverage added up over both runs (slower: `make test` keeps CI's 10 minutes).
+COV ?=
 unit: install pg
 	export STATEMACHINE_TEST_PG="$$(scripts/pg_test_server.sh)" && \
-	$(VENV)/bin/pytest -n 3 --dist loadgroup -m "not serial" --cov --cov-report= -q && \
-	$(VENV)/bin/pytest -m serial --cov --cov-append --cov-report=term:skip-covered -q
+	$(VENV)/bin/pytest -n 3 --dist loadgroup -m "not serial" $(if $(COV),--cov --cov-report=) -q && \
+	$(VENV)/bin/pytest -m serial $(if $(COV),--cov --cov-append --cov-report=term:skip-covered) -q
+
+coverage:
+	$(MAKE) unit COV=1
 
 # The documentation site: built strictly (a broken link or anchor fails the build), after
 # regenerating the CLI reference from the parsers.
